@@ -1,0 +1,292 @@
+"""The ``privis`` command: thin wrappers over the Python API (DESIGN.md, "The command line").
+
+Exit status: 0 on success, 2 on a usage error, 1 on failure. Errors go to stderr as one line naming the
+cause (and the file, for a bad file).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from privis.errors import ImageFileError, InvalidInputError, PrivisError
+
+app = typer.Typer(
+    name="privis",
+    help="Protect image data handed to deep-learning pipelines, and measure the utility that survives "
+    "and what an attacker can still recover.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"privis: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn privis errors into one stderr line and the documented exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ImageFileError as exc:
+            fail(f"bad image file {exc.path}: {exc.reason}", 1)
+        except InvalidInputError as exc:
+            fail(str(exc), 2)
+        except PrivisError as exc:
+            fail(str(exc), 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except (OSError, MemoryError) as exc:
+            fail(f"{type(exc).__name__}: {exc}", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``["steps=100", "optimizer=sgd"]`` → ``{"steps": 100, "optimizer": "sgd"}`` (Python literals or strings)."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InvalidInputError(f"--param expects KEY=VALUE, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            value: Any = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw
+        params[key.strip().replace("-", "_")] = value
+    return params
+
+
+def load_model_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Replace a ``*model`` parameter given as a checkpoint path by the loaded model."""
+    from privis.models import load_checkpoint
+
+    for key, value in list(params.items()):
+        if key.endswith("model") and isinstance(value, str) and value.endswith((".pt", ".pth", ".ts")):
+            params[key], _ = load_model_from(value, load_checkpoint)
+    return params
+
+
+def load_model_from(path: str, loader: Callable[..., Any]) -> Any:
+    if not Path(path).is_file():
+        raise InvalidInputError(f"model checkpoint not found: {path}")
+    return loader(path)
+
+
+def write_outputs(result: Any, json_path: Path | None, report_path: Path | None) -> None:
+    from privis.report import save_report
+
+    if json_path:
+        result.save_json(json_path)
+        typer.echo(f"wrote {json_path}")
+    if report_path:
+        save_report(result, report_path)
+        typer.echo(f"wrote {report_path}")
+
+
+def print_summary(result: Any) -> None:
+    width = max((len(k) for k in result.summary), default=0)
+    for key, value in result.summary.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        typer.echo(f"  {key:<{width}}  {shown}")
+
+
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the Result as JSON here.")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice (reproducible runs).")]
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html and results.json.")] = Path("privis-demo"),
+    seed: SeedOpt = 0,
+) -> None:
+    """The main job: Veil Privacy end to end on Fashion-MNIST (digits when it is absent).
+
+    Trains the owner's local model, veils a training slice, trains a model on the veiled data, tests both
+    models on original and veiled test data, and writes OUT/report.html and OUT/results.json.
+    """
+    from privis.experiments.demo import run_demo
+
+    result = run_demo(out=out, seed=seed)
+    print_summary(result)
+    typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+
+
+@app.command()
+@handle_errors
+def protect(
+    method: Annotated[str, typer.Argument(help="Protection method (see `privis methods`).")],
+    data: Annotated[str, typer.Option("--data", help="Dataset spec, e.g. digits, folder:PATH, npz:PATH.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (PNG files + manifest.json).")],
+    param: Annotated[list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy.")] = None,
+    fit_data: Annotated[str | None, typer.Option("--fit-data", help="Data the protector is fitted on "
+                                                 "(default: the data being protected).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images protected and saved per batch.")] = 256,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images, listing them in the "
+                                           "manifest.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run's outputs in OUT.")] = False,
+) -> None:
+    """Protect a dataset and write it as a folder readable back as folder:OUT.
+
+    Each batch is written as soon as it is protected, so a crash loses at most the batch in flight.
+    Secrets (masks, permutations) are never written.
+    """
+    from privis import data as pdata
+    from privis import methods
+    from privis.engine import protect_dataset
+
+    params = load_model_params(parse_params(param))
+    cls = methods.available().get(method)
+    if cls is not None and "random_state" in cls._param_names() and seed is not None:
+        params.setdefault("random_state", seed)
+    protector = methods.create(method, **params)
+    dataset = pdata.load(data, skip_bad=skip_bad)
+    fit_set = pdata.load(fit_data, skip_bad=skip_bad) if fit_data else dataset
+    t0 = time.perf_counter()
+    summary = protect_dataset(protector, dataset, out, fit_on=fit_set, batch_size=batch_size, overwrite=overwrite)
+    typer.echo(f"protected {summary['written']} images with {method} in {time.perf_counter() - t0:.1f} s "
+               f"({summary['images_per_second']:.1f} images/s), skipped {summary['skipped']}; wrote {out}")
+
+
+@app.command()
+@handle_errors
+def train(
+    data: Annotated[str, typer.Option("--data", help="Training dataset spec, e.g. fashion-mnist:train[:5000].")],
+    model: Annotated[str, typer.Option("--model", help="Architecture (see `privis models`).")] = "lenet5",
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint path (.pt).")] = Path("model.pt"),
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd, adam, adamw (or any registered).")] = "adam",
+    test: Annotated[str | None, typer.Option("--test", help="Evaluation dataset spec.")] = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Train a classifier from the model zoo and save a checkpoint."""
+    import torch
+
+    from privis import data as pdata
+    from privis import models
+
+    ds = pdata.load(data)
+    torch.manual_seed(seed)
+    net = models.create(model, num_classes=ds.num_classes, in_channels=ds.images.shape[1],
+                        image_size=tuple(ds.images.shape[-2:]))
+    val = None
+    if test:
+        test_ds = pdata.load(test)
+        val = (test_ds.images, test_ds.labels)
+    history = models.train(net, ds.images, ds.labels, epochs=epochs, lr=lr, batch_size=batch_size,
+                           optimizer=optimizer, seed=seed, val=val, desc=f"train {model}")
+    models.save_checkpoint(net, out, extra={"data": data, "class_names": ds.class_names, "epochs": epochs})
+    typer.echo(f"trained {model} on {len(ds)} images: train accuracy {history.train_acc[-1]:.4f}"
+               + (f", test accuracy {history.val_acc[-1]:.4f}" if val else "") + f"; wrote {out}")
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    method: Annotated[str, typer.Argument(help="Protection method (see `privis methods`).")],
+    data: Annotated[str, typer.Option("--data", help="fashion-mnist, digits, folder:PATH or npz:PATH.")] = (
+        "fashion-mnist"),
+    train_size: Annotated[int | None, typer.Option("--train-size", help="Owner's training slice size.")] = 10000,
+    test_size: Annotated[int | None, typer.Option("--test-size", help="Test slice size (default: all).")] = None,
+    model: Annotated[str, typer.Option("--model", help="Architecture of the baseline and service models.")] = "lenet5",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    augment: Annotated[str, typer.Option("--augment", help="Service-model training augmentation offered by the "
+                                         "method (veil: sign-flip), or none.")] = "default",
+    param: Annotated[list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")] = None,
+    json_path: JsonOpt = None,
+    report: ReportOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Utility and privacy of METHOD with the shared protocol: baseline and protected models on original
+    and protected test data, |SSIM|/PSNR/VFE, throughput and peak memory (DESIGN.md summary keys)."""
+    from privis.experiments.evaluate import EvalConfig
+    from privis.experiments.evaluate import evaluate as run_eval
+
+    params = load_model_params(parse_params(param))
+    cfg = EvalConfig(data=data, train_size=train_size, test_size=test_size, model=model, epochs=epochs,
+                     augment=augment, seed=seed, params=params)
+    result = run_eval(method, cfg)
+    print_summary(result)
+    write_outputs(result, json_path, report)
+
+
+@app.command()
+@handle_errors
+def experiment(
+    name: Annotated[str, typer.Argument(help="Experiment name (see `privis experiments`).")],
+    data: Annotated[str | None, typer.Option("--data", help="Dataset (default: the experiment's own).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run in seconds.")] = False,
+    json_path: JsonOpt = None,
+    report: ReportOpt = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Run a named experiment that reproduces a paper's table or figure."""
+    from privis import experiments
+
+    exp = experiments.get(name)
+    kwargs: dict[str, Any] = {"seed": seed, "quick": quick}
+    if data:
+        kwargs["data"] = data
+    result = exp.run(**kwargs)
+    print_summary(result)
+    write_outputs(result, json_path, report)
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets."""
+    from privis import data as pdata
+
+    for name, description in pdata.available().items():
+        typer.echo(f"{name:<16} {description}")
+
+
+@app.command("methods")
+def list_methods() -> None:
+    """List the protection methods."""
+    from privis import methods
+
+    for name, cls in methods.available().items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        typer.echo(f"{name:<16} {doc}")
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the model zoo's architectures."""
+    from privis import models
+
+    for name in models.available():
+        typer.echo(name)
+
+
+@app.command("experiments")
+def list_experiments() -> None:
+    """List the named experiments."""
+    from privis import experiments
+
+    for name, exp in experiments.available().items():
+        typer.echo(f"{name:<18} {exp.description}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

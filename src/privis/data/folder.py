@@ -1,0 +1,680 @@
+"""Image folders: the class-per-subfolder loader and the writer whose output loads back the same.
+
+Layout read and written::
+
+    ROOT/<class>/<any/nested/path>/<file>     every non-hidden file under a class folder is one image
+    ROOT/manifest.json                        written by :class:`FolderWriter` (optional when reading)
+
+Class names are the sorted names of the immediate subfolders, unless ROOT holds a privis manifest, which
+then fixes the class order and maps class names to folder names (a class name such as ``T-shirt/top``
+cannot be a folder name). Files directly in ROOT belong to no class and are not read.
+
+Every image is decoded fully (``img.load()``); a truncated file is an error, never a partial image.
+Pixels are taken as stored (an EXIF orientation tag is not applied), so what is read is what is written
+back. Only
+modes whose meaning is unambiguous are accepted (``1``, ``L``, ``P`` without transparency, ``RGB``, and
+16-bit / 32-bit integer and float grey); anything with alpha is refused rather than flattened, so no
+information is dropped silently. A bad file raises :class:`~privis.errors.ImageFileError` naming it, or,
+with ``skip_bad=True``, is listed in ``Dataset.skipped`` with the reason.
+
+The writer saves lossless 8-bit PNGs (``round(x * 255)``), each file atomically, and a manifest listing
+every file with its label and SHA-256; it refuses an output folder that overlaps its inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+import privis
+from privis.data.dataset import Dataset
+from privis.errors import DatasetError, ImageFileError, InvalidInputError
+from privis.fsutil import atomic_write_bytes, atomic_write_text
+from privis.progress import progress
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
+    "FolderWriter",
+    "class_dir_names",
+    "load_folder",
+    "read_image",
+    "read_manifest",
+    "write_folder",
+]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "privis-folder"
+MANIFEST_VERSION = 1
+
+_SUPPORTED_MODES = "1, L, P (no transparency), RGB, I;16, I, F"
+_VALUE_TOLERANCE = 1e-6
+
+
+# -------------------------------------------------------------------------------------- one image
+
+
+def read_image(path: str | Path, data: bytes | None = None) -> tuple[np.ndarray, float]:
+    """Decode one image file fully and check that its mode can be represented without loss of meaning.
+
+    Args:
+        path: the file (named in errors; read unless ``data`` is given).
+        data: the file's bytes, when the caller already has them.
+
+    Returns:
+        ``(array, scale)``: ``array`` is ``(H, W)`` for grey or ``(H, W, 3)`` for colour, in the file's
+        own dtype (bool, uint8, uint16, int32 or float32); ``array / scale`` lies in [0, 1]. Scales:
+        1 for mode ``1`` and ``F``, 255 for 8-bit, 65535 for 16-bit and ``I``. A palette image becomes
+        grey when its colours are all grey, else RGB.
+
+    Raises:
+        ImageFileError: unreadable, truncated, multi-frame, transparent or unsupported mode, or out-of
+            range values; the error names the file.
+    """
+    path = Path(path)
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageFileError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return _to_array(path, img)
+    except ImageFileError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageFileError(path, "not an image file Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(path, f"too large to decode safely ({exc})") from exc
+    except Exception as exc:  # every decoder failure (truncated data, bad chunk, bomb) means a bad file
+        raise ImageFileError(path, f"unreadable or truncated image ({exc})") from exc
+
+
+def _to_array(path: Path, img: Image.Image) -> tuple[np.ndarray, float]:
+    """Convert a loaded Pillow image per the rules of :func:`read_image`."""
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        raise ImageFileError(path, f"has {frames} frames; only single-frame images are supported")
+    mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        raise ImageFileError(
+            path, f"image mode {mode} has an alpha channel; privis does not drop alpha silently, "
+            "convert the file to L or RGB first"
+        )
+    if "transparency" in img.info:
+        raise ImageFileError(
+            path, f"image mode {mode} with a transparency key (alpha); privis does not drop alpha "
+            "silently, remove the transparency first"
+        )
+    if mode == "1":
+        return np.asarray(img, dtype=bool), 1.0
+    if mode in ("L", "RGB"):
+        return np.asarray(img, dtype=np.uint8), 255.0
+    if mode == "P":
+        palette_mode = img.palette.mode if img.palette is not None else "RGB"
+        if palette_mode not in ("RGB", "L"):
+            raise ImageFileError(
+                path, f"palette image with a {palette_mode} palette (alpha) is not supported"
+            )
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+            return np.ascontiguousarray(rgb[..., 0]), 255.0
+        return rgb, 255.0
+    if mode.startswith("I;16") and mode[4:] in ("", "L", "B", "N"):
+        return np.asarray(img).astype(np.uint16), 65535.0
+    if mode == "I":
+        array = np.asarray(img, dtype=np.int32)
+        if array.size and (int(array.min()) < 0 or int(array.max()) > 65535):
+            raise ImageFileError(
+                path, f"32-bit integer image with values {int(array.min())}..{int(array.max())}: "
+                "bit depth unknown (only values within 0..65535, read as 16-bit, are supported)"
+            )
+        return array, 65535.0
+    if mode == "F":
+        array = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise ImageFileError(path, "float image contains NaN or infinity")
+        lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if lo < 0.0 or hi > 1.0:
+            raise ImageFileError(path, f"float image values span [{lo}, {hi}], not within [0, 1]")
+        return array, 1.0
+    raise ImageFileError(path, f"unsupported image mode {mode} (supported: {_SUPPORTED_MODES})")
+
+
+# ---------------------------------------------------------------------------------------- manifest
+
+
+def class_dir_names(class_names: Sequence[str]) -> list[str]:
+    """Folder name for each class: the class name itself when it is a safe folder name, else a cleaned one.
+
+    ``/``, ``\\`` and control characters become ``_``; a leading ``.`` becomes ``_`` (hidden folders are
+    not read); empty names become ``class_<i>``; names equal up to case get a ``_<k>`` suffix (case-
+    insensitive file systems). Deterministic, and the identity on ordinary names, so a folder loaded
+    without manifest and written again keeps its folder names.
+    """
+    dirs: list[str] = []
+    seen: set[str] = set()
+    for i, name in enumerate(class_names):
+        d = "".join("_" if (c in "/\\" or ord(c) < 32 or c == "\x7f") else c for c in str(name))
+        if d in ("", ".", ".."):
+            d = f"class_{i}"
+        if d.startswith("."):
+            d = "_" + d[1:]
+        if d == MANIFEST_NAME:
+            d += "_"
+        base, k = d, 1
+        while d.lower() in seen:
+            k += 1
+            d = f"{base}_{k}"
+        seen.add(d.lower())
+        dirs.append(d)
+    return dirs
+
+
+def _safe_relative(text: str) -> PurePosixPath | None:
+    """``text`` as a relative POSIX path without ``..``, hidden or empty parts; ``None`` if it is not one."""
+    rel = PurePosixPath(text.replace("\\", "/"))
+    if rel.is_absolute() or not rel.parts:
+        return None
+    if any(p in ("", ".", "..") or p.startswith(".") for p in rel.parts):
+        return None
+    return rel
+
+
+def read_manifest(root: str | Path) -> dict[str, Any] | None:
+    """The privis manifest of folder ``root``, validated; ``None`` when absent or written by another tool.
+
+    Returns:
+        The manifest dict with at least ``class_names`` and ``class_dirs`` (lists of equal length) and
+        ``items`` (each with ``path``, ``label``, ``sha256``).
+
+    Raises:
+        DatasetError: the manifest is ours but unreadable, malformed, or of a newer version.
+    """
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        return None
+
+    def bad(why: str) -> DatasetError:
+        return DatasetError(f"{path}: malformed privis manifest: {why}")
+
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise bad(
+            f"version {manifest.get('version')!r} is not supported (this privis reads {MANIFEST_VERSION})"
+        )
+    names, dirs, items = manifest.get("class_names"), manifest.get("class_dirs"), manifest.get("items")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise bad("class_names must be a non-empty list of strings")
+    if len(set(names)) != len(names):
+        raise bad("class_names has duplicates")
+    if dirs is None:
+        dirs = class_dir_names(names)
+        manifest["class_dirs"] = dirs
+    if not isinstance(dirs, list) or len(dirs) != len(names) or not all(isinstance(d, str) for d in dirs):
+        raise bad("class_dirs must list one folder name per class")
+    plain = all(_safe_relative(d) is not None and "/" not in d for d in dirs)
+    if len({d.lower() for d in dirs}) != len(dirs) or not plain:
+        raise bad("class_dirs must be distinct plain folder names")
+    if not isinstance(items, list):
+        raise bad("items must be a list")
+    for item in items:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("path"), str)
+            and _safe_relative(item["path"]) is not None
+            and isinstance(item.get("label"), int)
+            and 0 <= item["label"] < len(names)
+            and isinstance(item.get("sha256"), str)
+        ):
+            raise bad(f"item {item!r} needs a relative path, a label in 0..{len(names) - 1} and a sha256")
+    return manifest
+
+
+# ------------------------------------------------------------------------------------------ loader
+
+
+def _walk_class(root: Path, class_dir: str) -> list[str]:
+    """Relative POSIX paths of every non-hidden file under ``root/class_dir``, sorted."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root / class_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for fname in filenames:
+            if fname.startswith(".") or fname == MANIFEST_NAME:
+                continue
+            found.append((Path(dirpath) / fname).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def load_folder(path: str | Path, *, skip_bad: bool = False) -> Dataset:
+    """Load a class-per-subfolder image folder.
+
+    Args:
+        path: the folder ROOT holding ``ROOT/<class>/.../<file>``.
+        skip_bad: record unreadable, unsupported or odd-sized files in ``Dataset.skipped`` and go on,
+            instead of raising. With it, the most common image size wins.
+
+    Returns:
+        ``Dataset`` with images ``(N, C, H, W)`` float32 in [0, 1] (C = 3 when any image is colour, grey
+        images then repeated over 3 channels; else C = 1), labels ``(N,)`` by class folder order,
+        ``paths`` relative to ROOT (POSIX), name ``"folder:<path>"``. Items follow the manifest order for
+        a folder written by :class:`FolderWriter`, else class order then path order.
+
+    Raises:
+        DatasetError: ROOT missing, not a folder, or holding no image files; a folder that the manifest
+            does not know.
+        ImageFileError: (without ``skip_bad``) a bad file, naming it: unreadable, truncated, unsupported
+            mode, a size differing from the first image (both sizes named), or a SHA-256 that differs
+            from the manifest.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DatasetError(f"folder {root} does not exist")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder (folder: specs need a folder of class subfolders)")
+
+    manifest = read_manifest(root)
+    on_disk = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if manifest is not None:
+        class_names, class_dirs = list(manifest["class_names"]), list(manifest["class_dirs"])
+        unknown = sorted(set(on_disk) - set(class_dirs))
+        if unknown:
+            raise DatasetError(
+                f"folder {root}: subfolder {unknown[0]!r} is not a class in its {MANIFEST_NAME} "
+                f"(classes: {', '.join(class_dirs)})"
+            )
+    else:
+        class_names, class_dirs = on_disk, on_disk
+    if not class_dirs:
+        raise DatasetError(f"folder {root} holds no class subfolders (expected {root}/<class>/<image files>)")
+
+    label_of_dir = {d: i for i, d in enumerate(class_dirs)}
+    files = {rel: label for label, d in enumerate(class_dirs) for rel in _walk_class(root, d)}
+    expected_sha: dict[str, str] = {}
+    order: list[tuple[str, int]] = []
+    skipped: list[dict] = []
+    if manifest is not None:
+        for item in manifest["items"]:
+            rel = str(_safe_relative(item["path"]))  # validated by read_manifest
+            if label_of_dir.get(rel.split("/", 1)[0]) != item["label"]:
+                raise DatasetError(
+                    f"folder {root}: {MANIFEST_NAME} gives {rel} label {item['label']}, "
+                    f"but its folder is class {rel.split('/', 1)[0]!r}"
+                )
+            if rel not in files:
+                error = ImageFileError(root / rel, f"listed in {MANIFEST_NAME} but missing")
+                if not skip_bad:
+                    raise error
+                skipped.append({"path": rel, "reason": error.reason})
+                continue
+            expected_sha[rel] = item["sha256"]
+            order.append((rel, files.pop(rel)))
+    order += sorted(files.items(), key=lambda kv: (kv[1], kv[0]))
+    if not order:
+        raise DatasetError(f"folder {root} holds no image files under its class subfolders {class_dirs}")
+
+    decoded: list[tuple[str, int, np.ndarray, float]] = []
+    first: tuple[str, tuple[int, int]] | None = None
+    for rel, label in progress(order, total=len(order), desc=f"reading {root.name}", unit="img"):
+        file = root / rel
+        try:
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                raise ImageFileError(file, f"cannot read file ({exc.strerror or exc})") from exc
+            if rel in expected_sha and hashlib.sha256(data).hexdigest() != expected_sha[rel]:
+                raise ImageFileError(
+                    file, f"SHA-256 differs from {MANIFEST_NAME}: the file changed after writing"
+                )
+            array, scale = read_image(file, data)
+            size = (array.shape[1], array.shape[0])
+            if first is None:
+                first = (rel, size)
+            elif size != first[1] and not skip_bad:
+                raise ImageFileError(file, f"size {_wxh(size)} differs from {_wxh(first[1])} of {first[0]}")
+        except ImageFileError as exc:
+            if not skip_bad:
+                raise
+            skipped.append({"path": rel, "reason": exc.reason})
+            continue
+        decoded.append((rel, label, array, scale))
+
+    if not decoded:
+        raise DatasetError(
+            f"folder {root}: none of its {len(order)} files is a usable image "
+            f"(first: {skipped[0]['path']}: {skipped[0]['reason']})"
+        )
+    if skip_bad:
+        decoded = _keep_common_size(decoded, skipped)
+
+    height, width = decoded[0][2].shape[:2]
+    channels = 3 if any(a.ndim == 3 for _, _, a, _ in decoded) else 1
+    images = torch.empty((len(decoded), channels, height, width), dtype=torch.float32)
+    for i, (_, _, array, scale) in enumerate(decoded):
+        values = torch.from_numpy(array.astype(np.float32))
+        if scale != 1.0:
+            values.div_(scale)
+        images[i] = values.permute(2, 0, 1) if values.ndim == 3 else values.unsqueeze(0)
+    return Dataset(
+        images=images,
+        labels=torch.tensor([label for _, label, _, _ in decoded], dtype=torch.long),
+        class_names=class_names,
+        name=f"folder:{path}",
+        paths=[rel for rel, _, _, _ in decoded],
+        skipped=skipped,
+    )
+
+
+def _wxh(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]} (WxH)"
+
+
+def _keep_common_size(
+    decoded: list[tuple[str, int, np.ndarray, float]], skipped: list[dict]
+) -> list[tuple[str, int, np.ndarray, float]]:
+    """Keep images of the most common size (ties: the earliest); record the others in ``skipped``."""
+    sizes = [(a.shape[1], a.shape[0]) for _, _, a, _ in decoded]
+    counts = Counter(sizes)
+    best = max(counts.values())
+    common = next(s for s in sizes if counts[s] == best)
+    example = decoded[sizes.index(common)][0]
+    kept = []
+    for item, size in zip(decoded, sizes, strict=True):
+        if size == common:
+            kept.append(item)
+        else:
+            reason = f"size {_wxh(size)} differs from {_wxh(common)} of {example}"
+            skipped.append({"path": item[0], "reason": reason})
+    return kept
+
+
+# ------------------------------------------------------------------------------------------ writer
+
+
+def _overlap_error(out_dir: Path, inputs: Sequence[str | Path]) -> str | None:
+    """Why writing to ``out_dir`` could touch an input, or ``None`` when it cannot."""
+    out = out_dir.expanduser().resolve()
+    for given in inputs:
+        inp = Path(given).expanduser().resolve()
+        if out == inp:
+            return f"output folder {out_dir} is the input {given}"
+        if out.is_relative_to(inp):
+            return f"output folder {out_dir} lies inside the input {given}"
+        if inp.is_relative_to(out):
+            return f"input {given} lies inside the output folder {out_dir}"
+    return None
+
+
+class FolderWriter:
+    """Write images batch by batch into a class-per-subfolder folder that :func:`load_folder` reads back.
+
+    Each image is saved as soon as :meth:`write` gets it, as an 8-bit lossless PNG (``round(x * 255)``;
+    one channel -> mode L, three -> RGB), atomically. :meth:`close` writes ``manifest.json`` (atomically)
+    listing each file's ``path``, ``label``, ``class_name``, ``sha256`` and ``source`` (the input path,
+    when known), plus ``class_names``, ``class_dirs``, ``skipped`` and ``extra``.
+
+    Output names: with ``paths``, the input's relative path and stem with a ``.png`` suffix
+    (``cat/x/img01.jpg`` -> ``cat/x/img01.png``), put under the label's class folder when the path does
+    not already start with it; without, ``<class folder>/<running index:06d>.png``.
+
+    Args:
+        out_dir: the output folder (created when needed).
+        class_names: the class of each label.
+        extra: JSON-serialisable facts to record (method parameters, package versions, ...).
+        inputs: files or folders the output must not overlap; an ``out_dir`` equal to or inside one, or
+            containing one, is refused so outputs never overwrite inputs.
+        overwrite: allow an ``out_dir`` that already holds a manifest (its listed files are removed
+            before the first new file is written) and replacing existing files.
+        skipped: input files left out upstream, each ``{"path", "reason"}``, recorded in the manifest.
+        source: the spec of the data being written, recorded in the manifest.
+
+    Raises:
+        InvalidInputError: overlapping input and output, an existing manifest without ``overwrite``,
+            unusable class names or ``extra``.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        class_names: Sequence[str],
+        *,
+        extra: dict | None = None,
+        inputs: Sequence[str | Path] | None = None,
+        overwrite: bool = False,
+        skipped: Sequence[dict] | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.out_dir = Path(out_dir).expanduser()
+        self.class_names = [str(c) for c in class_names]
+        if not self.class_names or len(set(self.class_names)) != len(self.class_names):
+            raise InvalidInputError(f"class_names must be non-empty and distinct, got {self.class_names}")
+        self.class_dirs = class_dir_names(self.class_names)
+        self.extra = dict(extra or {})
+        try:
+            json.dumps(self.extra)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"extra must be JSON-serialisable ({exc})") from exc
+        self.inputs = [Path(p) for p in (inputs or [])]
+        self.overwrite = overwrite
+        self.skipped = [{"path": str(s["path"]), "reason": str(s["reason"])} for s in (skipped or [])]
+        self.source = source
+        self.items: list[dict[str, Any]] = []
+        self._taken: set[str] = set()
+        self._prepared = False
+        self._closed = False
+
+        why = _overlap_error(self.out_dir, self.inputs)
+        if why is not None:
+            raise InvalidInputError(f"refusing to write: {why} (outputs must never overwrite inputs)")
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise InvalidInputError(f"output {self.out_dir} exists and is not a folder")
+        if (self.out_dir / MANIFEST_NAME).exists() and not overwrite:
+            raise InvalidInputError(
+                f"output folder {self.out_dir} already holds a {MANIFEST_NAME}; "
+                "choose a new folder or pass overwrite"
+            )
+
+    # -- helpers
+
+    def _prepare(self) -> None:
+        """On first use with ``overwrite``: remove the files an earlier manifest lists, then the manifest."""
+        if self._prepared:
+            return
+        self._prepared = True
+        manifest_path = self.out_dir / MANIFEST_NAME
+        if not (self.overwrite and manifest_path.exists()):
+            return
+        try:
+            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"{manifest_path}: unreadable manifest, not overwriting ({exc})") from exc
+        if isinstance(old, dict) and old.get("format") == MANIFEST_FORMAT:
+            for item in old.get("items", []):
+                rel = _safe_relative(str(item.get("path", ""))) if isinstance(item, dict) else None
+                if rel is not None:
+                    (self.out_dir / rel).unlink(missing_ok=True)
+        manifest_path.unlink()
+
+    def _target(self, label: int, path: str | None, index: int) -> str:
+        class_dir = self.class_dirs[label]
+        if path is None:
+            return f"{class_dir}/{index:06d}.png"
+        rel = _safe_relative(str(path))
+        if rel is None:
+            raise InvalidInputError(
+                f"path {path!r} must be relative, without '..' or hidden parts, "
+                f"to be kept under {self.out_dir}"
+            )
+        if len(rel.parts) < 2 or rel.parts[0] != class_dir:
+            rel = PurePosixPath(class_dir, *rel.parts)
+        return rel.with_name(rel.stem + ".png").as_posix()
+
+    # -- public
+
+    def write(
+        self, images: Tensor, labels: Tensor | Sequence[int], paths: Sequence[str] | None = None
+    ) -> list[str]:
+        """Save a batch now.
+
+        Args:
+            images: ``(B, C, H, W)`` float tensor in [0, 1] with C = 1 or 3 (any device).
+            labels: ``(B,)`` integer labels, indices into ``class_names``.
+            paths: ``B`` input paths relative to the input root (POSIX), or ``None``.
+
+        Returns:
+            The ``B`` output paths, relative to ``out_dir``.
+
+        Raises:
+            InvalidInputError: bad shapes, values outside [0, 1] or NaN, labels out of range, unsafe
+                paths, two images mapping to one file, or an existing file without ``overwrite``.
+                Checked for the whole batch before any file is written.
+        """
+        if self._closed:
+            raise InvalidInputError("FolderWriter is closed")
+        if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
+            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise InvalidInputError(f"images must be a (B, 1 or 3, H, W) tensor, got {shape}")
+        if not images.dtype.is_floating_point:
+            raise InvalidInputError(f"images must be floating point in [0, 1], got {images.dtype}")
+        values = images.detach().to("cpu", torch.float32)
+        if not bool(torch.isfinite(values).all()):
+            raise InvalidInputError("images contain NaN or infinity")
+        if values.numel():
+            lo, hi = float(values.min()), float(values.max())
+            if lo < -_VALUE_TOLERANCE or hi > 1.0 + _VALUE_TOLERANCE:
+                raise InvalidInputError(f"image values span [{lo}, {hi}], not within [0, 1]")
+        label_list = [int(v) for v in (labels.tolist() if isinstance(labels, Tensor) else labels)]
+        if len(label_list) != values.shape[0]:
+            raise InvalidInputError(f"{values.shape[0]} images but {len(label_list)} labels")
+        if any(not 0 <= v < len(self.class_names) for v in label_list):
+            raise InvalidInputError(f"labels must lie in 0..{len(self.class_names) - 1}")
+        if paths is not None and len(paths) != values.shape[0]:
+            raise InvalidInputError(f"{values.shape[0]} images but {len(paths)} paths")
+
+        targets = [
+            self._target(label, None if paths is None else paths[i], len(self.items) + i)
+            for i, label in enumerate(label_list)
+        ]
+        batch_seen: set[str] = set()
+        for target in targets:
+            key = target
+            if key in self._taken or key in batch_seen:
+                raise InvalidInputError(f"two images map to the same output file {self.out_dir / target}")
+            batch_seen.add(key)
+            if not self.overwrite and (self.out_dir / target).exists():
+                raise InvalidInputError(
+                    f"{self.out_dir / target} already exists; pass overwrite to replace it"
+                )
+        self._prepare()
+
+        pixels = values.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+        for i in progress(range(len(targets)), total=len(targets), desc="writing", unit="img"):
+            if pixels.shape[1] == 1:
+                frame = pixels[i, 0]
+            else:
+                frame = np.ascontiguousarray(pixels[i].transpose(1, 2, 0))
+            buffer = io.BytesIO()
+            Image.fromarray(frame).save(buffer, format="PNG")
+            data = buffer.getvalue()
+            atomic_write_bytes(self.out_dir / targets[i], data)
+            item: dict[str, Any] = {
+                "path": targets[i],
+                "label": label_list[i],
+                "class_name": self.class_names[label_list[i]],
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+            if paths is not None:
+                item["source"] = str(paths[i])
+            self.items.append(item)
+            self._taken.add(targets[i])
+        return targets
+
+    def add_skipped(self, path: str, reason: str) -> None:
+        """Record an input left out (e.g. unreadable), so the manifest says what is missing and why."""
+        self.skipped.append({"path": str(path), "reason": str(reason)})
+
+    def close(self) -> Path:
+        """Write ``manifest.json`` atomically and return its path; the writer takes no more images."""
+        if self._closed:
+            raise InvalidInputError("FolderWriter is already closed")
+        self._prepare()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        manifest: dict[str, Any] = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "privis_version": privis.__version__,
+            "source": self.source,
+            "count": len(self.items),
+            "class_names": self.class_names,
+            "class_dirs": self.class_dirs,
+            "items": self.items,
+            "skipped": self.skipped,
+            "extra": self.extra,
+        }
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        path = atomic_write_text(self.out_dir / MANIFEST_NAME, text)
+        self._closed = True
+        return path
+
+    def __enter__(self) -> FolderWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Close (write the manifest) only when the block succeeded: a failed run gets no manifest."""
+        if exc_type is None and not self._closed:
+            self.close()
+
+
+def write_folder(
+    dataset: Dataset,
+    out_dir: str | Path,
+    *,
+    extra: dict | None = None,
+    overwrite: bool = False,
+    inputs: Sequence[str | Path] | None = None,
+    batch_size: int = 1024,
+) -> Path:
+    """Write a whole dataset with :class:`FolderWriter`; returns the manifest path.
+
+    The dataset's own source folder or file (from a ``folder:``/``npz:`` name) is added to ``inputs``,
+    so a dataset cannot be written over the folder it was read from. ``paths`` and ``skipped`` of the
+    dataset are kept. Written 8-bit data loads back exactly with ``load("folder:OUT_DIR")``.
+    """
+    from privis.data.spec import parse_spec
+
+    guarded = [Path(p) for p in (inputs or [])]
+    try:
+        spec = parse_spec(dataset.name)
+        if spec.path is not None:
+            guarded.append(Path(spec.path))
+    except DatasetError:
+        pass
+    writer = FolderWriter(
+        out_dir, dataset.class_names, extra=extra, inputs=guarded, overwrite=overwrite,
+        skipped=dataset.skipped, source=dataset.name,
+    )
+    for start in range(0, len(dataset), max(1, batch_size)):
+        stop = start + batch_size
+        writer.write(
+            dataset.images[start:stop],
+            dataset.labels[start:stop],
+            None if dataset.paths is None else dataset.paths[start:stop],
+        )
+    return writer.close()

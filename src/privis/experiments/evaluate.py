@@ -1,0 +1,188 @@
+"""``privis evaluate METHOD``: the same utility/privacy protocol for every method (DESIGN.md summary keys).
+
+Protocol:
+
+1. The data owner's training slice and the full test split are loaded.
+2. A baseline model is trained on the original training slice.
+3. The protector is fitted on the owner's training slice (e.g. Veil trains its local model there) and
+   protects the training slice and the test split; throughput and peak memory are measured here.
+4. A service model of the same architecture is trained on the protected training slice.
+5. Both models are tested on original and on protected test data; |SSIM|, PSNR and VFE compare
+   protected test images with their originals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from privis import data as pdata
+from privis import methods, metrics, models
+from privis.methods.base import Protector
+from privis.report import image_grid_png
+from privis.results import Figure, Result
+from privis.sysinfo import peak_rss_mb
+
+
+@dataclass
+class EvalConfig:
+    """Knobs of the evaluation protocol.
+
+    Attributes:
+        data: dataset name or spec without split (``fashion-mnist``, ``digits``, ``folder:...``).
+        train_size: size of the owner's training slice (``None``: the whole training split).
+        test_size: size of the test slice (``None``: the whole test split).
+        model: architecture of the baseline and service models.
+        epochs, lr, batch_size, optimizer: their training.
+        augment: name of a training augmentation for the service model (``none`` or one the method
+            offers, e.g. Veil's ``sign-flip``); the baseline is trained without it.
+        seed: seeds model training and the protector when it takes ``random_state``.
+    """
+
+    data: str = "fashion-mnist"
+    train_size: int | None = 10000
+    test_size: int | None = None
+    model: str = "lenet5"
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    optimizer: str = "adam"
+    augment: str = "default"
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def split_spec(data: str, split: str, size: int | None) -> str:
+    """``fashion-mnist`` + ``train`` + 2000 → ``fashion-mnist:train[:2000]``; folder/npz specs pass through."""
+    if data.startswith(("folder:", "npz:")):
+        return data
+    base = data.split(":")[0]
+    spec = f"{base}:{split}"
+    return spec + (f"[:{size}]" if size else "")
+
+
+def load_train_test(cfg: EvalConfig) -> tuple[pdata.Dataset, pdata.Dataset]:
+    """The owner's training slice and the test split, by :func:`split_spec`.
+
+    A ``folder:``/``npz:`` source has no split: it is divided 80/20 by a seeded permutation.
+    """
+    if cfg.data.startswith(("folder:", "npz:")):
+        full = pdata.load(cfg.data)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        order = torch.randperm(len(full), generator=gen)
+        cut = int(0.8 * len(full))
+        train, test = full.subset(order[:cut]), full.subset(order[cut:])
+        if cfg.train_size:
+            train = train.subset(slice(0, cfg.train_size))
+        if cfg.test_size:
+            test = test.subset(slice(0, cfg.test_size))
+        return train, test
+    return (pdata.load(split_spec(cfg.data, "train", cfg.train_size)),
+            pdata.load(split_spec(cfg.data, "test", cfg.test_size)))
+
+
+def train_classifier(images: Tensor, labels: Tensor, num_classes: int, cfg: EvalConfig, *,
+                     arch: str | None = None, augment: Callable[[Tensor], Tensor] | None = None,
+                     desc: str = "train") -> torch.nn.Module:
+    """Create ``arch`` (default ``cfg.model``) and train it with ``cfg``'s settings, seeded."""
+    torch.manual_seed(cfg.seed)
+    model = models.create(arch or cfg.model, num_classes=num_classes, in_channels=images.shape[1],
+                          image_size=tuple(images.shape[-2:]))
+    models.train(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+                 lr=cfg.lr, seed=cfg.seed, augment=augment, desc=desc)
+    return model
+
+
+def timed_protect(protector: Protector, train: pdata.Dataset, test: pdata.Dataset,
+                  ) -> tuple[Tensor, Tensor, dict[str, float]]:
+    """Fit on the training slice, protect both slices; returns throughput figures of ``transform``."""
+    t0 = time.perf_counter()
+    protector.fit(train.images, train.labels)
+    fit_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    protected_train = protector.transform(train.images, train.labels)
+    protected_test = protector.transform(test.images, test.labels)
+    protect_seconds = time.perf_counter() - t1
+    n = len(train) + len(test)
+    return protected_train, protected_test, {
+        "fit_seconds": fit_seconds,
+        "protect_seconds": protect_seconds,
+        "images_per_second": n / max(protect_seconds, 1e-9),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def image_similarity(original: Tensor, protected: Tensor) -> dict[str, float]:
+    """Mean |SSIM|, PSNR and VFE of protected vs original images (``(N, C, H, W)`` each)."""
+    win = min(7, *original.shape[-2:])
+    win -= 1 - win % 2  # odd
+    return {
+        "ssim_mean": float(metrics.ssim(protected, original, win_size=win).abs().mean()),
+        "psnr_mean": float(metrics.psnr(protected, original).clamp(max=100).mean()),
+        "vfe_original_mean": float(metrics.vfe(original).mean()),
+        "vfe_protected_mean": float(metrics.vfe(protected).mean()),
+    }
+
+
+def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
+                       augment: Callable[[Tensor], Tensor] | None = None,
+                       data: tuple[pdata.Dataset, pdata.Dataset] | None = None,
+                       baseline: torch.nn.Module | None = None) -> Result:
+    """Run the protocol of this module and return a ``Result`` with DESIGN.md's summary keys.
+
+    Args:
+        protector: an unfitted protector.
+        cfg: protocol settings.
+        augment: training augmentation for the service model.
+        data: pre-loaded (train, test) datasets; loaded from ``cfg`` when None.
+        baseline: a baseline model already trained on the original training slice (reused by sweeps).
+    """
+    t_start = time.perf_counter()
+    train, test = data or load_train_test(cfg)
+    k = max(train.num_classes, int(train.labels.max()) + 1)
+    if baseline is None:
+        baseline = train_classifier(train.images, train.labels, k, cfg, desc="baseline model")
+    protected_train, protected_test, speed = timed_protect(protector, train, test)
+    service = train_classifier(protected_train, train.labels, k, cfg, augment=augment, desc="protected model")
+    summary: dict[str, float] = {
+        "baseline_acc_original": models.evaluate(baseline, test.images, test.labels),
+        "baseline_acc_protected": models.evaluate(baseline, protected_test, test.labels),
+        "protected_acc_original": models.evaluate(service, test.images, test.labels),
+        "protected_acc_protected": models.evaluate(service, protected_test, test.labels),
+    }
+    summary.update(image_similarity(test.images, protected_test))
+    summary.update(protector.diagnostics())
+    summary.update(speed)
+    summary["train_size"] = len(train)
+    summary["test_size"] = len(test)
+    result = Result(
+        name=f"evaluate-{protector.name}",
+        summary=summary,
+        config={"protocol": cfg.__dict__, "method": protector.name,
+                "params": {k: v for k, v in protector.get_params().items()
+                           if not isinstance(v, torch.nn.Module)},
+                "train": train.name, "test": test.name},
+    )
+    result.figures.append(Figure(
+        "original | protected (test images)",
+        image_grid_png({"original": test.images, "protected": protected_test}),
+        "left: original test images; right: the same images protected",
+    ))
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def evaluate(method: str, cfg: EvalConfig) -> Result:
+    """``privis evaluate METHOD``: build the protector from ``cfg.params`` and run the protocol."""
+    params = dict(cfg.params)
+    cls = methods.available().get(method)
+    if cls is not None and "random_state" in cls._param_names():
+        params.setdefault("random_state", cfg.seed)
+    protector = methods.create(method, **params)
+    augment = protector.training_augmentation(cfg.augment)
+    return evaluate_protector(protector, cfg, augment=augment)

@@ -1,0 +1,339 @@
+"""Veil Privacy experiments reproducing Tables 2-5 of veil-privacy.md, plus the accuracy-vs-|SSIM| frontier.
+
+Every experiment runs on Fashion-MNIST (when present) and scikit-learn digits by default, or on the one
+dataset ``--data`` names. ``quick=True`` shrinks sizes to a smoke run.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from privis import data as pdata
+from privis import metrics, models
+from privis.experiments import register_experiment
+from privis.experiments.evaluate import (
+    EvalConfig,
+    evaluate_protector,
+    load_train_test,
+    train_classifier,
+)
+from privis.methods.veil import Veil
+from privis.report import image_grid_png, scatter_png
+from privis.results import Figure, Result
+
+
+def datasets_for(data: str | None) -> list[str]:
+    """The datasets an experiment covers: the one asked for, else Fashion-MNIST (if present) and digits."""
+    if data:
+        return [data]
+    return (["fashion-mnist"] if pdata.fashion_mnist_available() else []) + ["digits"]
+
+
+def config_for(data: str, *, seed: int, quick: bool, train_size: int = 5000, test_size: int = 2000,
+               **overrides: Any) -> EvalConfig:
+    """Protocol sizes: digits is used whole (1,347 train / 450 test); other data are sliced."""
+    digits = data.startswith("digits")
+    cfg = EvalConfig(data=data, seed=seed,
+                     train_size=None if digits else (1000 if quick else train_size),
+                     test_size=None if digits else (500 if quick else test_size),
+                     epochs=3 if quick else 10)
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+def veil_params(seed: int, quick: bool, **params: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"random_state": seed}
+    if quick:
+        base.update(steps=40, local_epochs=2)
+    base.update(params)
+    return base
+
+
+@dataclass
+class Veiled:
+    """A fitted Veil and the owner's data with its veiled copies."""
+
+    train: pdata.Dataset
+    test: pdata.Dataset
+    veil: Veil
+    veiled_train: Tensor
+    veiled_test: Tensor
+
+
+def make_veiled(cfg: EvalConfig, params: dict[str, Any],
+                data: tuple[pdata.Dataset, pdata.Dataset] | None = None) -> Veiled:
+    train, test = data or load_train_test(cfg)
+    veil = Veil(**params).fit(train.images, train.labels)
+    return Veiled(train, test, veil, veil.transform(train.images), veil.transform(test.images))
+
+
+def timed(fn: Callable[[], Result]) -> Result:
+    t0 = time.perf_counter()
+    result = fn()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# --------------------------------------------------------------------------------------------- Table 2
+@register_experiment("veil-table2", "Veil Table 2: baseline and veiled models on original and veiled test data.")
+def table2(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Result:
+    def run() -> Result:
+        rows, figures, summary = [], [], {}
+        for name in datasets_for(data):
+            cfg = config_for(name, seed=seed, quick=quick)
+            res = evaluate_protector(Veil(**veil_params(seed, quick)), cfg)
+            s = res.summary
+            rows.append({"dataset": name, "backbone": cfg.model, "train": int(s["train_size"]),
+                         "test": int(s["test_size"]),
+                         "baseline_on_original": s["baseline_acc_original"],
+                         "baseline_on_veiled": s["baseline_acc_protected"],
+                         "veiled_on_original": s["protected_acc_original"],
+                         "veiled_on_veiled": s["protected_acc_protected"],
+                         "ssim_mean": s["ssim_mean"], "stop_reached": s["stop_reached_fraction"]})
+            summary.update({f"{name}.{k}": v for k, v in s.items()})
+            figures += [Figure(f"{name}: {f.title}", f.png, f.caption) for f in res.figures]
+        return Result("veil-table2", summary=summary, tables={"Table 2 (accuracy)": rows},
+                      config={"seed": seed, "quick": quick, "datasets": datasets_for(data)}, figures=figures)
+
+    return timed(run)
+
+
+# --------------------------------------------------------------------------------------------- Table 3
+@register_experiment("veil-table3", "Veil Table 3: |SSIM| between veiled and original images.")
+def table3(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Result:
+    def run() -> Result:
+        rows, figures, summary = [], [], {}
+        for name in datasets_for(data):
+            cfg = config_for(name, seed=seed, quick=quick)
+            v = make_veiled(cfg, veil_params(seed, quick))
+            s = metrics.ssim(v.veiled_test, v.test.images, win_size=_win(v.test.images)).abs()
+            q = torch.quantile(s, torch.tensor([0.5, 0.9, 0.99]))
+            row = {"dataset": name, "example_1": float(s[0]), "example_2": float(s[1]), "example_3": float(s[2]),
+                   "mean": float(s.mean()), "std": float(s.std()), "median": float(q[0]), "p90": float(q[1]),
+                   "p99": float(q[2]), "max": float(s.max()), "fraction_below_0.05": float((s < 0.05).float().mean())}
+            rows.append(row)
+            summary.update({f"{name}.ssim_mean": row["mean"], f"{name}.ssim_p90": row["p90"]})
+            figures.append(Figure(f"{name}: examples 1-3", image_grid_png(
+                {"original": v.test.images[:3], "veiled": v.veiled_test[:3]}), "original | veiled"))
+        return Result("veil-table3", summary=summary, tables={"Table 3 (|SSIM| veiled vs original)": rows},
+                      config={"seed": seed, "quick": quick}, figures=figures)
+
+    return timed(run)
+
+
+def _win(images: Tensor) -> int:
+    win = min(7, *images.shape[-2:])
+    return win - (1 - win % 2)
+
+
+# --------------------------------------------------------------------------------------------- Table 4
+def last_linear_name(model: nn.Module) -> str:
+    """Name of the last ``nn.Linear`` in registration order: the classification layer."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no linear classification layer")
+    return names[-1]
+
+
+def widen_classifier(model: nn.Module, num_classes: int) -> nn.Module:
+    """Copy of ``model`` whose last linear layer has ``num_classes`` outputs, all other weights frozen.
+
+    The old class rows are kept as the new layer's start; only that layer trains (Sec. 5.3, fine-tuning).
+    """
+    model = copy.deepcopy(model)
+    name = last_linear_name(model)
+    parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+    old: nn.Linear = model.get_submodule(name)  # type: ignore[assignment]
+    new = nn.Linear(old.in_features, num_classes)
+    with torch.no_grad():
+        new.weight[: old.out_features] = old.weight
+        new.bias[: old.out_features] = old.bias
+    setattr(parent, name.rsplit(".", 1)[-1], new)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in new.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def _acc(model: nn.Module, images: Tensor, labels: Tensor) -> float:
+    return models.evaluate(model, images, labels) if len(labels) else float("nan")
+
+
+@register_experiment("veil-table4", "Veil Table 4: combination training, fine-tuning a new veiled class, "
+                     "transferability across architectures.")
+def table4(*, data: str | None = None, seed: int = 0, quick: bool = False,
+           transfer_model: str = "alexnet") -> Result:
+    def run() -> Result:
+        combo, finetune, transfer, summary = [], [], [], {}
+        for name in datasets_for(data):
+            cfg = config_for(name, seed=seed, quick=quick)
+            v = make_veiled(cfg, veil_params(seed, quick))
+            train, test = v.train, v.test
+            k = train.num_classes
+            cls = 0  # the substituted / reserved class
+            # Combination training: class `cls` of the training data replaced by its veiled version.
+            mixed = train.images.clone()
+            sel = train.labels == cls
+            mixed[sel] = v.veiled_train[sel]
+            model = train_classifier(mixed, train.labels, k, cfg, desc="combination model")
+            tsel = test.labels == cls
+            combo.append({
+                "dataset": name, "class": train.class_names[cls],
+                "total_original_test": _acc(model, test.images, test.labels),
+                "original_classes": _acc(model, test.images[~tsel], test.labels[~tsel]),
+                "veiled_class_on_veiled": _acc(model, v.veiled_test[tsel], test.labels[tsel]),
+                "veiled_class_on_original": _acc(model, test.images[tsel], test.labels[tsel]),
+            })
+            # Fine-tuning: baseline trained without class `cls` (labels remapped to 0..k-2), then its
+            # classifier widened to k classes and only that layer trained on originals + the veiled new class.
+            keep = train.labels != cls
+            remap = torch.arange(k)
+            remap[cls + 1:] -= 1  # shift classes above `cls` down
+            remap[cls] = k - 1  # the new class takes the last output
+            base = train_classifier(train.images[keep], remap[train.labels[keep]], k - 1, cfg,
+                                    desc="fine-tune: baseline without the new class")
+            ft = widen_classifier(base, k)
+            ft_images = torch.where(sel[:, None, None, None], v.veiled_train, train.images)
+            models.train(ft, ft_images, remap[train.labels], epochs=cfg.epochs, lr=cfg.lr, seed=seed,
+                         desc="fine-tune: last layer")
+            test_labels = remap[test.labels]
+            finetune.append({
+                "dataset": name, "new_class": train.class_names[cls],
+                "total_original_test": _acc(ft, test.images, test_labels),
+                "original_classes": _acc(ft, test.images[~tsel], test_labels[~tsel]),
+                "new_class_on_veiled": _acc(ft, v.veiled_test[tsel], test_labels[tsel]),
+                "new_class_on_original": _acc(ft, test.images[tsel], test_labels[tsel]),
+            })
+            # Transferability: veiled with F = the local model's architecture, trained on another one.
+            tr = train_classifier(v.veiled_train, train.labels, k, cfg, arch=transfer_model,
+                                  desc=f"transfer model ({transfer_model})")
+            transfer.append({
+                "dataset": name, "local_model": v.veil.local_arch, "transfer_model": transfer_model,
+                "on_veiled": _acc(tr, v.veiled_test, test.labels),
+                "on_original": _acc(tr, test.images, test.labels),
+            })
+            summary.update({
+                f"{name}.combination_total": combo[-1]["total_original_test"],
+                f"{name}.finetune_new_class_on_original": finetune[-1]["new_class_on_original"],
+                f"{name}.transfer_on_original": transfer[-1]["on_original"],
+            })
+        return Result("veil-table4", summary=summary,
+                      tables={"Combination training": combo, "Fine-tuning training": finetune,
+                              "Transferability": transfer},
+                      config={"seed": seed, "quick": quick, "transfer_model": transfer_model})
+
+    return timed(run)
+
+
+# --------------------------------------------------------------------------------------------- Table 5
+TABLE5_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("noise (no RPF)", {"init": "noise"}),
+    ("p=0.3", {"flip_ratio": 0.3}),
+    ("p=0.4", {"flip_ratio": 0.4}),
+    ("p=0.5", {"flip_ratio": 0.5}),
+    ("RPF without GIA", {"steps": 0}),
+    ("GIA without RPF", {"init": "none"}),
+    ("F = logits (fc3)", {"feature_layer": "logits"}),
+    ("F = fc2", {"feature_layer": "fc2"}),
+    ("F = fc1", {"feature_layer": "fc1"}),
+    ("F = conv", {"feature_layer": "conv2"}),
+]
+
+
+def run_variants(cfg: EvalConfig, variants: Iterable[tuple[str, dict[str, Any]]], *, seed: int, quick: bool,
+                 augment: str = "default") -> tuple[list[dict[str, Any]], list[Figure]]:
+    """Evaluate Veil once per variant on one dataset, sharing the data and the baseline model."""
+    data = load_train_test(cfg)
+    baseline = train_classifier(data[0].images, data[0].labels, data[0].num_classes, cfg, desc="baseline")
+    rows, grids = [], {"original": data[1].images[:6]}
+    for label, params in variants:
+        veil = Veil(**veil_params(seed, quick, **params))
+        res = evaluate_protector(veil, cfg, data=data, baseline=baseline,
+                                 augment=veil.training_augmentation(augment))
+        s = res.summary
+        rows.append({"variant": label, **{k: v for k, v in params.items()},
+                     "ssim_mean": s["ssim_mean"], "acc_on_veiled": s["protected_acc_protected"],
+                     "acc_on_original": s["protected_acc_original"],
+                     "baseline_on_original": s["baseline_acc_original"],
+                     "stop_reached": s["stop_reached_fraction"], "images_per_second": s["images_per_second"]})
+        grids[label] = veil.transform(data[1].images[:6])
+    return rows, [Figure("Table 5 variants (columns left to right: " + ", ".join(grids) + ")",
+                         image_grid_png(grids, max_rows=6))]
+
+
+@register_experiment("veil-table5", "Veil Table 5 ablation: p, noise instead of RPF, RPF without GIA, "
+                     "GIA without RPF, feature layer.")
+def table5(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Result:
+    def run() -> Result:
+        tables, figures, summary = {}, [], {}
+        for name in datasets_for(data):
+            cfg = config_for(name, seed=seed, quick=quick)
+            rows, figs = run_variants(cfg, TABLE5_VARIANTS, seed=seed, quick=quick)
+            tables[f"Table 5 ({name})"] = rows
+            figures += figs
+            for row in rows:
+                summary[f"{name}.{row['variant']}.acc_on_original"] = row["acc_on_original"]
+                summary[f"{name}.{row['variant']}.ssim_mean"] = row["ssim_mean"]
+        return Result("veil-table5", summary=summary, tables=tables, config={"seed": seed, "quick": quick},
+                      figures=figures)
+
+    return timed(run)
+
+
+# ------------------------------------------------------------------------------------------ frontier
+FRONTIER_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("adam 0.05 (default)", {}),
+    ("adam 0.02", {"step_size": 0.02}),
+    ("adam 0.01", {"step_size": 0.01}),
+    ("sgd 0.1 (Eq. 3 as written)", {"optimizer": "sgd", "step_size": 0.1}),
+    ("adam 0.05, xi=0.1", {"stop_loss": 0.1}),
+    ("adam 0.05, T=100", {"steps": 100}),
+    ("adam 0.05, beta=0.01", {"beta": 0.01}),
+    ("adam 0.05, local 3 epochs", {"local_epochs": 3}),
+    ("adam 0.05, local 25 epochs", {"local_epochs": 25}),
+    ("adam 0.05, F=fc2", {"feature_layer": "fc2"}),
+    ("adam 0.05, F=conv2", {"feature_layer": "conv2"}),
+]
+
+
+@register_experiment("veil-frontier", "Veil: accuracy on originals vs |SSIM| over what the paper leaves open "
+                     "(step rule and size, T, xi, F's training and layer, augmentation).")
+def frontier(*, data: str | None = None, seed: int = 0, quick: bool = False,
+             variants: list[tuple[str, dict[str, Any]]] | None = None,
+             augments: tuple[str, ...] = ("none", "sign-flip")) -> Result:
+    def run() -> Result:
+        name = (data or datasets_for(None)[0])
+        cfg = config_for(name, seed=seed, quick=quick)
+        rows: list[dict[str, Any]] = []
+        figures: list[Figure] = []
+        for augment in augments:
+            r, figs = run_variants(cfg, variants or FRONTIER_VARIANTS, seed=seed, quick=quick, augment=augment)
+            rows += [{"augment": augment, **row} for row in r]
+            figures += figs
+        base = rows[0]["baseline_on_original"]
+        for row in rows:
+            row["meets_both_targets"] = bool(row["acc_on_original"] >= base - 0.05 and row["ssim_mean"] <= 0.05)
+        points = [{"ssim_mean": r["ssim_mean"], "acc_on_original": r["acc_on_original"],
+                   "label": f"{r['variant']} / {r['augment']}"} for r in rows]
+        figures.insert(0, Figure("frontier: accuracy on originals vs |SSIM|", scatter_png(
+            points, x="ssim_mean", y="acc_on_original", hlines={"baseline - 0.05": base - 0.05},
+            vlines={"|SSIM| = 0.05": 0.05})))
+        ok = [r for r in rows if r["meets_both_targets"]]
+        best = max(ok or rows, key=lambda r: (r["acc_on_original"] - 4 * max(0.0, r["ssim_mean"] - 0.05)))
+        summary = {"baseline_acc_original": base, "points": len(rows), "points_meeting_both": len(ok),
+                   "best_acc_on_original": best["acc_on_original"], "best_ssim_mean": best["ssim_mean"]}
+        return Result("veil-frontier", summary=summary, tables={f"frontier ({name})": rows},
+                      notes=[f"best point: {best['variant']} with augmentation {best['augment']}"],
+                      config={"seed": seed, "quick": quick, "data": name, "train_size": cfg.train_size,
+                              "test_size": cfg.test_size}, figures=figures)
+
+    return timed(run)

@@ -1,0 +1,112 @@
+"""The ``Protector`` contract every protection method keeps (DESIGN.md, "Protector").
+
+Modelled on scikit-learn's estimators: ``__init__`` stores its arguments verbatim and does no work,
+fitted state lives in attributes ending in ``_``, ``fit`` returns ``self``; ``transform`` maps the canonical
+image form (``(N, C, H, W)`` float32 in ``[0, 1]``) to the same form.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from privis.errors import InvalidInputError
+
+
+def check_images(images: Tensor, *, name: str = "images") -> Tensor:
+    """Validate the canonical image form and return it as float32.
+
+    Raises:
+        InvalidInputError: not a 4-D tensor, not floating point, NaN/inf present, or values outside [0, 1].
+    """
+    if not isinstance(images, Tensor):
+        raise InvalidInputError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
+    if images.ndim != 4:
+        raise InvalidInputError(f"{name} must have shape (N, C, H, W), got shape {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise InvalidInputError(f"{name} is empty (N = 0)")
+    if not images.is_floating_point():
+        raise InvalidInputError(f"{name} must be floating point in [0, 1], got dtype {images.dtype}")
+    if not torch.isfinite(images).all():
+        raise InvalidInputError(f"{name} contains NaN or infinite values")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise InvalidInputError(f"{name} must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]")
+    return images.float()
+
+
+def check_labels(labels: Tensor | None, n: int) -> Tensor | None:
+    """Validate labels: ``torch.long`` of shape ``(n,)`` or None."""
+    if labels is None:
+        return None
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise InvalidInputError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+    if labels.is_floating_point():
+        raise InvalidInputError(f"labels must be integers, got dtype {labels.dtype}")
+    return labels.long()
+
+
+class NotFittedError(InvalidInputError):
+    """``transform`` was called before ``fit`` on a protector that needs fitting."""
+
+
+class Protector:
+    """Base class of every protection method.
+
+    Subclasses set ``name`` (the registry key), store their ``__init__`` arguments verbatim, and implement
+    ``fit`` and ``transform``. ``fit_transform`` is provided.
+    """
+
+    name: ClassVar[str] = ""
+    #: The augmentation ``training_augmentation("default")`` resolves to.
+    default_augmentation: ClassVar[str] = "none"
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, as scikit-learn's ``get_params`` (not deep)."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params: Any) -> Protector:
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise InvalidInputError(f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
+        return self
+
+    def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def diagnostics(self) -> dict[str, float]:
+        """Method-specific figures of the last ``transform`` (e.g. Veil's stop-criterion fraction)."""
+        return {}
+
+    def training_augmentation(self, name: str) -> Callable[[Tensor], Tensor] | None:
+        """A named augmentation for models trained on this method's output; ``"none"`` gives None.
+
+        Methods that offer augmentations override this; an unknown name is an error.
+        """
+        if name == "default":
+            name = self.default_augmentation
+        if name in ("none", "", None):
+            return None
+        raise InvalidInputError(f"method {self.name!r} offers no training augmentation {name!r}")
+
+    def fit_transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.fit(images, labels).transform(images, labels)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, torch.nn.Module))
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,339 @@
+"""Veil Privacy: random pixel flipping followed by the gradient iteration algorithm.
+
+Specification: ``shared/papers/veil-privacy.md``, Algorithm 1 and Sections 3.2-3.3.
+
+1. Normalise to ``[-1, 1]`` (Algorithm 1 line 2: ``(x/255 - 0.5) / 0.5``).
+2. Random pixel flipping, Eq. (1): a mask ``m`` with ``m = +1`` where ``U(0,1) - p >= 0`` and ``-1``
+   otherwise; ``x~ = x * m`` element-wise, with an independent mask per image.
+3. Gradient iteration, Eq. (2)-(3): for at most ``T`` steps minimise
+   ``L(x~) = alpha * ||F(x~) - F(x)||_1 - beta * ||x~ - x||_2`` per sample, stopping a sample as soon as
+   ``L(x~) < xi``.  ``F`` is a layer of the data owner's local model (the logits by default, Sec. 3.3).
+4. Renormalise to the canonical ``[0, 1]`` form.
+
+Choices the paper leaves open, and ours:
+
+* Step rule and size (Eq. 3 writes plain gradient descent with an unspecified ``lr``). The default is a
+  per-pixel Adam step (``optimizer="adam"``) because plain SGD on the L1 feature loss needs a step size
+  tuned per dataset to reach ``xi``; ``optimizer="sgd"`` gives Eq. (3) literally. Both are batched but
+  exactly per-sample: Adam's moments are element-wise and a stopped sample is never updated again, so a
+  sample's trajectory does not depend on the rest of its batch.
+* Box constraint: each iterate is projected onto ``[-1, 1]`` so the image that is checked against ``xi``
+  is the image that is released (the paper's Renormalize step would otherwise have to clip afterwards and
+  silently move the features).
+* The stop test uses the loss of the current iterate before it is updated; a stopped sample keeps that
+  iterate, so every sample counted in ``stop_reached_fraction_`` really satisfies ``L < xi``.
+
+Masks come from OS entropy unless ``random_state`` is set, and are never stored.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from privis.errors import InvalidInputError
+from privis.methods import register
+from privis.methods.base import NotFittedError, Protector, check_images, check_labels
+from privis.models import FeatureExtractor, create, train
+from privis.progress import progress
+from privis.random import torch_generator
+
+Init = Literal["flip", "noise", "none"]
+
+
+def to_signed(images: Tensor) -> Tensor:
+    """Map canonical ``[0, 1]`` images to the paper's ``[-1, 1]`` domain (Algorithm 1, Normalize)."""
+    return images * 2.0 - 1.0
+
+
+def to_canonical(images: Tensor) -> Tensor:
+    """Map ``[-1, 1]`` images back to canonical ``[0, 1]`` (Algorithm 1, Renormalize)."""
+    return ((images + 1.0) * 0.5).clamp_(0.0, 1.0)
+
+
+def flip_mask(shape: torch.Size | tuple[int, ...], flip_ratio: float, generator: torch.Generator,
+              device: torch.device | str = "cpu") -> Tensor:
+    """Random flipping mask of Eq. (1): ``+1`` where ``u - p >= 0``, ``-1`` where ``u - p < 0``.
+
+    Args:
+        shape: ``(N, C, H, W)``; every element gets its own uniform draw ``u ~ U(0, 1)``.
+        flip_ratio: ``p``; the expected fraction of ``-1`` entries.
+        generator: source of the uniform draws.
+
+    Returns:
+        float32 tensor of ``shape`` with values in ``{-1, +1}``.
+    """
+    u = torch.rand(shape, generator=generator, device=generator.device).to(device)
+    return torch.where(u - flip_ratio >= 0, 1.0, -1.0)
+
+
+def random_pixel_flip(signed: Tensor, flip_ratio: float, generator: torch.Generator) -> Tensor:
+    """RPF(.) of Sec. 3.2 on ``[-1, 1]`` images ``(N, C, H, W)``: element-wise product with Eq. (1)'s mask."""
+    return signed * flip_mask(signed.shape, flip_ratio, generator, signed.device)
+
+
+@dataclass
+class GIAStats:
+    """Per-sample outcome of the gradient iteration: final loss, steps taken, whether ``L < xi`` was met."""
+
+    final_loss: Tensor
+    steps: Tensor
+    reached: Tensor
+
+
+def gradient_iteration(
+    start: Tensor,
+    target_signed: Tensor,
+    features: nn.Module,
+    *,
+    alpha: float,
+    beta: float,
+    steps: int,
+    stop_loss: float,
+    step_size: float,
+    optimizer: str = "adam",
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> tuple[Tensor, GIAStats]:
+    """GIA(.) of Sec. 3.3, batched: minimise Eq. (2) per sample with per-sample early stopping.
+
+    Args:
+        start: ``(N, C, H, W)`` initial iterate in ``[-1, 1]`` (the flipped images).
+        target_signed: ``(N, C, H, W)`` originals in ``[-1, 1]``.
+        features: ``F``; maps canonical ``[0, 1]`` images ``(N, C, H, W)`` to ``(N, D)`` features.
+        alpha, beta: Eq. (2) weights of the feature L1 term and the (negated) pixel L2 term.
+        steps: ``T``, the maximum number of updates per sample.
+        stop_loss: ``xi``; a sample stops as soon as its loss is below it.
+        step_size: ``lr`` of Eq. (3).
+        optimizer: ``"sgd"`` (Eq. 3 as written) or ``"adam"`` (element-wise Adam moments).
+
+    Returns:
+        The final iterates ``(N, C, H, W)`` in ``[-1, 1]`` and a :class:`GIAStats`.
+    """
+    if optimizer not in ("sgd", "adam"):
+        raise InvalidInputError(f"Veil optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    n = start.shape[0]
+    device = start.device
+    x = start.detach().clone()
+    with torch.no_grad():
+        target_features = features(to_canonical(target_signed.clone())).detach()
+    final_loss = torch.full((n,), float("nan"), device=device)
+    taken = torch.zeros(n, dtype=torch.long, device=device)
+    reached = torch.zeros(n, dtype=torch.bool, device=device)
+    active = torch.arange(n, device=device)
+    m = torch.zeros_like(x) if optimizer == "adam" else None
+    v = torch.zeros_like(x) if optimizer == "adam" else None
+    b1, b2 = betas
+
+    def loss_of(candidate: Tensor, idx: Tensor) -> Tensor:
+        feat = features(((candidate + 1.0) * 0.5).contiguous(memory_format=torch.channels_last))
+        feat_term = (feat - target_features[idx]).abs().flatten(1).sum(1)
+        # sqrt with a tiny floor: the gradient of ||d||_2 is undefined at d = 0 (the init="none" start).
+        pixel_term = ((candidate - target_signed[idx]).flatten(1).square().sum(1) + 1e-12).sqrt()
+        return alpha * feat_term - beta * pixel_term
+
+    for t in range(1, steps + 1):
+        if active.numel() == 0:
+            break
+        xa = x[active].requires_grad_(True)
+        loss = loss_of(xa, active)
+        (grad,) = torch.autograd.grad(loss.sum(), xa)
+        loss = loss.detach()
+        final_loss[active] = loss
+        done = loss < stop_loss
+        reached[active[done]] = True
+        keep = ~done
+        active, grad = active[keep], grad[keep]
+        if active.numel() == 0:
+            break
+        taken[active] += 1
+        if optimizer == "adam":
+            m[active] = b1 * m[active] + (1 - b1) * grad
+            v[active] = b2 * v[active] + (1 - b2) * grad.square()
+            m_hat = m[active] / (1 - b1**t)
+            v_hat = v[active] / (1 - b2**t)
+            update = step_size * m_hat / (v_hat.sqrt() + eps)
+        else:
+            update = step_size * grad
+        x[active] = (x[active] - update).clamp_(-1.0, 1.0)
+    if active.numel():
+        with torch.no_grad():
+            last = loss_of(x[active], active)
+        final_loss[active] = last
+        reached[active] = last < stop_loss
+    return x.detach(), GIAStats(final_loss=final_loss, steps=taken, reached=reached)
+
+
+@register
+class Veil(Protector):
+    """Veil Privacy (veil-privacy.md, Algorithm 1): hide what a person sees, keep what ``F`` sees.
+
+    Args:
+        flip_ratio: ``p`` of Eq. (1), in ``(0, 1)``; paper default 0.5.
+        alpha, beta: Eq. (2) weights; paper defaults 0.999 and 0.001.
+        steps: ``T``, maximum gradient iterations per image; paper default 300. ``0`` disables GIA
+            (the "RPF without GIA" ablation).
+        stop_loss: ``xi``; paper default 0.3.
+        local_model: the owner's local model whose layer is ``F``. When None, ``fit`` trains
+            ``local_arch`` on the owner's data.
+        feature_layer: which layer of the local model is ``F``: ``"logits"`` (the paper's choice) or any
+            name from :func:`privis.models.layer_names` (Table 5: ``fc2``, ``fc1``, ``conv2`` ...).
+        init: ``"flip"`` (RPF, the paper), ``"noise"`` (Gaussian noise start, Table 5 "Noise") or
+            ``"none"`` (start from ``x`` itself: GIA without RPF).
+        optimizer, step_size: the GIA update rule and ``lr`` of Eq. (3) (left open by the paper).
+        local_arch, local_epochs, local_lr: how ``fit`` trains the local model when none is given.
+        batch_size: images per GIA batch.
+        noise_std: standard deviation (in ``[-1, 1]`` units) of the ``init="noise"`` start.
+        random_state: seed for masks and local training; None draws masks from OS entropy.
+    """
+
+    name = "veil"
+
+    def __init__(
+        self,
+        flip_ratio: float = 0.5,
+        alpha: float = 0.999,
+        beta: float = 0.001,
+        steps: int = 300,
+        stop_loss: float = 0.3,
+        local_model: nn.Module | None = None,
+        feature_layer: str = "logits",
+        init: Init = "flip",
+        optimizer: str = "adam",
+        step_size: float = 0.05,
+        local_arch: str = "lenet5",
+        local_epochs: int = 8,
+        local_lr: float = 1e-3,
+        batch_size: int = 512,
+        noise_std: float = 1.0,
+        random_state: int | None = None,
+    ) -> None:
+        self.flip_ratio = flip_ratio
+        self.alpha = alpha
+        self.beta = beta
+        self.steps = steps
+        self.stop_loss = stop_loss
+        self.local_model = local_model
+        self.feature_layer = feature_layer
+        self.init = init
+        self.optimizer = optimizer
+        self.step_size = step_size
+        self.local_arch = local_arch
+        self.local_epochs = local_epochs
+        self.local_lr = local_lr
+        self.batch_size = batch_size
+        self.noise_std = noise_std
+        self.random_state = random_state
+
+    def _validate_params(self) -> None:
+        if not 0.0 < self.flip_ratio < 1.0:
+            raise InvalidInputError(f"flip_ratio must lie in (0, 1), got {self.flip_ratio}")
+        if self.steps < 0 or self.steps > 100_000:
+            raise InvalidInputError(f"steps must be in [0, 100000], got {self.steps}")
+        if self.step_size <= 0 or self.batch_size < 1:
+            raise InvalidInputError("step_size must be > 0 and batch_size >= 1")
+        if self.init not in ("flip", "noise", "none"):
+            raise InvalidInputError(f"init must be 'flip', 'noise' or 'none', got {self.init!r}")
+        if self.alpha < 0 or self.beta < 0:
+            raise InvalidInputError("alpha and beta must be non-negative")
+
+    def fit(self, images: Tensor, labels: Tensor | None = None) -> Veil:
+        """Train the local model on the owner's data (unless one was given) and fix ``F``."""
+        self._validate_params()
+        images = check_images(images)
+        labels = check_labels(labels, images.shape[0])
+        if self.local_model is not None:
+            model = self.local_model
+        else:
+            if labels is None:
+                raise InvalidInputError("Veil.fit needs labels to train the local model (or pass local_model=)")
+            seed = 0 if self.random_state is None else self.random_state
+            torch.manual_seed(seed)
+            model = create(self.local_arch, num_classes=int(labels.max()) + 1, in_channels=images.shape[1],
+                           image_size=tuple(images.shape[-2:]))
+            train(model, images, labels, epochs=self.local_epochs, lr=self.local_lr, seed=seed,
+                  desc="veil: local model")
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.local_model_ = model
+        # GIA runs F forward and backward T times per image: a channels-last copy of the frozen model
+        # makes the small convolutions of LeNet-style nets about twice as fast on CPU (measured in
+        # benchmarks/bench_veil.py); the owner's model object itself is left untouched.
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        self.features_ = FeatureExtractor(fast, self.feature_layer).eval()
+        return self
+
+    def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Veil ``images`` ``(N, C, H, W)`` in ``[0, 1]``; returns the same shape in ``[0, 1]``.
+
+        Per-batch GIA statistics of the last call are kept in ``stats_``; ``stop_reached_fraction_`` is
+        the fraction of samples whose loss fell below ``xi``.
+        """
+        if not hasattr(self, "features_"):
+            raise NotFittedError("Veil is not fitted: call fit() first (it trains or sets the local model)")
+        self._validate_params()
+        images = check_images(images)
+        device = next(self.local_model_.parameters()).device
+        generator = torch_generator(self.random_state)
+        out = torch.empty_like(images)
+        losses, taken, reached = [], [], []
+        starts = range(0, images.shape[0], self.batch_size)
+        for start in progress(starts, total=len(starts), desc="veil", unit="batch"):
+            batch = images[start:start + self.batch_size].to(device)
+            signed = to_signed(batch)
+            if self.init == "flip":
+                init = random_pixel_flip(signed, self.flip_ratio, generator)
+            elif self.init == "noise":
+                noise = torch.randn(signed.shape, generator=generator) * self.noise_std
+                init = (signed + noise.to(device)).clamp(-1.0, 1.0)
+            else:
+                init = signed.clone()
+            veiled, stats = gradient_iteration(
+                init, signed, self.features_, alpha=self.alpha, beta=self.beta, steps=self.steps,
+                stop_loss=self.stop_loss, step_size=self.step_size, optimizer=self.optimizer,
+            )
+            out[start:start + batch.shape[0]] = to_canonical(veiled).to(out.device)
+            losses.append(stats.final_loss.cpu())
+            taken.append(stats.steps.cpu())
+            reached.append(stats.reached.cpu())
+        self.stats_ = GIAStats(torch.cat(losses), torch.cat(taken), torch.cat(reached))
+        self.stop_reached_fraction_ = float(self.stats_.reached.float().mean())
+        return out
+
+    def diagnostics(self) -> dict[str, float]:
+        """``stop_reached_fraction`` (share of samples with ``L < xi``), mean steps and final loss."""
+        if not hasattr(self, "stats_"):
+            return {}
+        return {
+            "stop_reached_fraction": self.stop_reached_fraction_,
+            "gia_steps_mean": float(self.stats_.steps.float().mean()),
+            "gia_final_loss_mean": float(self.stats_.final_loss.mean()),
+        }
+
+    def training_augmentation(self, name: str) -> Callable[[Tensor], Tensor] | None:
+        """``"sign-flip"``: re-flip each training batch with fresh Eq. (1) masks of ratio ``flip_ratio``.
+
+        Beyond the paper. A model trained on veiled data sees one random sign pattern per pixel;
+        re-flipping each batch teaches it that the sign of a ``[-1, 1]`` pixel carries no class
+        information, which is what lets it recognise originals (another sign pattern of the same
+        magnitudes). The price is stated plainly: such a model relies on ``|x|``, the invariant that
+        ``privis attack invariants`` exploits.
+        """
+        if name == "default":
+            name = self.default_augmentation
+        if name != "sign-flip":
+            return super().training_augmentation(name)
+        generator = torch_generator(self.random_state)
+
+        def sign_flip(batch: Tensor) -> Tensor:
+            mask = flip_mask(batch.shape, self.flip_ratio, generator, batch.device)
+            return to_canonical(to_signed(batch) * mask)
+
+        return sign_flip
+

@@ -1,0 +1,42 @@
+"""privis.models: the model zoo, feature extraction, training/evaluation loops and checkpoints.
+
+Every model takes canonical images (``(N, C, H, W)`` float32 in ``[0, 1]``), normalises them internally
+with mean 0.5 and std 0.5, and returns logits ``(N, num_classes)``::
+
+    model = create("lenet5", num_classes=10, in_channels=1, image_size=28)
+    history = train(model, images, labels, epochs=5)
+    accuracy = evaluate(model, test_images, test_labels)
+    save_checkpoint(model, "model.pt", extra={"history": history.to_dict()})
+    model, info = load_checkpoint("model.pt")
+"""
+
+from privis.models import zoo  # noqa: F401  (registers the built-in architectures)
+from privis.models.checkpoint import export_torchscript, load_checkpoint, save_checkpoint
+from privis.models.features import LOGITS, FeatureExtractor, layer_names
+from privis.models.optim import available_optimizers, make_optimizer, register_optimizer
+from privis.models.registry import available, create, register_model
+from privis.models.training import TrainHistory, evaluate, num_classes_of, predict, train
+from privis.models.zoo import INPUT_MEAN, INPUT_STD, ImageClassifier
+
+__all__ = [
+    "INPUT_MEAN",
+    "INPUT_STD",
+    "LOGITS",
+    "FeatureExtractor",
+    "ImageClassifier",
+    "TrainHistory",
+    "available",
+    "available_optimizers",
+    "create",
+    "evaluate",
+    "export_torchscript",
+    "layer_names",
+    "load_checkpoint",
+    "make_optimizer",
+    "num_classes_of",
+    "predict",
+    "register_model",
+    "register_optimizer",
+    "save_checkpoint",
+    "train",
+]

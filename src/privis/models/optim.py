@@ -1,0 +1,80 @@
+"""Optimizers by name, behind a registry, so training code and configs say ``optimizer="adam"``.
+
+Built in: ``"sgd"`` (with momentum), ``"adam"``, ``"adamw"``. Other modules add theirs (e.g. ST-Adam)
+with :func:`register_optimizer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from privis.errors import InvalidInputError
+
+#: ``fn(params, *, lr, weight_decay, momentum) -> Optimizer``; builders ignore what they do not use.
+OptimizerBuilder = Callable[..., torch.optim.Optimizer]
+
+_OPTIMIZERS: dict[str, OptimizerBuilder] = {}
+
+
+def register_optimizer(name: str) -> Callable[[OptimizerBuilder], OptimizerBuilder]:
+    """Decorator registering ``fn(params, *, lr, weight_decay, momentum) -> Optimizer`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"optimizer name must be a non-empty string, got {name!r}")
+
+    def decorator(fn: OptimizerBuilder) -> OptimizerBuilder:
+        if name in _OPTIMIZERS and _OPTIMIZERS[name] is not fn:
+            raise InvalidInputError(f"optimizer {name!r} is already registered")
+        _OPTIMIZERS[name] = fn
+        return fn
+
+    return decorator
+
+
+def available_optimizers() -> list[str]:
+    """Names of every registered optimizer, sorted."""
+    return sorted(_OPTIMIZERS)
+
+
+def make_optimizer(
+    name: str,
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+) -> torch.optim.Optimizer:
+    """Build the optimizer registered as ``name`` over ``params``.
+
+    Raises:
+        InvalidInputError: unknown name (the message lists the available ones), or a negative or
+            non-finite ``lr``/``weight_decay``, or ``momentum`` outside ``[0, 1)``.
+    """
+    if name not in _OPTIMIZERS:
+        raise InvalidInputError(f"unknown optimizer {name!r}; available: {', '.join(available_optimizers())}")
+    for value, what in ((lr, "lr"), (weight_decay, "weight_decay")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            raise InvalidInputError(f"{what} must be a finite number >= 0, got {value!r}")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        raise InvalidInputError(f"momentum must be in [0, 1), got {momentum!r}")
+    return _OPTIMIZERS[name](params, lr=float(lr), weight_decay=float(weight_decay), momentum=float(momentum))
+
+
+@register_optimizer("sgd")
+def _sgd(params: Any, *, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
+    """SGD with (heavy-ball) momentum."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+@register_optimizer("adam")
+def _adam(params: Any, *, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
+    """Adam (Kingma & Ba, 2015); ``momentum`` is used as beta1, which is 0.9 by default as in the paper."""
+    return torch.optim.Adam(params, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+
+
+@register_optimizer("adamw")
+def _adamw(params: Any, *, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay, Loshchilov & Hutter, 2019); ``momentum`` is beta1."""
+    return torch.optim.AdamW(params, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)

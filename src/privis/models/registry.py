@@ -1,0 +1,122 @@
+"""A timm-style registry of model builders, so every layer names architectures by string.
+
+Experiments, the CLI (``privis train --model NAME``) and checkpoints refer to a network by a name such
+as ``"lenet5"``; this module maps the name to a builder and records how the model was built
+(``model.arch`` and ``model.arch_kwargs``), so :func:`privis.models.load_checkpoint` can rebuild the same
+network from a state dict without pickling Python objects.
+
+A builder is a callable ``fn(num_classes, in_channels, image_size, **options) -> nn.Module`` where
+``image_size`` is always an ``(H, W)`` tuple of ints. Register one with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from privis.errors import InvalidInputError
+
+Builder = Callable[..., nn.Module]
+
+_MODELS: dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Decorator registering ``fn`` as the builder of architecture ``name``.
+
+    Names are case-sensitive, lower-case by convention. Registering a name twice is an error, so a
+    typo in one module cannot silently replace another architecture.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"model name must be a non-empty string, got {name!r}")
+
+    def decorator(fn: Builder) -> Builder:
+        if name in _MODELS and _MODELS[name] is not fn:
+            raise InvalidInputError(f"model {name!r} is already registered")
+        _MODELS[name] = fn
+        return fn
+
+    return decorator
+
+
+def available() -> list[str]:
+    """Names of every registered architecture, sorted."""
+    return sorted(_MODELS)
+
+
+def normalize_image_size(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """Return ``image_size`` as an ``(H, W)`` tuple of positive ints.
+
+    Raises:
+        InvalidInputError: not a positive int or a pair of positive ints.
+    """
+    if isinstance(image_size, bool):
+        raise InvalidInputError(f"image_size must be an int or (H, W), got {image_size!r}")
+    if isinstance(image_size, int):
+        size = (image_size, image_size)
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+        size = tuple(image_size)
+    else:
+        raise InvalidInputError(f"image_size must be an int or (H, W), got {image_size!r}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
+        raise InvalidInputError(f"image_size must hold positive ints, got {image_size!r}")
+    return (int(size[0]), int(size[1]))
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def create(
+    name: str,
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    image_size: int | tuple[int, int] = 28,
+    **options: Any,
+) -> nn.Module:
+    """Build a fresh, randomly initialised model of architecture ``name``.
+
+    The model takes canonical images (``(N, C, H, W)`` float32 in ``[0, 1]``) and returns logits
+    ``(N, num_classes)``. Initialisation draws from torch's global RNG: call ``torch.manual_seed`` first
+    for reproducible weights.
+
+    Args:
+        name: a registered architecture (see :func:`available`).
+        num_classes: number of output logits.
+        in_channels: 1 for grey, 3 for RGB.
+        image_size: input size the model is built for, an int or ``(H, W)``.
+        **options: architecture-specific keyword options (e.g. ``width`` or ``dim``), passed to the builder
+            and recorded in ``arch_kwargs``.
+
+    Returns:
+        The model, with attributes ``arch`` (the name) and ``arch_kwargs`` (the keyword arguments that
+        rebuild it with ``create(arch, **arch_kwargs)``).
+
+    Raises:
+        InvalidInputError: unknown name (the message lists the available names), bad sizes or options.
+    """
+    if name not in _MODELS:
+        raise InvalidInputError(f"unknown model {name!r}; available: {', '.join(available()) or '(none)'}")
+    num_classes = _positive_int(num_classes, "num_classes")
+    in_channels = _positive_int(in_channels, "in_channels")
+    size = normalize_image_size(image_size)
+    builder = _MODELS[name]
+    try:
+        inspect.signature(builder).bind(num_classes, in_channels, size, **options)
+    except TypeError as exc:
+        raise InvalidInputError(f"bad options {sorted(options)} for model {name!r}: {exc}") from exc
+    model = builder(num_classes, in_channels, size, **options)
+    model.arch = name
+    model.arch_kwargs = {
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "image_size": size,
+        **options,
+    }
+    return model

@@ -1,0 +1,37 @@
+"""Shared fixtures: small real data (scikit-learn digits) and a small trained LeNet-5."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("PRIVIS_NO_PROGRESS", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def digits_train():
+    from privis import data
+
+    return data.load("digits:train")
+
+
+@pytest.fixture(scope="session")
+def digits_test():
+    from privis import data
+
+    return data.load("digits:test")
+
+
+@pytest.fixture(scope="session")
+def digits_lenet(digits_train):
+    """LeNet-5 trained on digits (a few seconds): the owner's local model in Veil tests."""
+    from privis import models
+
+    torch.manual_seed(0)
+    model = models.create("lenet5", num_classes=10, in_channels=1, image_size=8)
+    models.train(model, digits_train.images, digits_train.labels, epochs=15, seed=0)
+    model.eval()
+    return model

@@ -1,0 +1,148 @@
+"""Veil Privacy: Eq. (1) masks, Eq. (2)-(3) gradient iteration, the Protector contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from privis import methods, metrics
+from privis.errors import InvalidInputError
+from privis.methods.base import NotFittedError
+from privis.methods.veil import (
+    Veil,
+    flip_mask,
+    gradient_iteration,
+    random_pixel_flip,
+    to_canonical,
+    to_signed,
+)
+from privis.models import FeatureExtractor
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.8])
+def test_flip_mask_fraction_matches_p(p):
+    gen = torch.Generator().manual_seed(1)
+    mask = flip_mask((64, 1, 28, 28), p, gen)
+    assert set(mask.unique().tolist()) <= {-1.0, 1.0}
+    frac = float((mask < 0).float().mean())
+    # 50,176 Bernoulli(p) draws: standard error below 0.0023, so 0.01 is > 4 sigma.
+    assert abs(frac - p) < 0.01
+
+
+def test_rpf_keeps_magnitudes_in_signed_domain():
+    gen = torch.Generator().manual_seed(0)
+    x = to_signed(torch.rand(8, 3, 16, 16))
+    flipped = random_pixel_flip(x, 0.5, gen)
+    assert torch.equal(flipped.abs(), x.abs())
+    assert not torch.equal(flipped, x)
+
+
+def test_signed_round_trip():
+    x = torch.rand(4, 1, 8, 8)
+    assert torch.allclose(to_canonical(to_signed(x)), x, atol=1e-7)
+
+
+def test_gia_lowers_feature_distance(digits_lenet, digits_test):
+    feats = FeatureExtractor(digits_lenet, "logits").eval()
+    x = to_signed(digits_test.images[:64])
+    start = random_pixel_flip(x, 0.5, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        target = feats(to_canonical(x.clone()))
+        before = (feats(to_canonical(start.clone())) - target).abs().sum(1)
+    out, stats = gradient_iteration(start, x, feats, alpha=0.999, beta=0.001, steps=100, stop_loss=0.3,
+                                    step_size=0.02)
+    with torch.no_grad():
+        after = (feats(to_canonical(out.clone())) - target).abs().sum(1)
+    assert after.mean() < 0.25 * before.mean()
+    assert out.min() >= -1 and out.max() <= 1
+    # every sample flagged as reached really satisfies L < xi
+    assert (stats.final_loss[stats.reached] < 0.3).all()
+    assert (stats.steps <= 100).all()
+
+
+def test_gia_sample_trajectory_independent_of_batch(digits_lenet, digits_test):
+    """Per-sample early stopping and element-wise Adam: a sample's result ignores its batch-mates."""
+    feats = FeatureExtractor(digits_lenet, "logits").eval()
+    x = to_signed(digits_test.images[:16])
+    start = random_pixel_flip(x, 0.5, torch.Generator().manual_seed(3))
+    kwargs = dict(alpha=0.999, beta=0.001, steps=60, stop_loss=0.3, step_size=0.02)
+    batch, _ = gradient_iteration(start, x, feats, **kwargs)
+    alone, _ = gradient_iteration(start[5:6], x[5:6], feats, **kwargs)
+    assert torch.allclose(batch[5:6], alone, atol=1e-5)
+
+
+def test_sgd_step_rule_is_eq3(digits_lenet, digits_test):
+    """One SGD step equals x - lr * grad L exactly (Eq. 3)."""
+    feats = FeatureExtractor(digits_lenet, "logits").eval()
+    x = to_signed(digits_test.images[:4])
+    start = random_pixel_flip(x, 0.5, torch.Generator().manual_seed(0))
+    out, _ = gradient_iteration(start, x, feats, alpha=1.0, beta=0.0, steps=1, stop_loss=-1.0, step_size=0.01,
+                                optimizer="sgd")
+    xs = start.clone().requires_grad_(True)
+    with torch.no_grad():
+        tgt = feats(to_canonical(x.clone()))
+    loss = (feats((xs + 1) * 0.5) - tgt).abs().sum()
+    (g,) = torch.autograd.grad(loss, xs)
+    assert torch.allclose(out, (start - 0.01 * g).clamp(-1, 1), atol=1e-6)
+
+
+def test_veil_transform_contract(digits_lenet, digits_test):
+    veil = Veil(local_model=digits_lenet, steps=50, random_state=0)
+    assert veil.fit(digits_test.images) is veil
+    out = veil.transform(digits_test.images[:32])
+    assert out.shape == (32, 1, 8, 8) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+    assert 0.0 <= veil.stop_reached_fraction_ <= 1.0
+    assert set(veil.diagnostics()) >= {"stop_reached_fraction", "gia_steps_mean"}
+    # reproducible with a seed, different without one
+    again = Veil(local_model=digits_lenet, steps=50, random_state=0).fit(digits_test.images)
+    assert torch.equal(again.transform(digits_test.images[:32]), out)
+    a = Veil(local_model=digits_lenet, steps=0).fit(digits_test.images).transform(digits_test.images[:32])
+    b = Veil(local_model=digits_lenet, steps=0).fit(digits_test.images).transform(digits_test.images[:32])
+    assert not torch.equal(a, b)
+
+
+def test_veil_hides_structure(digits_lenet, digits_test):
+    out = Veil(local_model=digits_lenet, steps=100, random_state=0).fit(digits_test.images).transform(
+        digits_test.images[:64])
+    s = metrics.ssim(out, digits_test.images[:64], win_size=7).abs().mean()
+    assert s < 0.3  # |SSIM| of the flipped image is near 0; a plain copy would be 1
+
+
+def test_veil_fit_trains_local_model(digits_train):
+    veil = Veil(local_epochs=2, steps=5, random_state=0).fit(digits_train.images, digits_train.labels)
+    assert veil.local_model_.arch == "lenet5"
+    assert not any(p.requires_grad for p in veil.local_model_.parameters())
+
+
+def test_veil_errors(digits_lenet, digits_test):
+    with pytest.raises(NotFittedError):
+        Veil().transform(digits_test.images[:2])
+    with pytest.raises(InvalidInputError, match="flip_ratio"):
+        Veil(flip_ratio=1.5, local_model=digits_lenet).fit(digits_test.images)
+    with pytest.raises(InvalidInputError, match="labels"):
+        Veil().fit(digits_test.images)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        Veil(local_model=digits_lenet).fit(torch.full((2, 1, 8, 8), float("nan")))
+    with pytest.raises(InvalidInputError, match="feature|layer"):
+        Veil(local_model=digits_lenet, feature_layer="nope").fit(digits_test.images)
+
+
+def test_sign_flip_augmentation(digits_lenet, digits_test):
+    veil = Veil(local_model=digits_lenet, random_state=0)
+    aug = veil.training_augmentation("sign-flip")
+    x = digits_test.images[:8]
+    y = aug(x)
+    assert torch.allclose(to_signed(y).abs(), to_signed(x).abs(), atol=1e-6)
+    assert veil.training_augmentation("none") is None
+    with pytest.raises(InvalidInputError):
+        veil.training_augmentation("mixup")
+
+
+def test_registry_and_params():
+    veil = methods.create("veil", steps=10)
+    assert isinstance(veil, Veil)
+    params = veil.get_params()
+    assert params["steps"] == 10 and params["flip_ratio"] == 0.5 and params["alpha"] == 0.999
+    with pytest.raises(InvalidInputError, match="unknown method"):
+        methods.create("nope")
