@@ -171,7 +171,8 @@ def evaluate(
     train_size: Annotated[int | None, typer.Option("--train-size", help="Owner's training slice size.")] = 10000,
     test_size: Annotated[int | None, typer.Option("--test-size", help="Test slice size (default: all).")] = None,
     model: Annotated[str, typer.Option("--model", help="Architecture of the baseline and service models.")] = "lenet5",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs of both models "
+                                               "(default: 10, more for small data).")] = None,
     augment: Annotated[str, typer.Option("--augment", help="Service-model training augmentation offered by the "
                                          "method (veil: sign-flip), or none.")] = "default",
     param: Annotated[list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")] = None,

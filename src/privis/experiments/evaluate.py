@@ -3,9 +3,9 @@
 Protocol:
 
 1. The data owner's training slice and the full test split are loaded.
-2. A baseline model is trained on the original training slice.
-3. The protector is fitted on the owner's training slice (e.g. Veil trains its local model there) and
+2. The protector is fitted on the owner's training slice (e.g. Veil trains its local model there) and
    protects the training slice and the test split; throughput and peak memory are measured here.
+3. A baseline model is trained on the original training slice.
 4. A service model of the same architecture is trained on the protected training slice.
 5. Both models are tested on original and on protected test data; |SSIM|, PSNR and VFE compare
    protected test images with their originals.
@@ -13,6 +13,7 @@ Protocol:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ class EvalConfig:
         train_size: size of the owner's training slice (``None``: the whole training split).
         test_size: size of the test slice (``None``: the whole test split).
         model: architecture of the baseline and service models.
-        epochs, lr, batch_size, optimizer: their training.
+        epochs: training epochs of both models; ``None`` picks :func:`auto_epochs` from the data size.
+        lr, batch_size, optimizer: their training.
         augment: name of a training augmentation for the service model (``none`` or one the method
             offers, e.g. Veil's ``sign-flip``); the baseline is trained without it.
         seed: seeds model training and the protector when it takes ``random_state``.
@@ -48,13 +50,18 @@ class EvalConfig:
     train_size: int | None = 10000
     test_size: int | None = None
     model: str = "lenet5"
-    epochs: int = 10
+    epochs: int | None = None
     lr: float = 1e-3
     batch_size: int = 128
     optimizer: str = "adam"
     augment: str = "default"
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def auto_epochs(n: int) -> int:
+    """Epochs giving small training sets enough optimizer steps: ``clip(60000 / n, 10, 60)``."""
+    return int(min(60, max(10, math.ceil(60000 / max(n, 1)))))
 
 
 def split_spec(data: str, split: str, size: int | None) -> str:
@@ -93,7 +100,8 @@ def train_classifier(images: Tensor, labels: Tensor, num_classes: int, cfg: Eval
     torch.manual_seed(cfg.seed)
     model = models.create(arch or cfg.model, num_classes=num_classes, in_channels=images.shape[1],
                           image_size=tuple(images.shape[-2:]))
-    models.train(model, images, labels, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+    models.train(model, images, labels, epochs=cfg.epochs or auto_epochs(len(labels)), batch_size=cfg.batch_size,
+                 optimizer=cfg.optimizer,
                  lr=cfg.lr, seed=cfg.seed, augment=augment, desc=desc)
     return model
 
@@ -145,9 +153,9 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
     t_start = time.perf_counter()
     train, test = data or load_train_test(cfg)
     k = max(train.num_classes, int(train.labels.max()) + 1)
+    protected_train, protected_test, speed = timed_protect(protector, train, test)
     if baseline is None:
         baseline = train_classifier(train.images, train.labels, k, cfg, desc="baseline model")
-    protected_train, protected_test, speed = timed_protect(protector, train, test)
     service = train_classifier(protected_train, train.labels, k, cfg, augment=augment, desc="protected model")
     summary: dict[str, float] = {
         "baseline_acc_original": models.evaluate(baseline, test.images, test.labels),

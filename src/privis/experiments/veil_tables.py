@@ -20,6 +20,7 @@ from privis import metrics, models
 from privis.experiments import register_experiment
 from privis.experiments.evaluate import (
     EvalConfig,
+    auto_epochs,
     evaluate_protector,
     load_train_test,
     train_classifier,
@@ -38,12 +39,16 @@ def datasets_for(data: str | None) -> list[str]:
 
 def config_for(data: str, *, seed: int, quick: bool, train_size: int = 5000, test_size: int = 2000,
                **overrides: Any) -> EvalConfig:
-    """Protocol sizes: digits is used whole (1,347 train / 450 test); other data are sliced."""
+    """Protocol sizes: digits is used whole (1,347 train / 450 test); other data are sliced.
+
+    ``quick`` shrinks everything to a smoke run (a few hundred images, few epochs).
+    """
     digits = data.startswith("digits")
-    cfg = EvalConfig(data=data, seed=seed,
-                     train_size=None if digits else (1000 if quick else train_size),
-                     test_size=None if digits else (500 if quick else test_size),
-                     epochs=3 if quick else 10)
+    if quick:
+        cfg = EvalConfig(data=data, seed=seed, train_size=400, test_size=150, epochs=2)
+    else:
+        cfg = EvalConfig(data=data, seed=seed, train_size=None if digits else train_size,
+                         test_size=None if digits else test_size)
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg
@@ -52,7 +57,7 @@ def config_for(data: str, *, seed: int, quick: bool, train_size: int = 5000, tes
 def veil_params(seed: int, quick: bool, **params: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"random_state": seed}
     if quick:
-        base.update(steps=40, local_epochs=2)
+        base.update(steps=20, local_epochs=2)
     base.update(params)
     return base
 
@@ -157,6 +162,7 @@ def widen_classifier(model: nn.Module, num_classes: int) -> nn.Module:
         new.weight[: old.out_features] = old.weight
         new.bias[: old.out_features] = old.bias
     setattr(parent, name.rsplit(".", 1)[-1], new)
+    model.arch_kwargs = {**getattr(model, "arch_kwargs", {}), "num_classes": num_classes}
     for p in model.parameters():
         p.requires_grad_(False)
     for p in new.parameters():
@@ -203,7 +209,8 @@ def table4(*, data: str | None = None, seed: int = 0, quick: bool = False,
                                     desc="fine-tune: baseline without the new class")
             ft = widen_classifier(base, k)
             ft_images = torch.where(sel[:, None, None, None], v.veiled_train, train.images)
-            models.train(ft, ft_images, remap[train.labels], epochs=cfg.epochs, lr=cfg.lr, seed=seed,
+            models.train(ft, ft_images, remap[train.labels], epochs=cfg.epochs or auto_epochs(len(train)),
+                         lr=cfg.lr, seed=seed,
                          desc="fine-tune: last layer")
             test_labels = remap[test.labels]
             finetune.append({

@@ -1,0 +1,92 @@
+"""The privis command end to end on digits: exit codes, one-line errors, JSON/HTML outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from privis.cli.main import app, parse_params
+from privis.errors import InvalidInputError
+
+runner = CliRunner()
+
+
+def test_listing_commands():
+    for cmd, expected in [("methods", "veil"), ("datasets", "digits"), ("models", "lenet5"),
+                          ("experiments", "veil-table2")]:
+        result = runner.invoke(app, [cmd])
+        assert result.exit_code == 0, result.output
+        assert expected in result.output
+
+
+def test_help_explains_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("demo", "protect", "evaluate", "experiment", "train"):
+        assert cmd in result.output
+
+
+def test_evaluate_veil_on_digits_writes_json_and_report(tmp_path):
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    result = runner.invoke(app, ["evaluate", "veil", "--data", "digits", "--epochs", "3", "--param", "steps=20",
+                                 "--param", "local_epochs=2", "--json", str(out_json), "--report", str(out_html)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out_json.read_text())["summary"]
+    for key in ("baseline_acc_original", "baseline_acc_protected", "protected_acc_original",
+                "protected_acc_protected", "ssim_mean", "stop_reached_fraction", "images_per_second",
+                "peak_rss_mb"):
+        assert key in summary
+        assert summary[key] == summary[key]  # not NaN
+    for key in ("baseline_acc_original", "protected_acc_protected", "stop_reached_fraction"):
+        assert 0.0 <= summary[key] <= 1.0
+    html = out_html.read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    assert "baseline_acc_original" in html
+
+
+def test_protect_then_read_back(tmp_path):
+    out = tmp_path / "veiled"
+    result = runner.invoke(app, ["protect", "veil", "--data", "digits:test[:40]", "--fit-data", "digits:train",
+                                 "--out", str(out), "--seed", "0", "--param", "steps=10", "--param", "local_epochs=1"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["items"]) == 40
+    assert manifest["extra"]["method"] == "veil"
+    from privis import data
+
+    back = data.load(f"folder:{out}")
+    assert len(back) == 40 and back.images.shape[1:] == (1, 8, 8)
+
+
+def test_train_and_use_checkpoint(tmp_path):
+    ckpt = tmp_path / "m.pt"
+    result = runner.invoke(app, ["train", "--data", "digits:train", "--model", "lenet5", "--epochs", "2",
+                                 "--out", str(ckpt), "--test", "digits:test"])
+    assert result.exit_code == 0, result.output
+    assert ckpt.is_file() and "test accuracy" in result.output
+    result = runner.invoke(app, ["evaluate", "veil", "--data", "digits", "--epochs", "1", "--param",
+                                 f"local_model={ckpt}", "--param", "steps=5"])
+    assert result.exit_code == 0, result.output
+
+
+def test_errors_are_one_line_with_exit_codes(tmp_path):
+    result = runner.invoke(app, ["evaluate", "nope", "--data", "digits"])
+    assert result.exit_code == 2 and "unknown method" in result.output
+    result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{tmp_path}", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "error" in result.output
+    bad = tmp_path / "cls"
+    bad.mkdir()
+    (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{tmp_path}", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "broken.png" in result.output
+    result = runner.invoke(app, ["evaluate", "veil", "--data", "digits", "--param", "flip_ratio=2"])
+    assert result.exit_code == 2 and "flip_ratio" in result.output
+
+
+def test_parse_params():
+    assert parse_params(["steps=10", "optimizer=sgd", "step-size=0.5", "flag=True"]) == {
+        "steps": 10, "optimizer": "sgd", "step_size": 0.5, "flag": True}
+    with pytest.raises(InvalidInputError):
+        parse_params(["novalue"])

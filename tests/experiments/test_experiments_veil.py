@@ -1,0 +1,43 @@
+"""Veil experiments run end to end in quick mode on digits and produce the tables they promise."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from privis import experiments
+from privis.experiments.veil_tables import widen_classifier
+from privis.models import create
+from privis.report import render_html
+
+
+def test_registry_lists_veil_tables():
+    names = set(experiments.available())
+    assert {"demo", "veil-table2", "veil-table3", "veil-table4", "veil-table5", "veil-frontier"} <= names
+
+
+def test_table2_and_3_quick_on_digits():
+    r2 = experiments.get("veil-table2").run(data="digits", quick=True, seed=0)
+    row = r2.tables["Table 2 (accuracy)"][0]
+    assert row["dataset"] == "digits"
+    assert 0 <= row["veiled_on_original"] <= 1 and 0 <= row["ssim_mean"] <= 1
+    r3 = experiments.get("veil-table3").run(data="digits", quick=True, seed=0)
+    row = r3.tables["Table 3 (|SSIM| veiled vs original)"][0]
+    assert row["p90"] >= row["median"] and row["max"] >= row["p99"]
+    assert "<table>" in render_html(r3)
+
+
+def test_table4_quick_on_digits():
+    r = experiments.get("veil-table4").run(data="digits", quick=True, seed=0)
+    assert set(r.tables) == {"Combination training", "Fine-tuning training", "Transferability"}
+    assert r.tables["Transferability"][0]["transfer_model"] == "alexnet"
+
+
+def test_widen_classifier_trains_only_last_layer():
+    torch.manual_seed(0)
+    model = create("lenet5", num_classes=9, in_channels=1, image_size=8)
+    wide = widen_classifier(model, 10)
+    assert wide.fc3.out_features == 10
+    assert [n for n, p in wide.named_parameters() if p.requires_grad] == ["fc3.weight", "fc3.bias"]
+    assert torch.equal(wide.fc3.weight[:9], model.fc3.weight)
+    assert isinstance(model.fc3, nn.Linear) and model.fc3.out_features == 9  # original untouched
