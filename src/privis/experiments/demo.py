@@ -28,7 +28,7 @@ def demo(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Resu
         data=data,
         train_size=None if digits else (1000 if quick else DEMO_TRAIN),
         test_size=None if digits else (500 if quick else DEMO_TEST),
-        epochs=2 if quick else None,
+        epochs=None,
         seed=seed,
         params={"random_state": seed, **({"steps": 50} if quick else {})},
     )

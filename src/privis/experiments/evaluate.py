@@ -137,10 +137,22 @@ def image_similarity(original: Tensor, protected: Tensor) -> dict[str, float]:
     }
 
 
+def utility_summary(baseline: torch.nn.Module, service: torch.nn.Module, test: pdata.Dataset,
+                    protected_test: Tensor) -> dict[str, float]:
+    """The four accuracies of DESIGN.md: baseline / service model on original / protected test data."""
+    return {
+        "baseline_acc_original": models.evaluate(baseline, test.images, test.labels),
+        "baseline_acc_protected": models.evaluate(baseline, protected_test, test.labels),
+        "protected_acc_original": models.evaluate(service, test.images, test.labels),
+        "protected_acc_protected": models.evaluate(service, protected_test, test.labels),
+    }
+
+
 def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
                        augment: Callable[[Tensor], Tensor] | None = None,
                        data: tuple[pdata.Dataset, pdata.Dataset] | None = None,
-                       baseline: torch.nn.Module | None = None) -> Result:
+                       baseline: torch.nn.Module | None = None,
+                       extra_augments: dict[str, Callable[[Tensor], Tensor] | None] | None = None) -> Result:
     """Run the protocol of this module and return a ``Result`` with DESIGN.md's summary keys.
 
     Args:
@@ -149,6 +161,8 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
         augment: training augmentation for the service model.
         data: pre-loaded (train, test) datasets; loaded from ``cfg`` when None.
         baseline: a baseline model already trained on the original training slice (reused by sweeps).
+        extra_augments: more service models to train on the same protected data, one per named
+            augmentation; their accuracies land in the table ``service models by augmentation``.
     """
     t_start = time.perf_counter()
     train, test = data or load_train_test(cfg)
@@ -157,20 +171,23 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
     if baseline is None:
         baseline = train_classifier(train.images, train.labels, k, cfg, desc="baseline model")
     service = train_classifier(protected_train, train.labels, k, cfg, augment=augment, desc="protected model")
-    summary: dict[str, float] = {
-        "baseline_acc_original": models.evaluate(baseline, test.images, test.labels),
-        "baseline_acc_protected": models.evaluate(baseline, protected_test, test.labels),
-        "protected_acc_original": models.evaluate(service, test.images, test.labels),
-        "protected_acc_protected": models.evaluate(service, protected_test, test.labels),
-    }
+    summary = utility_summary(baseline, service, test, protected_test)
     summary.update(image_similarity(test.images, protected_test))
     summary.update(protector.diagnostics())
     summary.update(speed)
     summary["train_size"] = len(train)
     summary["test_size"] = len(test)
+    tables = {}
+    if extra_augments:
+        rows = []
+        for name, aug in extra_augments.items():
+            other = train_classifier(protected_train, train.labels, k, cfg, augment=aug, desc=f"protected ({name})")
+            rows.append({"augment": name, **utility_summary(baseline, other, test, protected_test)})
+        tables["service models by augmentation"] = rows
     result = Result(
         name=f"evaluate-{protector.name}",
         summary=summary,
+        tables=tables,
         config={"protocol": cfg.__dict__, "method": protector.name,
                 "params": {k: v for k, v in protector.get_params().items()
                            if not isinstance(v, torch.nn.Module)},
