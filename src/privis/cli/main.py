@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -199,6 +200,10 @@ def experiment(
     name: Annotated[str, typer.Argument(help="Experiment name (see `privis experiments`).")],
     data: Annotated[str | None, typer.Option("--data", help="Dataset (default: the experiment's own).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a smoke run in seconds.")] = False,
+    train_size: Annotated[int | None, typer.Option("--train-size", help="Training slice size, for experiments "
+                                                   "that take one.")] = None,
+    test_size: Annotated[int | None, typer.Option("--test-size", help="Test slice size, for experiments "
+                                                  "that take one.")] = None,
     json_path: JsonOpt = None,
     report: ReportOpt = None,
     seed: SeedOpt = 0,
@@ -210,6 +215,12 @@ def experiment(
     kwargs: dict[str, Any] = {"seed": seed, "quick": quick}
     if data:
         kwargs["data"] = data
+    accepted = inspect.signature(exp.run).parameters
+    for key, value in (("train_size", train_size), ("test_size", test_size)):
+        if value is not None:
+            if key not in accepted:
+                raise InvalidInputError(f"experiment {name!r} takes no --{key.replace('_', '-')}")
+            kwargs[key] = value
     result = exp.run(**kwargs)
     print_summary(result)
     write_outputs(result, json_path, report)

@@ -89,11 +89,12 @@ def timed(fn: Callable[[], Result]) -> Result:
 
 # --------------------------------------------------------------------------------------------- Table 2
 @register_experiment("veil-table2", "Veil Table 2: baseline and veiled models on original and veiled test data.")
-def table2(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Result:
+def table2(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
+           test_size: int = 2000) -> Result:
     def run() -> Result:
         rows, figures, summary = [], [], {}
         for name in datasets_for(data):
-            cfg = config_for(name, seed=seed, quick=quick)
+            cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             res = evaluate_protector(Veil(**veil_params(seed, quick)), cfg)
             s = res.summary
             rows.append({"dataset": name, "backbone": cfg.model, "train": int(s["train_size"]),
@@ -113,11 +114,12 @@ def table2(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Re
 
 # --------------------------------------------------------------------------------------------- Table 3
 @register_experiment("veil-table3", "Veil Table 3: |SSIM| between veiled and original images.")
-def table3(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Result:
+def table3(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
+           test_size: int = 2000) -> Result:
     def run() -> Result:
         rows, figures, summary = [], [], {}
         for name in datasets_for(data):
-            cfg = config_for(name, seed=seed, quick=quick)
+            cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             v = make_veiled(cfg, veil_params(seed, quick))
             s = metrics.ssim(v.veiled_test, v.test.images, win_size=_win(v.test.images)).abs()
             q = torch.quantile(s, torch.tensor([0.5, 0.9, 0.99]))
@@ -176,12 +178,12 @@ def _acc(model: nn.Module, images: Tensor, labels: Tensor) -> float:
 
 @register_experiment("veil-table4", "Veil Table 4: combination training, fine-tuning a new veiled class, "
                      "transferability across architectures.")
-def table4(*, data: str | None = None, seed: int = 0, quick: bool = False,
-           transfer_model: str = "alexnet") -> Result:
+def table4(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
+           test_size: int = 2000, transfer_model: str = "alexnet") -> Result:
     def run() -> Result:
         combo, finetune, transfer, summary = [], [], [], {}
         for name in datasets_for(data):
-            cfg = config_for(name, seed=seed, quick=quick)
+            cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             v = make_veiled(cfg, veil_params(seed, quick))
             train, test = v.train, v.test
             k = train.num_classes
@@ -287,11 +289,12 @@ def run_variants(cfg: EvalConfig, variants: Iterable[tuple[str, dict[str, Any]]]
 
 @register_experiment("veil-table5", "Veil Table 5 ablation: p, noise instead of RPF, RPF without GIA, "
                      "GIA without RPF, feature layer.")
-def table5(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Result:
+def table5(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
+           test_size: int = 2000) -> Result:
     def run() -> Result:
         tables, figures, summary = {}, [], {}
         for name in datasets_for(data):
-            cfg = config_for(name, seed=seed, quick=quick)
+            cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             rows, figs = run_variants(cfg, TABLE5_VARIANTS, seed=seed, quick=quick)
             tables[f"Table 5 ({name})"] = rows
             figures += figs
@@ -322,12 +325,13 @@ FRONTIER_VARIANTS: list[tuple[str, dict[str, Any]]] = [
 
 @register_experiment("veil-frontier", "Veil: accuracy on originals vs |SSIM| over what the paper leaves open "
                      "(step rule and size, T, xi, F's training and layer, augmentation).")
-def frontier(*, data: str | None = None, seed: int = 0, quick: bool = False,
+def frontier(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
+             test_size: int = 2000,
              variants: list[tuple[str, dict[str, Any]]] | None = None,
              augments: tuple[str, ...] = ("none", "sign-flip")) -> Result:
     def run() -> Result:
         name = (data or datasets_for(None)[0])
-        cfg = config_for(name, seed=seed, quick=quick)
+        cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
         rows, figures = run_variants(cfg, variants or FRONTIER_VARIANTS, seed=seed, quick=quick, augments=augments)
         base = rows[0]["baseline_on_original"]
         for row in rows:
