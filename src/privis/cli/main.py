@@ -175,7 +175,8 @@ def evaluate(
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs of both models "
                                                "(default: 10, more for small data).")] = None,
     augment: Annotated[str, typer.Option("--augment", help="Service-model training augmentation offered by the "
-                                         "method (veil: sign-flip), or none.")] = "default",
+                                         "method (veil: sign-flip), or none; a comma list trains one service model "
+                                         "each (the summary reports the first).")] = "default",
     param: Annotated[list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")] = None,
     json_path: JsonOpt = None,
     report: ReportOpt = None,

@@ -42,7 +42,9 @@ class EvalConfig:
         epochs: training epochs of both models; ``None`` picks :func:`auto_epochs` from the data size.
         lr, batch_size, optimizer: their training.
         augment: name of a training augmentation for the service model (``none`` or one the method
-            offers, e.g. Veil's ``sign-flip``); the baseline is trained without it.
+            offers, e.g. Veil's ``sign-flip``); the baseline is trained without it. A comma-separated
+            list trains one more service model per further name on the same protected data (table
+            ``service models by augmentation``); the summary keys describe the first.
         seed: seeds model training and the protector when it takes ``random_state``.
     """
 
@@ -209,5 +211,6 @@ def evaluate(method: str, cfg: EvalConfig) -> Result:
     if cls is not None and "random_state" in cls._param_names():
         params.setdefault("random_state", cfg.seed)
     protector = methods.create(method, **params)
-    augment = protector.training_augmentation(cfg.augment)
-    return evaluate_protector(protector, cfg, augment=augment)
+    first, *others = [a.strip() for a in cfg.augment.split(",")]
+    return evaluate_protector(protector, cfg, augment=protector.training_augmentation(first),
+                              extra_augments={a: protector.training_augmentation(a) for a in others})
