@@ -45,7 +45,7 @@ def config_for(data: str, *, seed: int, quick: bool, train_size: int = 5000, tes
     """
     digits = data.startswith("digits")
     if quick:
-        cfg = EvalConfig(data=data, seed=seed, train_size=400, test_size=150)
+        cfg = EvalConfig(data=data, seed=seed, train_size=400, test_size=150, epochs=15)
     else:
         cfg = EvalConfig(data=data, seed=seed, train_size=None if digits else train_size,
                          test_size=None if digits else test_size)
