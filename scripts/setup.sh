@@ -16,4 +16,5 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned (pyproject.toml); installing it first keeps pip from resolving a CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
+# Everything privis can do on one machine: serving, ONNX export, Ray (the tests exercise all of it).
+.venv/bin/python -m pip install -q -e ".[dev,all]"

@@ -408,7 +408,7 @@ def _keep_common_size(
 # ------------------------------------------------------------------------------------------ writer
 
 
-def _overlap_error(out_dir: Path, inputs: Sequence[str | Path]) -> str | None:
+def overlap_error(out_dir: Path, inputs: Sequence[str | Path]) -> str | None:
     """Why writing to ``out_dir`` could touch an input, or ``None`` when it cannot."""
     out = out_dir.expanduser().resolve()
     for given in inputs:
@@ -480,7 +480,7 @@ class FolderWriter:
         self._prepared = False
         self._closed = False
 
-        why = _overlap_error(self.out_dir, self.inputs)
+        why = overlap_error(self.out_dir, self.inputs)
         if why is not None:
             raise InvalidInputError(f"refusing to write: {why} (outputs must never overwrite inputs)")
         if self.out_dir.exists() and not self.out_dir.is_dir():

@@ -1,5 +1,18 @@
-"""Running a protector over a dataset: batching and writing each batch as soon as it is protected."""
+"""Running a protector over a dataset of any size (DESIGN.md, ``engine``).
 
+- :func:`protect`: stream a dataset spec (``folder:``, ``npz:``, built-in) or a ``Dataset`` through a
+  protector into an output folder, batch by batch, with memory bounded by the batch size; reader and
+  writer thread pools (``workers``); every output atomic, every finished item journalled in
+  ``OUT/manifest.jsonl``; ``resume`` after any crash; ``engine="ray"`` for Ray Data.
+- :func:`protect_dataset`: the earlier in-memory entry point, now a wrapper over :func:`protect`.
+- The ``ids`` contract: a protector whose ``transform(images, labels=None, *, ids=None)`` takes ``ids``
+  receives ``(B,)`` int64 item ids and must derive item ``i``'s randomness from ``(random_state, ids[i])``
+  only; others are seeded per aligned batch (see :mod:`privis.engine.core`).
+"""
+
+from privis.engine.core import RunSummary, ids_mode
+from privis.engine.journal import JOURNAL_NAME, item_hash
 from privis.engine.local import protect_dataset
+from privis.engine.run import ENGINES, protect
 
-__all__ = ["protect_dataset"]
+__all__ = ["ENGINES", "JOURNAL_NAME", "RunSummary", "ids_mode", "item_hash", "protect", "protect_dataset"]

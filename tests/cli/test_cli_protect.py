@@ -1,0 +1,95 @@
+"""``privis protect`` and ``privis bench`` end to end on digits and on a small folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from privis import data as pdata
+from privis.cli.main import app
+
+runner = CliRunner()
+
+
+def make_folder(root: Path, n: int, size: int = 12) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        d = root / ("cat" if i % 2 else "dog") / "x"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(d / f"p{i:03d}.jpg", quality=90)
+    return root
+
+
+def test_protect_folder_workers_resume_force(tmp_path):
+    root = make_folder(tmp_path / "in", 20)
+    out = tmp_path / "out"
+    base = ["protect", "noise", "--data", f"folder:{root}", "--out", str(out), "--seed", "3", "--batch-size", "8"]
+    result = runner.invoke(app, base + ["--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "done 20, already done 0, skipped 0, failed 0" in result.output and "images/s" in result.output
+    outs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert outs == sorted(p.relative_to(root).with_suffix(".png").as_posix() for p in root.rglob("*.jpg"))
+    back = pdata.load(f"folder:{out}")
+    assert len(back) == 20 and back.shape == (3, 12, 12)
+
+    again = runner.invoke(app, base)
+    assert again.exit_code == 2 and "--resume" in again.output and "--force" in again.output
+    resumed = runner.invoke(app, base + ["--resume"])
+    assert resumed.exit_code == 0 and "already done 20" in resumed.output
+    forced = runner.invoke(app, base + ["--force"])
+    assert forced.exit_code == 0 and "done 20, already done 0" in forced.output
+    inside = runner.invoke(app, ["protect", "blur", "--data", f"folder:{root}", "--out", str(root / "cat" / "o")])
+    assert inside.exit_code == 2 and "never overwrite inputs" in inside.output
+
+
+def test_protect_bad_file_and_skip_bad(tmp_path):
+    root = make_folder(tmp_path / "in", 6)
+    (root / "dog" / "x" / "p004.jpg").write_bytes(b"garbage")
+    stop = runner.invoke(app, ["protect", "blur", "--data", f"folder:{root}", "--out", str(tmp_path / "a")])
+    assert stop.exit_code == 1 and "p004.jpg" in stop.output and "failed 1" in stop.output
+    skip = runner.invoke(app, ["protect", "blur", "--data", f"folder:{root}", "--out", str(tmp_path / "b"),
+                               "--skip-bad"])
+    assert skip.exit_code == 0 and "done 5" in skip.output and "skipped 1" in skip.output
+
+
+def test_protect_jpeg_needs_allow_lossy(tmp_path):
+    base = ["protect", "noise", "--data", "digits:train[:30]", "--out", str(tmp_path / "j"), "--seed", "1",
+            "--format", "jpeg"]
+    refused = runner.invoke(app, base)
+    assert refused.exit_code == 2 and "refusing lossy JPEG" in refused.output and "PSNR" in refused.output
+    ok = runner.invoke(app, base + ["--allow-lossy"])
+    assert ok.exit_code == 0 and "JPEG changed protected pixels by up to" in ok.output
+    assert len(list((tmp_path / "j").rglob("*.jpg"))) == 30
+
+
+def test_protect_veil_with_fit_data_on_digits(tmp_path):
+    out = tmp_path / "veil"
+    result = runner.invoke(app, ["protect", "veil", "--data", "digits:test[:40]", "--fit-data", "digits:train[:300]",
+                                 "--out", str(out), "--seed", "0", "--param", "steps=3", "--param", "local_epochs=1",
+                                 "--batch-size", "16"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["count"] == 40 and manifest["extra"]["method"] == "veil"
+    assert manifest["extra"]["ids_mode"] == "batch-seed"
+    original = pdata.load("digits:test[:40]")
+    back = pdata.load(f"folder:{out}")
+    assert not np.allclose(back.images.numpy(), original.images.numpy(), atol=0.05)
+
+
+def test_protect_ray_engine_unknown_engine_is_usage_error(tmp_path):
+    result = runner.invoke(app, ["protect", "blur", "--data", "digits:train[:4]", "--out", str(tmp_path / "o"),
+                                 "--engine", "spark"])
+    assert result.exit_code == 2 and "unknown engine" in result.output
+
+
+def test_bench_writes_json(tmp_path):
+    path = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "pixelate", "--size", "28x28-grey", "--n", "64", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(path.read_text())["tables"]["throughput"][0]
+    assert row["method"] == "pixelate" and row["n"] == 64 and row["images_per_second"] > 0 and row["peak_rss_mb"] > 50
+    assert "pixelate" in result.output
