@@ -1,0 +1,844 @@
+"""VisualMixer (VIM): VFE-guided pixel shuffling (visualmixer.md, Sections III-IV, Algorithm 1).
+
+Each image is cut into regions whose sizes follow its Visual Feature Entropy (VFE, Eq. 1-4); inside every
+region the pixels are shuffled in space and, independently, in every channel. Nothing is added, so a
+model trained on shuffled images still sees every pixel value of the region it came from.
+
+Steps (Algorithm 1):
+
+1. ``WS_u`` (line 1) from the output-bias analysis of Section IV-C and ``WS_l`` (line 2) from the
+   chi-square law of the shuffled VFE (Section IV-B); both in :mod:`privis.privacy.visualmixer_bounds`,
+   computed in :meth:`VisualMixer.fit`.
+2. Lines 3-7: the coarsest window is the largest power of two ``<= WS_u`` (the text of Section IV-D: "the
+   nearest power of two that is less than or equal to WS_u") and no larger than the image; the image is
+   tiled by it.
+3. Lines 8-24, vectorised over the batch and over all regions of a level instead of popping one region at
+   a time (the outcome does not depend on the order regions are taken): a region no larger than
+   ``2^floor(log2 WS_l)`` is shuffled whole (lines 11-14); otherwise its VFE is compared with the median
+   VFE ``VFE_m`` of the image's initial regions: above the median it is split into its four quadrants,
+   which are examined at the next level (line 21); at or below, it is shuffled (line 18).
+4. Shuffle (lines 13 and 18): a uniformly random permutation of the region's pixels per channel. The
+   spatial shuffle (one permutation shared by the channels) followed by independent per-channel shuffles
+   is again an independent uniform permutation per channel, so that composite is drawn directly.
+
+Choices the paper leaves open, and ours:
+
+* Which window a region at or below the median gets. Line 16-18 reads ``WS = ceil(Size(R_i)/2)`` and the
+  text says "shuffled using the next level of WS, i.e. Size(R_i)/2"; the issue asks for the region's
+  current size, which lets the coarsest window (bounded by ``WS_u``) actually occur.
+  ``low_vfe_window="current"`` (default) shuffles the whole region; ``"half"`` shuffles its four quadrants
+  separately (the literal line 16-18).
+* The median test compares VFE densities (Eq. 2 divided by the region's pixel count, i.e. Eq. 3 restricted
+  to the region) so that regions of different levels compare with one ``VFE_m``; ``VFE_m`` is the median
+  over the image's initial regions ("median VFE of the initial segmented set", Sec. IV-D). Multi-channel
+  images use the channel mean (Eq. 4).
+* Edges. Regions tile from the top-left; along an axis whose size is not a multiple of the window ``s``,
+  the last region absorbs the remainder (it is ``s + (H mod s)`` tall), so no region is ever smaller than
+  the smallest window; a right/bottom edge region can reach ``2s - 1`` pixels along that axis, i.e. exceed
+  ``WS_u`` by less than the window. Finer levels refine coarser ones (the cut points are nested). An
+  image smaller than the smallest window along either axis is an :class:`InvalidInputError`.
+* Tiny images. An image no larger than the coarsest window is one initial region (line 3:
+  ``WS <- Size(I)``); its VFE is its own median, so line 17 shuffles the whole image at once.
+* Power-of-two windows. Algorithm 1 halves windows and floors ``WS_l`` to a power of two (line 11-12), so
+  the windows used are ``s0, s0/2, ..., 2^floor(log2 WS_l)``. ``window=`` (uniform mode) bypasses this
+  for the fixed-window baselines of Fig. 3 (``WS in {2, 4, 7, 8, whole image}``).
+
+Randomness and the keyed mode (beyond the paper)
+------------------------------------------------
+* ``random_state=None`` and no key: permutations come from OS entropy (numpy ``PCG64`` seeded from
+  :mod:`secrets`), different on every call, and cannot be inverted.
+* ``random_state=int`` (no key) or a key file: every image gets its own stream,
+  ``HMAC-SHA256(secret, "privis/visualmixer/v1" || image id)`` whose 256 bits set the state and increment
+  of a ``PCG64`` generator; its 32-bit outputs, one per pixel and channel, are the sort keys whose order is
+  the permutation of each region (ties are broken by the pixel's position inside the region). So the
+  output depends only on the image, its id and the secret -- not on the batch it came in. ``secret`` is
+  the 32-byte key, or ``SHA-256("privis/visualmixer/seed" || random_state)``.
+* Image ids: the stream's id is a 128-bit hash of the image's per-channel multiset of pixel values
+  (12-bit quantised), prefixed by the caller's id when ``transform(images, ids=...)`` gives one (ints,
+  strings or bytes; the engine passes item ids). Shuffling keeps that multiset, so the owner recomputes
+  it from the protected image itself; with caller ids, equal ids (say item 0 of two datasets) still get
+  different streams. Without ids, two images with equal multisets (e.g. duplicates) share a stream.
+* Keyed inversion needs the partition too, but the VFE of the original regions is not visible in the
+  protected image. In keyed mode (``statistic="auto"``) the split test therefore uses a statistic the
+  shuffle keeps: each region's pixel variance (Eq. 5, mean over channels, on 8-bit quantised values with
+  exact integer sums so that it is bit-identical before and after shuffling). High-variance regions are
+  those that hold edges and texture, the ones the VFE test also splits. :meth:`inverse_transform` then
+  rebuilds the same partition and the same permutations and scatters every pixel back: bit-exact.
+* Key files hold 32 random bytes, written atomically with permissions 0600 (:func:`generate_key`).
+
+Implementation: numpy on the CPU (its AVX2/AVX-512 sort is about ten times faster than torch's CPU sort
+on short rows). A batch is cut into chunks of about a million values, processed by a thread pool (numpy
+releases the GIL); within a chunk all regions of one shape are permuted at once by one sort of packed
+``(random key << 32 | payload)`` 64-bit words, rows of one region and channel each -- no loop over
+regions or images on the hot path. Images on another device are moved to the CPU and back.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from privis.errors import InvalidInputError
+from privis.fsutil import atomic_write_bytes
+from privis.methods import register
+from privis.methods.base import NotFittedError, Protector, check_images, check_labels
+from privis.privacy import keyspace_bits_from_counts
+from privis.privacy.visualmixer_bounds import (
+    alpha0,
+    window_lower_bound,
+    window_upper_bound,
+    window_variances,
+)
+from privis.random import resolve_seed
+
+KEY_BYTES = 32
+_DOMAIN = b"privis/visualmixer/v1"
+_CHUNK_VALUES = 1 << 20
+_QUANT_ID = 4095  # quantisation of the content id
+_QUANT_STAT = 255  # quantisation of the keyed-mode split statistic (exact integer sums)
+
+Statistic = Literal["auto", "vfe", "variance"]
+_LO, _HI = (0, 1) if sys.byteorder == "little" else (1, 0)  # 32-bit halves of a uint64 viewed as 2 x uint32
+
+
+# ------------------------------------------------------------------------------------------ key files
+def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a new 32-byte key from OS entropy to ``path`` (atomic, permissions 0600) and return the path.
+
+    Raises:
+        InvalidInputError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InvalidInputError(f"key file {path} already exists; refusing to overwrite it")
+    atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES))  # mkstemp creates the file 0600
+    os.chmod(path, 0o600)
+    return path
+
+
+def read_key(path: str | Path) -> bytes:
+    """Read a key file written by :func:`generate_key` (exactly 32 bytes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"key file not found: {path}")
+    data = path.read_bytes()
+    if len(data) != KEY_BYTES:
+        raise InvalidInputError(f"key file {path} must hold exactly {KEY_BYTES} bytes, found {len(data)}")
+    return data
+
+
+# ------------------------------------------------------------------------------------------ geometry
+@dataclass(frozen=True)
+class _Group:
+    """All *edge* regions of one level that share a shape (merged remainders): grid indices and pixels.
+
+    Aligned ``s x s`` regions need no table: they are contiguous runs of the tile layout (see _Geometry).
+    """
+
+    level: int
+    rows: np.ndarray  # (nb,) region row index at this level
+    cols: np.ndarray  # (nb,) region column index
+    pix: np.ndarray  # (nb, k) flat raster positions y * W + x, row-major inside the region
+    lay: np.ndarray  # (nb, k) the same pixels' positions in the tile layout
+    height: int
+    width: int
+
+    @property
+    def k(self) -> int:
+        return self.height * self.width
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Region grids of every level of a ``H x W`` image (nested cut points, edges absorb remainders).
+
+    The tile layout: the image, padded to a multiple of the coarsest window ``s0`` (the *canvas*), is cut
+    into ``s0 x s0`` tiles, each stored as one run of ``T = s0^2`` values in Morton (Z) order. Every aligned
+    power-of-two region of any level is then one contiguous run inside its tile, so shuffling all aligned
+    regions of an image is a single segmented sort of rows of length ``T`` (or of 64 consecutive values,
+    i.e. several whole tiles, when ``T < 64``: the segment ids below are then positions in that row).
+    """
+
+    height: int
+    width: int
+    levels: tuple[int, ...]
+    starts_h: tuple[np.ndarray, ...]  # (nh,) first pixel row of each region row
+    starts_w: tuple[np.ndarray, ...]  # (nw,)
+    area: tuple[np.ndarray, ...]  # (nh, nw) pixels per region
+    nested_h: tuple[np.ndarray, ...]  # level l region rows as indices into level l+1 region rows
+    nested_w: tuple[np.ndarray, ...]
+    parent_rows: tuple[np.ndarray, ...]  # level l+1 region row -> level l region row
+    parent_cols: tuple[np.ndarray, ...]
+    aligned: tuple[np.ndarray, ...]  # (nh, nw) bool: region is an exact s x s block (not an edge merge)
+    groups: tuple[_Group, ...]  # edge regions
+    canvas: tuple[int, int]  # (Hp, Wp)
+    tile: int  # values per sorted row: T = s0^2, or 64 consecutive values (several tiles) when T < 64
+    seg_bits: int  # bits that hold a position inside a sorted row
+    layout: np.ndarray  # (Hp * Wp,) canvas flat index of every layout position
+    gather_index: np.ndarray  # (Hp * Wp,) raster index y * W + x of every layout position (padding -> 0)
+    scatter_index: np.ndarray  # (H * W,) layout position of every raster pixel
+    offsets: np.ndarray  # (Hp * Wp,) uint32 position of every layout value inside its tile
+    tile_grid: tuple[np.ndarray, ...]  # per level: (Hp*Wp/s^2,) index into the padded (Hp/s, Wp/s) grid
+    power_of_two: bool  # nested power-of-two levels (Morton order inside tiles) or a single window
+
+
+def _cuts(size: int, s: int) -> np.ndarray:
+    """Region boundaries along an axis: multiples of ``s``, the last region absorbing the remainder."""
+    n = size // s
+    return np.append(np.arange(n) * s, size)
+
+
+def _morton(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(dy, dx)`` of the Morton index ``0 .. side^2 - 1`` inside a ``side x side`` tile (side a power of 2)."""
+    m = np.arange(side * side)
+    dy = np.zeros_like(m)
+    dx = np.zeros_like(m)
+    for bit in range(max(1, int(side).bit_length() - 1)):
+        dx |= ((m >> (2 * bit)) & 1) << bit
+        dy |= ((m >> (2 * bit + 1)) & 1) << bit
+    return dy, dx
+
+
+@lru_cache(maxsize=64)
+def _geometry(height: int, width: int, levels: tuple[int, ...]) -> _Geometry:
+    starts_h, starts_w, area, aligned, groups = [], [], [], [], []
+    prow, pcol, nest_h, nest_w = [], [], [], []
+    s0 = levels[0]
+    hp, wp = -(-height // s0) * s0, -(-width // s0) * s0
+    power_of_two = all(s & (s - 1) == 0 for s in levels)
+    if power_of_two:
+        dy, dx = _morton(s0)
+    else:
+        dy, dx = np.divmod(np.arange(s0 * s0), s0)
+    ty, tx = np.divmod(np.arange((hp // s0) * (wp // s0)), wp // s0)
+    layout = (((ty * s0)[:, None] + dy[None, :]) * wp + (tx * s0)[:, None] + dx[None, :]).reshape(-1)
+    inv_layout = np.empty_like(layout)
+    inv_layout[layout] = np.arange(layout.size)
+    row_of_prev = col_of_prev = None
+    for li, s in enumerate(levels):
+        ch, cw = _cuts(height, s), _cuts(width, s)
+        row_of = np.searchsorted(ch, np.arange(height), side="right") - 1
+        col_of = np.searchsorted(cw, np.arange(width), side="right") - 1
+        starts_h.append(ch[:-1])
+        starts_w.append(cw[:-1])
+        hs, ws = np.diff(ch), np.diff(cw)
+        area.append(np.outer(hs, ws).astype(np.float64))
+        aligned.append((hs == s)[:, None] & (ws == s)[None, :])
+        if row_of_prev is not None:
+            prow.append(row_of_prev[ch[:-1]])
+            pcol.append(col_of_prev[cw[:-1]])
+            nest_h.append(np.searchsorted(ch[:-1], starts_h[-2]))
+            nest_w.append(np.searchsorted(cw[:-1], starts_w[-2]))
+        row_of_prev, col_of_prev = row_of, col_of
+        for h in np.unique(hs):
+            for w in np.unique(ws):
+                if h == s and w == s:
+                    continue
+                ri, ci = np.nonzero(hs == h)[0], np.nonzero(ws == w)[0]
+                rr, cc = np.repeat(ri, len(ci)), np.tile(ci, len(ri))
+                ey, ex = np.divmod(np.arange(h * w), w)
+                yy, xx = ch[rr][:, None] + ey[None, :], cw[cc][:, None] + ex[None, :]
+                groups.append(_Group(li, rr, cc, (yy * width + xx).astype(np.int64),
+                                     inv_layout[yy * wp + xx].astype(np.int64), int(h), int(w)))
+    tile = s0 * s0
+    if power_of_two and tile < 64 and (hp * wp) % 64 == 0:
+        tile = 64  # sort rows of 64 (several whole tiles): numpy sorts short rows far slower per value
+    tile_grid = []
+    for s in levels:  # the level-s sub-blocks of every tile, in layout order (their first value's position)
+        first = layout.reshape(-1, s * s)[:, 0]
+        fy, fx = np.divmod(first, wp)
+        tile_grid.append((fy // s) * (wp // s) + fx // s)
+    ly, lx = np.divmod(layout, wp)
+    gather = np.where((ly < height) & (lx < width), ly * width + lx, 0)
+    scatter = inv_layout.reshape(hp, wp)[:height, :width].reshape(-1)
+    return _Geometry(height, width, tuple(levels), tuple(starts_h), tuple(starts_w), tuple(area),
+                     tuple(nest_h), tuple(nest_w), tuple(prow), tuple(pcol), tuple(aligned), tuple(groups),
+                     (hp, wp), tile, max(1, int(tile - 1).bit_length()), layout.astype(np.int64),
+                     gather.astype(np.int64), scatter.astype(np.int64),
+                     np.tile(np.arange(tile, dtype=np.uint32), hp * wp // tile), tuple(tile_grid), power_of_two)
+
+
+def window_levels(height: int, width: int, ws_lower: int, ws_upper: int) -> tuple[int, ...]:
+    """Windows Algorithm 1 uses on a ``height x width`` image: ``s0, s0/2, ..., 2^floor(log2 WS_l)``.
+
+    ``s0`` is the largest power of two ``<= min(WS_u, H, W)`` (lines 3-6); the smallest window is
+    ``2^floor(log2 WS_l)`` (lines 11-12).
+
+    Raises:
+        InvalidInputError: the image is smaller than the smallest window, or ``WS_u`` is below it.
+    """
+    floor = 1 << int(math.floor(math.log2(ws_lower)))
+    if min(height, width) < floor:
+        raise InvalidInputError(f"images of {height}x{width} are smaller than the smallest VisualMixer window "
+                                f"{floor}x{floor} (WS_l = {ws_lower})")
+    if ws_upper < floor:
+        raise InvalidInputError(f"WS_u = {ws_upper} is below the smallest window {floor} (WS_l = {ws_lower}); "
+                                "raise bias_d or lower alpha / target_vfe")
+    top = 1 << int(math.floor(math.log2(min(ws_upper, height, width))))
+    levels = []
+    s = top
+    while s >= floor:
+        levels.append(s)
+        s //= 2
+    return tuple(levels)
+
+
+# ------------------------------------------------------------------------------------ statistics
+def _vfe_density_map(x: np.ndarray) -> np.ndarray:
+    """Eq. 1-2 per pixel, mean over channels (Eq. 4): ``(n, C, H, W)`` -> ``(n, H, W)`` float32.
+
+    Forward differences, 0 past the last row/column (the convention of :mod:`privis.metrics.vfe`).
+    """
+    n, c, h, w = x.shape
+    m = np.zeros((n, h, w), dtype=np.float32)
+    d = np.subtract(x[..., 1:], x[..., :-1])
+    np.square(d, out=d)
+    m[:, :, :-1] = d.sum(1) if c > 1 else d[:, 0]
+    d = np.subtract(x[:, :, 1:], x[:, :, :-1])
+    np.square(d, out=d)
+    m[:, :-1, :] += d.sum(1) if c > 1 else d[:, 0]
+    if c > 1:
+        m /= c
+    return m
+
+
+def _region_sums(maps: np.ndarray, geo: _Geometry) -> list[np.ndarray]:
+    """Sums of ``(..., H, W)`` maps over the regions of every level, finest level first then nested sums.
+
+    Returns:
+        Per level ``(..., nh, nw)``; exact when the maps hold integers (float64 sums below 2^53).
+    """
+    last = len(geo.levels) - 1
+    sums: list[np.ndarray] = [np.empty(0)] * len(geo.levels)
+    rows = np.add.reduceat(maps, geo.starts_h[last], axis=-2)
+    sums[last] = np.add.reduceat(rows, geo.starts_w[last], axis=-1)
+    for li in range(last - 1, -1, -1):
+        rows = np.add.reduceat(sums[li + 1], geo.nested_h[li], axis=-2)
+        sums[li] = np.add.reduceat(rows, geo.nested_w[li], axis=-1)
+    return sums
+
+
+def _region_statistics(x: np.ndarray, geo: _Geometry, statistic: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per level, the split statistic of every region ``(n, nh, nw)`` float64, and each image's VFE.
+
+    ``"vfe"``: VFE density (Eq. 2 / pixel count, channel mean). ``"variance"``: channel mean of the
+    region's population variance of ``round(255 x)``, from exact integer sums (shuffle invariant).
+    """
+    dens = _vfe_density_map(x)
+    image_vfe = dens.mean(axis=(1, 2), dtype=np.float64)
+    if statistic == "vfe":
+        sums = _region_sums(dens, geo)
+        return [s / a for s, a in zip(sums, geo.area, strict=True)], image_vfe
+    q = np.rint(x.astype(np.float64) * _QUANT_STAT)
+    s1, s2 = _region_sums(q, geo), _region_sums(q * q, geo)  # (n, C, nh, nw) per level, exact integers
+    return [((b * a - s * s) / (a * a)).mean(1) for s, b, a in zip(s1, s2, geo.area, strict=True)], image_vfe
+
+
+def _partition(stats: list[np.ndarray], geo: _Geometry, low_vfe_window: str) -> list[np.ndarray]:
+    """Algorithm 1 lines 8-24 for a batch: which regions of each level are shuffled whole.
+
+    Returns:
+        Per level, a bool ``(n, nh, nw)`` mask of final regions; every pixel lies in exactly one.
+    """
+    n_levels = len(geo.levels)
+    median = np.median(stats[0].reshape(stats[0].shape[0], -1), axis=1)[:, None, None]
+    tested = np.ones(stats[0].shape, dtype=bool)
+    forced = np.zeros_like(tested)
+    finals = []
+    for li in range(n_levels):
+        if li == n_levels - 1:  # the smallest window: shuffle whatever is left (lines 11-14)
+            finals.append(tested | forced)
+            break
+        high = stats[li] > median  # line 17
+        low = tested & ~high
+        if low_vfe_window == "current":
+            finals.append(low)
+            child_forced = np.zeros_like(low)
+        else:  # "half": the region is shuffled in windows of half its size, i.e. its children are final
+            finals.append(forced)
+            child_forced = low
+        pr, pc = geo.parent_rows[li], geo.parent_cols[li]
+        tested = (tested & high)[:, pr][:, :, pc]  # line 21: split and examine the quadrants
+        forced = child_forced[:, pr][:, :, pc]
+    return finals
+
+
+# ------------------------------------------------------------------------------------- randomness
+_ID_TABLES: np.ndarray | None = None
+
+
+def _id_tables() -> np.ndarray:
+    """Two fixed tables of 4096 pseudo-random 64-bit words for the multiset hash (public, not secret)."""
+    global _ID_TABLES
+    if _ID_TABLES is None:
+        _ID_TABLES = np.random.default_rng(0x5649534D49584552).integers(
+            0, np.iinfo(np.uint64).max, size=(2, _QUANT_ID + 1), dtype=np.uint64, endpoint=True)
+    return _ID_TABLES
+
+
+def content_ids(x: np.ndarray) -> list[bytes]:
+    """Shuffle-invariant ids: a 128-bit additive hash of each channel's multiset of 12-bit pixel values.
+
+    Args:
+        x: ``(n, C, H, W)`` float array in ``[0, 1]``.
+
+    Returns:
+        ``n`` byte strings (16 bytes per channel).
+    """
+    q = np.rint(np.clip(x, 0.0, 1.0) * _QUANT_ID).astype(np.intp).reshape(x.shape[0], x.shape[1], -1)
+    tables = _id_tables()
+    with np.errstate(over="ignore"):
+        h = np.stack([tables[0][q].sum(-1, dtype=np.uint64), tables[1][q].sum(-1, dtype=np.uint64)], -1)
+    return [row.tobytes() for row in h.astype("<u8")]
+
+
+def _id_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return b"b" + value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return b"i" + str(int(value)).encode()
+    if isinstance(value, str):
+        return b"s" + value.encode("utf-8")
+    raise InvalidInputError(f"image ids must be ints, strings or bytes, got {type(value).__name__}")
+
+
+def _image_keys(secret: bytes, ids: Sequence[bytes], planes: int, size: int) -> np.ndarray:
+    """Per-image sort keys ``(n, planes, size)`` uint32 from ``PCG64`` streams keyed by HMAC-SHA256.
+
+    Key ``[i, p, j]`` belongs to layout position ``j`` of plane ``p`` of image ``i``. One HMAC per image (a
+    few microseconds) is the only per-image Python work; the stream itself is generated in C.
+    """
+    n = len(ids)
+    words = (planes * size + 1) // 2
+    out = np.empty((n, 2 * words), dtype=np.uint32)
+    bitgen = np.random.PCG64()
+    state = bitgen.state
+    for i, ident in enumerate(ids):
+        digest = hmac.digest(secret, _DOMAIN + ident, "sha256")
+        state["state"]["state"] = int.from_bytes(digest[:16], "little")
+        state["state"]["inc"] = int.from_bytes(digest[16:], "little") | 1
+        state["has_uint32"] = 0
+        bitgen.state = state
+        out[i] = bitgen.random_raw(words).view(np.uint32)
+    return out[:, : planes * size].reshape(n, planes, size)
+
+
+# ---------------------------------------------------------------------------------- chunk worker
+@dataclass
+class _ChunkPlan:
+    finals: list[np.ndarray]
+    counts: np.ndarray  # (n, R) final regions per size class (aligned per level, then edge groups)
+    sizes: np.ndarray  # (R,) pixels per region of each class
+    levels: np.ndarray  # (R,) level of each class
+    vfe: np.ndarray  # (n,) image VFE before shuffling (Eq. 3-4)
+
+
+def _plan(x: np.ndarray, geo: _Geometry, statistic: str, low_vfe_window: str) -> _ChunkPlan:
+    stats, vfe = _region_statistics(x, geo, statistic)
+    finals = _partition(stats, geo, low_vfe_window)
+    counts = [(f & a).sum(axis=(1, 2)) for f, a in zip(finals, geo.aligned, strict=True)]
+    counts += [finals[g.level][:, g.rows, g.cols].sum(1) for g in geo.groups]
+    sizes = [s * s for s in geo.levels] + [g.k for g in geo.groups]
+    levels = list(range(len(geo.levels))) + [g.level for g in geo.groups]
+    return _ChunkPlan(finals, np.stack(counts, 1), np.array(sizes), np.array(levels), vfe)
+
+
+def _segment_map(plan: _ChunkPlan, geo: _Geometry, n: int) -> np.ndarray:
+    """``(n, P)`` uint32 segment start of every layout position (its own offset where nothing moves).
+
+    Inside a tile, the values of one aligned final region of window ``s`` occupy ``s^2`` consecutive
+    positions starting at a multiple of ``s^2``; that start is the segment id. Edge regions and padding get
+    their own offset (segments of one value), so the tile sort leaves them in place.
+    """
+    hp, wp = geo.canvas
+    low = np.zeros((n, hp * wp), dtype=np.uint32)
+    for li, s in enumerate(geo.levels):
+        mask = plan.finals[li] & geo.aligned[li]
+        grid = np.zeros((n, hp // s, wp // s), dtype=np.uint32)
+        grid[:, : mask.shape[1], : mask.shape[2]] = mask
+        value = np.uint32(s * s - 1 if geo.power_of_two else s * s)
+        low += np.repeat(grid.reshape(n, -1)[:, geo.tile_grid[li]] * value, s * s, axis=1)
+    offset = geo.offsets
+    if geo.power_of_two:
+        return offset & ~low
+    return np.where(low > 0, np.uint32(0), offset)  # a single window: an aligned tile is one segment
+
+
+def _shuffle_chunk(x: np.ndarray, out: np.ndarray, geo: _Geometry, plan: _ChunkPlan, *,
+                   planes: int, keys: np.ndarray | None, rng: np.random.Generator | None,
+                   inverse: bool) -> None:
+    """Permute every final region of ``x`` ``(n, C, H, W)`` float32 into ``out`` (same shape).
+
+    ``keys`` ``(n, planes, P)`` uint32 per-image keys in layout order (seeded/keyed mode), else ``rng`` draws
+    fresh ones. ``planes`` is ``C`` (independent per-channel permutations) or 1 (one for all channels).
+    Aligned regions: one sort of 64-bit words ``segment << (64 - b) | random << 32 | payload`` per tile row
+    (payload = the value's bits, or its position when the permutation itself is needed). Edge regions:
+    the same with one row per region.
+    """
+    n, c, h, w = x.shape
+    hp, wp = geo.canvas
+    size, tile, bits = hp * wp, geo.tile, geo.seg_bits
+    # (n, c, P) tile layout; padding positions hold a copy of pixel 0 but form segments of their own
+    xl = np.take(x.reshape(n, c, h * w), geo.gather_index, axis=2)
+    if keys is None:
+        r32 = rng.bit_generator.random_raw((n * planes * size + 1) // 2).view(np.uint32)
+        r32 = r32[: n * planes * size].reshape(n, planes, size)
+    else:
+        r32 = keys
+    packed = np.empty((n, c, size), dtype=np.uint64)
+    words = packed.view(np.uint32).reshape(n, c, size, 2)  # [..., _LO] low 32 bits, [..., _HI] high 32 bits
+    shift = np.uint32(bits)
+    shifted = np.right_shift(r32, shift) if keys is not None else np.right_shift(r32, shift, out=r32)
+    np.bitwise_or((_segment_map(plan, geo, n) << np.uint32(32 - bits))[:, None, :], shifted, out=words[..., _HI])
+    fused = keys is None and planes == c and not inverse
+    words[..., _LO] = xl.view(np.uint32) if fused else geo.offsets
+    rows = packed.reshape(-1, tile)
+    rows.sort(axis=-1)
+    if fused:
+        yl = words[..., _LO].view(np.float32)  # strided view of the payloads
+    else:
+        perm = (rows & np.uint64(0xFFFFFFFF)).astype(np.intp)  # output slot t takes input slot perm[t]
+        src = xl.reshape(-1, tile)
+        if inverse:
+            yl = np.empty_like(src)
+            np.put_along_axis(yl, perm, src, axis=-1)
+        else:
+            yl = np.take_along_axis(src, perm, axis=-1)
+        yl = yl.reshape(n, c, size)
+    np.take(yl, geo.scatter_index, axis=2, out=out.reshape(n, c, h * w))  # back to raster order
+    _shuffle_edges(x, out, geo, plan, planes=planes, keys=keys, rng=rng, inverse=inverse)
+
+
+def _shuffle_edges(x: np.ndarray, out: np.ndarray, geo: _Geometry, plan: _ChunkPlan, *,
+                   planes: int, keys: np.ndarray | None, rng: np.random.Generator | None,
+                   inverse: bool) -> None:
+    """Shuffle the final edge regions (merged remainders), one sorted row per region and plane."""
+    n, c, h, w = x.shape
+    hw = h * w
+    xf, of = x.reshape(-1), out.reshape(-1)
+    size = geo.canvas[0] * geo.canvas[1]
+    for g in geo.groups:
+        img, blk = np.nonzero(plan.finals[g.level][:, g.rows, g.cols])
+        if img.size == 0:
+            continue
+        gpos = (img[:, None, None] * (c * hw) + np.arange(c)[None, :, None] * hw) + g.pix[blk][:, None, :]
+        if keys is None:
+            raw = rng.bit_generator.random_raw((img.size * planes * g.k + 1) // 2).view(np.uint32)
+            k32 = raw[: img.size * planes * g.k].reshape(img.size, planes, g.k)
+        else:
+            kpos = (img[:, None, None] * (planes * size) + np.arange(planes)[None, :, None] * size
+                    + g.lay[blk][:, None, :])
+            k32 = keys.reshape(-1)[kpos]
+        packed = (k32.astype(np.uint64) << np.uint64(32)) | np.arange(g.k, dtype=np.uint64)
+        packed.sort(axis=-1)
+        perm = (packed & np.uint64(0xFFFFFFFF)).astype(np.intp)
+        src = np.take_along_axis(gpos, np.broadcast_to(perm, gpos.shape), axis=-1)
+        if inverse:
+            of[src] = xf[gpos]
+        else:
+            of[gpos] = xf[src]
+
+
+# ------------------------------------------------------------------------------------------ protector
+def _checked_array(images: Tensor) -> np.ndarray:
+    """The checks of :func:`privis.methods.base.check_images`, on a C-contiguous float32 numpy view.
+
+    Range and finiteness come from one ``min`` and one ``max`` (NaN propagates through both), which is
+    several times cheaper than torch's ``isfinite`` pass on large batches.
+    """
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0 or not images.is_floating_point():
+        check_images(images)  # raises the precise error
+    x = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
+    lo, hi = float(x.min()), float(x.max())
+    if not (lo >= -1e-6 and hi <= 1 + 1e-6):  # also false for NaN
+        check_images(images)  # names the problem (NaN/inf or the range)
+        raise InvalidInputError(f"images must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]")
+    return x
+
+
+@register
+class VisualMixer(Protector):
+    """VisualMixer (visualmixer.md, Algorithm 1): VFE-guided spatial and per-channel pixel shuffling.
+
+    Args:
+        target_vfe: the VFE the shuffled image must reach, which sets ``WS_l`` (Sec. IV-B). Default 4.0 in
+            ``"normalized"`` units, the mean VFE of a 2x2 shuffle (Eq. 12 at WS = 2); at 95% confidence
+            this gives ``WS_l = 3``, which line 12 floors to the 2x2 window.
+        vfe_units: ``"normalized"`` (Eq. 12's units) or ``"image"`` (Eq. 3 on ``[0, 1]`` pixels, the units of
+            :func:`privis.metrics.vfe`; the window variances are then measured on the ``fit`` data).
+        confidence: probability with which the target must be reached.
+        bound_method: ``"chi2"`` (exact chi-square tail) or ``"normal"`` (Eq. 12 approximation).
+        bias_d, alpha: the output bias ``d`` and confidence ``alpha`` of Sec. IV-C, in units of the kernel
+            weights' standard deviation. The paper gives no values; 3.0 and 0.3 give ``alpha_0 = 0.81`` and
+            ``WS_u = 3 + 2 * 2 = 7``, so the windows are 4 and 2 (``bias_d=3.5`` gives ``WS_u = 9`` and windows
+            8, 4, 2, which on Fashion-MNIST costs LeNet-5 5.5 accuracy points instead of 0.6).
+        kernel_mu, kernel_sigma: the normal law of kernel weights of the Monte Carlo.
+        ws0: ``WS_0`` of Algorithm 1 line 1 (3, the base case).
+        mc_samples: Monte Carlo draws for ``alpha_0`` (seeded: the bounds are deterministic).
+        ws_lower, ws_upper: give ``WS_l`` / ``WS_u`` directly instead of deriving them.
+        window: uniform mode: shuffle every region of this size (any size; edges absorb remainders) instead
+            of Algorithm 1 -- the fixed-window baselines of Fig. 3. ``None``: Algorithm 1.
+        statistic: the split test: ``"vfe"`` (the paper), ``"variance"`` (shuffle-invariant, needed to invert),
+            ``"auto"`` (``"variance"`` with a key, else ``"vfe"``).
+        low_vfe_window: ``"current"`` or ``"half"``, see the module notes.
+        channel_shuffle: independent permutations per channel (the paper); False shares one permutation.
+        key_file: path of a 32-byte key (:func:`generate_key`): keyed, invertible mode.
+        n_jobs: worker threads (default: ``torch.get_num_threads()``).
+        random_state: None draws permutations from OS entropy; an int makes every image's permutation a
+            function of the image (or its id) and the seed.
+    """
+
+    name = "visualmixer"
+
+    def __init__(
+        self,
+        target_vfe: float = 4.0,
+        vfe_units: str = "normalized",
+        confidence: float = 0.95,
+        bound_method: str = "chi2",
+        bias_d: float = 3.0,
+        alpha: float = 0.3,
+        kernel_mu: float = 0.0,
+        kernel_sigma: float = 1.0,
+        ws0: int = 3,
+        mc_samples: int = 20000,
+        ws_lower: int | None = None,
+        ws_upper: int | None = None,
+        window: int | None = None,
+        statistic: Statistic = "auto",
+        low_vfe_window: str = "current",
+        channel_shuffle: bool = True,
+        key_file: str | None = None,
+        n_jobs: int | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.target_vfe = target_vfe
+        self.vfe_units = vfe_units
+        self.confidence = confidence
+        self.bound_method = bound_method
+        self.bias_d = bias_d
+        self.alpha = alpha
+        self.kernel_mu = kernel_mu
+        self.kernel_sigma = kernel_sigma
+        self.ws0 = ws0
+        self.mc_samples = mc_samples
+        self.ws_lower = ws_lower
+        self.ws_upper = ws_upper
+        self.window = window
+        self.statistic = statistic
+        self.low_vfe_window = low_vfe_window
+        self.channel_shuffle = channel_shuffle
+        self.key_file = key_file
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -------------------------------------------------------------------------------- fitting
+    def _validate_params(self) -> None:
+        if self.vfe_units not in ("normalized", "image"):
+            raise InvalidInputError(f"vfe_units must be 'normalized' or 'image', got {self.vfe_units!r}")
+        if self.bound_method not in ("chi2", "normal"):
+            raise InvalidInputError(f"bound_method must be 'chi2' or 'normal', got {self.bound_method!r}")
+        if self.statistic not in ("auto", "vfe", "variance"):
+            raise InvalidInputError(f"statistic must be 'auto', 'vfe' or 'variance', got {self.statistic!r}")
+        if self.low_vfe_window not in ("current", "half"):
+            raise InvalidInputError(f"low_vfe_window must be 'current' or 'half', got {self.low_vfe_window!r}")
+        for value, what in ((self.ws_lower, "ws_lower"), (self.ws_upper, "ws_upper"), (self.window, "window")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{what} must be a positive int or None, got {value!r}")
+        if self.ws_lower is not None and self.ws_lower < 2:
+            raise InvalidInputError(f"ws_lower must be >= 2 (a 1x1 window shuffles nothing), got {self.ws_lower}")
+        if self.window is not None and self.window < 2:
+            raise InvalidInputError(f"window must be >= 2, got {self.window}")
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, int) or self.n_jobs < 1):
+            raise InvalidInputError(f"n_jobs must be a positive int or None, got {self.n_jobs!r}")
+        if self.ws0 < 2 or self.mc_samples < 100 or self.kernel_sigma <= 0:
+            raise InvalidInputError("ws0 must be >= 2, mc_samples >= 100 and kernel_sigma > 0")
+
+    def fit(self, images: Tensor, labels: Tensor | None = None) -> VisualMixer:
+        """Compute ``WS_u`` (Sec. IV-C) and ``WS_l`` for the images' size (Sec. IV-B); load the key.
+
+        Fitted attributes: ``ws_upper_``, ``ws_lower_``, ``alpha0_`` (None when ``ws_upper`` was given),
+        ``window_variances_`` (``units="image"`` only), ``image_size_``, ``statistic_``, ``keyed_``.
+        """
+        self._validate_params()
+        images = check_images(images)
+        check_labels(labels, images.shape[0])
+        h, w = images.shape[-2:]
+        self.keyed_ = self.key_file is not None
+        self._key = read_key(self.key_file) if self.keyed_ else None
+        self.statistic_ = ("variance" if self.keyed_ else "vfe") if self.statistic == "auto" else self.statistic
+        if self.keyed_ and self.vfe_units == "image" and self.ws_lower is None and self.window is None:
+            raise InvalidInputError("keyed mode with vfe_units='image' needs ws_lower: the window variances of the "
+                                    "originals cannot be measured again on protected data when inverting")
+        self.image_size_ = (int(h), int(w))
+        self.window_variances_ = None
+        if self.vfe_units == "image" and self.window is None and self.ws_lower is None:
+            sample = images[: min(images.shape[0], 2000)].cpu().numpy()
+            self.window_variances_ = window_variances(sample, range(2, min(h, w) + 1))
+        if self.ws_upper is not None:
+            self.alpha0_, self.ws_upper_ = None, int(self.ws_upper)
+        else:
+            self.alpha0_ = _cached_alpha0(float(self.bias_d), float(self.kernel_mu), float(self.kernel_sigma),
+                                          int(self.mc_samples))
+            self.ws_upper_ = window_upper_bound(self.alpha, self.alpha0_, ws0=self.ws0, max_ws=max(h, w))
+        self.ws_lower_ = self._lower_bound(int(h), int(w))
+        self.levels_ = self._levels(int(h), int(w))
+        self._entropy = np.random.SeedSequence(resolve_seed(None))
+        self._calls = 0
+        self._diag: dict[str, float] = {}
+        return self
+
+    def _lower_bound(self, h: int, w: int) -> int:
+        if self.ws_lower is not None:
+            return int(self.ws_lower)
+        if self.window is not None:
+            return int(self.window)
+        return window_lower_bound(float(self.target_vfe), h, w, confidence=float(self.confidence),
+                                  method=self.bound_method, units=self.vfe_units,
+                                  sigma2=self.window_variances_)
+
+    def _levels(self, h: int, w: int) -> tuple[int, ...]:
+        if self.window is not None:  # uniform mode; a window at least the image size is the whole image
+            return (min(self.window, h, w),)
+        ws_lower = self.ws_lower_ if (h, w) == self.image_size_ else self._lower_bound(h, w)
+        return window_levels(h, w, ws_lower, self.ws_upper_)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "ws_upper_"):
+            raise NotFittedError("VisualMixer must be fitted before transform; call fit(images) first")
+
+    # ------------------------------------------------------------------------------- transform
+    def _secret(self) -> bytes | None:
+        if self._key is not None:
+            return self._key
+        if self.random_state is None:
+            return None
+        return hashlib.sha256(b"privis/visualmixer/seed" + str(resolve_seed(self.random_state)).encode()).digest()
+
+    def _resolve_ids(self, x: np.ndarray, ids: Sequence[Any] | Tensor | np.ndarray) -> list[bytes]:
+        if isinstance(ids, (Tensor, np.ndarray)):
+            ids = ids.tolist()
+        ids = list(ids)
+        if len(ids) != x.shape[0]:
+            raise InvalidInputError(f"ids must have one entry per image ({x.shape[0]}), got {len(ids)}")
+        return [_id_bytes(v) for v in ids]
+
+    def _run(self, images: Tensor, ids: Any, *, inverse: bool) -> Tensor:
+        self._check_fitted()
+        device = images.device if isinstance(images, Tensor) else None
+        x = _checked_array(images)
+        n, c, h, w = x.shape
+        levels = self._levels(h, w)
+        geo = _geometry(h, w, levels)
+        planes = c if self.channel_shuffle else 1
+        secret = self._secret()
+        if inverse and (secret is None or not self.keyed_):
+            raise InvalidInputError("inverse_transform needs the keyed mode (key_file=...); without a key the "
+                                    "permutations are not recoverable")
+        if inverse and self.statistic_ != "variance":
+            raise InvalidInputError("keyed inversion needs statistic='variance' (or 'auto'): the VFE of the "
+                                    "original regions cannot be recomputed from protected images")
+        id_list = None
+        if secret is not None and ids is not None:
+            id_list = self._resolve_ids(x, ids)
+        out = np.empty_like(x)
+        per_chunk = max(1, _CHUNK_VALUES // (c * h * w))
+        starts = list(range(0, n, per_chunk))
+        self._calls += 1
+        seeds = None if secret is not None else np.random.SeedSequence(
+            self._entropy.entropy, spawn_key=(self._calls,)).spawn(len(starts))
+        counts: list[np.ndarray] = [np.empty(0)] * len(starts)
+        vfe_before = np.zeros(n)
+        sizes: list[np.ndarray] = [np.empty(0)]
+
+        def work(j: int) -> None:
+            a, b = starts[j], min(starts[j] + per_chunk, n)
+            plan = _plan(x[a:b], geo, self.statistic_, self.low_vfe_window)
+            counts[j], sizes[0] = plan.counts, plan.sizes
+            vfe_before[a:b] = plan.vfe
+            keys = None
+            if secret is not None:
+                chunk_ids = content_ids(x[a:b])
+                if id_list is not None:  # the caller's id, bound to the content so equal ids never share a stream
+                    chunk_ids = [given + b"|" + cid for given, cid in zip(id_list[a:b], chunk_ids, strict=True)]
+                keys = _image_keys(secret, chunk_ids, planes, geo.canvas[0] * geo.canvas[1])
+            rng = np.random.Generator(np.random.PCG64(seeds[j])) if seeds is not None else None
+            _shuffle_chunk(x[a:b], out[a:b], geo, plan, planes=planes, keys=keys, rng=rng, inverse=inverse)
+
+        jobs = self.n_jobs or max(1, torch.get_num_threads())
+        if jobs == 1 or len(starts) == 1:
+            for j in range(len(starts)):
+                work(j)
+        else:
+            with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+                list(pool.map(work, range(len(starts))))
+        if not inverse:
+            self._record(out, vfe_before, np.concatenate(counts), sizes[0], geo, planes)
+        return torch.from_numpy(out).to(device)
+
+    def _record(self, out: np.ndarray, vfe_before: np.ndarray, counts: np.ndarray, sizes: np.ndarray,
+                geo: _Geometry, planes: int) -> None:
+        """Keep the figures :meth:`diagnostics` reports (VFE after is measured on the first 16 images)."""
+        bits, paper_bits = keyspace_bits_from_counts(counts, sizes, planes)
+        pixels = counts * sizes  # (n, R) pixels per region class
+        class_level = np.array(list(range(len(geo.levels))) + [g.level for g in geo.groups])
+        diag = {
+            "vfe_before_mean": float(vfe_before.mean()),
+            "vfe_after_mean": float(_vfe_density_map(out[:16]).mean(dtype=np.float64)),
+            "keyspace_bits_mean": float(bits.mean()),
+            "keyspace_bits_paper_mean": float(paper_bits.mean()),
+            "regions_mean": float(counts.sum(1).mean()),
+            "ws_lower": float(self.ws_lower_),
+            "ws_upper": float(self.ws_upper_),
+        }
+        total = float(pixels.sum())
+        for li, s in enumerate(geo.levels):
+            diag[f"pixel_share_window_{s}"] = float(pixels[:, class_level == li].sum() / total)
+        self.last_counts_ = counts
+        self.last_keyspace_bits_ = bits
+        self._diag = diag
+
+    def transform(self, images: Tensor, labels: Tensor | None = None, *,
+                  ids: Sequence[Any] | Tensor | np.ndarray | None = None) -> Tensor:
+        """Shuffle ``images`` ``(N, C, H, W)`` by Algorithm 1; returns the same shape, dtype float32.
+
+        Args:
+            images: canonical images in ``[0, 1]``.
+            labels: ignored (the method is task-agnostic).
+            ids: optional per-image ids (ints, strings or bytes) for the seeded and keyed modes, combined with
+                the shuffle-invariant content id (see the module notes). Ignored when drawing from OS entropy.
+        """
+        return self._run(images, ids, inverse=False)
+
+    def inverse_transform(self, protected: Tensor, *, ids: Sequence[Any] | Tensor | np.ndarray | None = None,
+                          ) -> Tensor:
+        """Undo :meth:`transform` exactly with the key (keyed mode only); ``ids`` as given to ``transform``."""
+        return self._run(protected, ids, inverse=True)
+
+    def diagnostics(self) -> dict[str, float]:
+        """Figures of the last ``transform``.
+
+        Mean VFE before/after (Eq. 3-4 on ``[0, 1]`` pixels; before on all images, after on the first 16),
+        mean keyspace bits per image (product and the paper's sum formula), mean number of regions, the
+        bounds, and the share of pixels shuffled at each window size.
+        """
+        return dict(getattr(self, "_diag", {}))
+
+
+@lru_cache(maxsize=16)
+def _cached_alpha0(d: float, mu: float, sigma: float, samples: int) -> float:
+    return alpha0(d, mu_w=mu, sigma_w=sigma, samples=samples, seed=0)

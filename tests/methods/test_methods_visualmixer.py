@@ -1,0 +1,209 @@
+"""VisualMixer (Algorithm 1): partition, per-region shuffles, keyed inversion, modes and errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from privis import methods, metrics
+from privis.errors import InvalidInputError
+from privis.methods.base import NotFittedError
+from privis.methods.visualmixer import VisualMixer, _geometry, _plan, generate_key, window_levels
+
+
+def _coded(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Images whose values are distinct inside every (image, channel) plane, in a random arrangement."""
+    gen = torch.Generator().manual_seed(seed)
+    keys = torch.rand(n, c, h * w, generator=gen).argsort(-1).float()
+    return ((keys + 1) / (h * w + 1)).reshape(n, c, h, w)
+
+
+def _region_labels(x: np.ndarray, mixer: VisualMixer) -> np.ndarray:
+    """``(n, H, W)`` label of the final region of every pixel, from the partition the protector used."""
+    n, _, h, w = x.shape
+    geo = _geometry(h, w, mixer._levels(h, w))
+    plan = _plan(x, geo, mixer.statistic_, mixer.low_vfe_window)
+    labels = np.full((n, h, w), -1, dtype=np.int64)
+    base = 0
+    for li, finals in enumerate(plan.finals):
+        sh, sw = geo.starts_h[li], geo.starts_w[li]
+        row_of = np.searchsorted(sh, np.arange(h), side="right") - 1
+        col_of = np.searchsorted(sw, np.arange(w), side="right") - 1
+        region = row_of[:, None] * len(sw) + col_of[None, :]
+        final_px = finals[:, row_of][:, :, col_of]
+        assert not (final_px & (labels >= 0)).any(), "a pixel lies in two final regions"
+        labels = np.where(final_px, base + region[None], labels)
+        base += len(sh) * len(sw)
+    assert (labels >= 0).all(), "a pixel lies in no final region"
+    return labels
+
+
+def _assert_moves_within_regions(x: torch.Tensor, y: torch.Tensor, mixer: VisualMixer) -> None:
+    """Every output value comes from the same channel and the same final region (values are unique)."""
+    labels = _region_labels(x.numpy(), mixer)
+    n, c, h, w = x.shape
+    for i in range(n):
+        for ch in range(c):
+            src = {float(v): p for p, v in enumerate(x[i, ch].flatten().tolist())}
+            flat_labels = labels[i].reshape(-1)
+            for p, v in enumerate(y[i, ch].flatten().tolist()):
+                assert flat_labels[src[v]] == flat_labels[p]
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 30, 22), (3, 16, 16), (1, 8, 8)])
+def test_shuffle_keeps_each_region_multiset_per_channel(shape: tuple[int, int, int]) -> None:
+    x = _coded(3, *shape)
+    vm = VisualMixer(random_state=0).fit(x)
+    y = vm.transform(x)
+    assert y.shape == x.shape and y.dtype == torch.float32
+    _assert_moves_within_regions(x, y, vm)
+    assert not torch.equal(x, y)
+
+
+def test_uniform_window_and_half_rule_keep_regions() -> None:
+    x = _coded(2, 3, 20, 28, seed=1)
+    for params in ({"window": 7}, {"window": 4}, {"low_vfe_window": "half"}, {"channel_shuffle": False}):
+        vm = VisualMixer(random_state=3, **params).fit(x)
+        _assert_moves_within_regions(x, vm.transform(x), vm)
+
+
+def test_half_rule_never_shuffles_at_the_coarsest_window(digits_train) -> None:
+    x = digits_train.images[:50]
+    vm = VisualMixer(random_state=0, low_vfe_window="half").fit(x)
+    geo = _geometry(8, 8, vm.levels_)
+    plan = _plan(x.numpy(), geo, "vfe", "half")
+    assert len(vm.levels_) > 1 and not plan.finals[0].any()
+
+
+def test_levels_follow_algorithm1() -> None:
+    # WS_u = 9 -> coarsest window 8; WS_l = 3 -> smallest window 2 (line 12 floors to a power of two)
+    assert window_levels(28, 28, 3, 9) == (8, 4, 2)
+    assert window_levels(224, 224, 9, 9) == (8,)
+    assert window_levels(6, 40, 2, 64) == (4, 2)  # no window larger than the image
+    with pytest.raises(InvalidInputError, match="smaller than the smallest"):
+        window_levels(3, 28, 4, 9)
+
+
+def test_image_smaller_than_smallest_window_is_an_error() -> None:
+    vm = VisualMixer(ws_lower=4, random_state=0).fit(torch.rand(2, 1, 16, 16))
+    with pytest.raises(InvalidInputError, match="smaller than the smallest VisualMixer window"):
+        vm.transform(torch.rand(2, 1, 3, 16))
+
+
+def test_vfe_increases_and_diagnostics(digits_test) -> None:
+    x = digits_test.images
+    vm = VisualMixer(random_state=0).fit(x)
+    y = vm.transform(x)
+    assert float(metrics.vfe(y).mean()) > 1.5 * float(metrics.vfe(x).mean())
+    d = vm.diagnostics()
+    assert d["vfe_after_mean"] > d["vfe_before_mean"] > 0
+    assert d["keyspace_bits_mean"] >= d["keyspace_bits_paper_mean"] > 0
+    assert d["regions_mean"] >= 1
+    shares = [v for k, v in d.items() if k.startswith("pixel_share_window_")]
+    assert sum(shares) == pytest.approx(1.0)
+
+
+def test_bounds_are_fitted() -> None:
+    vm = VisualMixer().fit(torch.rand(4, 1, 28, 28))
+    assert vm.ws_upper_ == 7 and vm.ws_lower_ == 3 and vm.levels_ == (4, 2)
+    assert VisualMixer(bias_d=3.5).fit(torch.rand(1, 1, 28, 28)).levels_ == (8, 4, 2)
+    assert 0 < vm.alpha0_ < 1
+    assert VisualMixer(ws_upper=4, ws_lower=2).fit(torch.rand(1, 1, 28, 28)).levels_ == (4, 2)
+
+
+def test_entropy_mode_differs_between_runs_seeded_mode_is_per_item() -> None:
+    x = _coded(6, 3, 16, 16)
+    free = VisualMixer().fit(x)
+    assert not torch.equal(free.transform(x), free.transform(x))
+    seeded = VisualMixer(random_state=7).fit(x)
+    full = seeded.transform(x)
+    assert torch.equal(full, seeded.transform(x))
+    assert torch.equal(full[3:], seeded.transform(x[3:]))  # independent of the batch an item is in
+    by_id = seeded.transform(x, ids=list(range(6)))
+    assert torch.equal(by_id[2:4], seeded.transform(x[2:4], ids=[2, 3]))
+    assert not torch.equal(by_id, full)
+    assert not torch.equal(VisualMixer(random_state=8).fit(x).transform(x), full)
+
+
+def test_keyed_inverse_is_bit_exact(tmp_path, digits_test) -> None:
+    key = generate_key(tmp_path / "vm.key")
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600 and key.stat().st_size == 32
+    with pytest.raises(InvalidInputError, match="already exists"):
+        generate_key(key)
+    for x in (digits_test.images, _coded(5, 3, 30, 22)):
+        vm = VisualMixer(key_file=str(key)).fit(x)
+        y = vm.transform(x)
+        assert not torch.equal(x, y)
+        assert torch.equal(vm.inverse_transform(y), x)
+        ids = [f"item-{i}" for i in range(x.shape[0])]
+        y2 = vm.transform(x, ids=ids)
+        assert torch.equal(vm.inverse_transform(y2, ids=ids), x)
+        assert not torch.equal(vm.inverse_transform(y2), x)  # the wrong ids do not invert
+    other = VisualMixer(key_file=str(generate_key(tmp_path / "other.key"))).fit(x)
+    assert not torch.equal(other.inverse_transform(y), x)
+
+
+def test_inverse_needs_a_key_and_the_invariant_statistic(tmp_path) -> None:
+    x = torch.rand(2, 1, 16, 16)
+    with pytest.raises(InvalidInputError, match="keyed mode"):
+        VisualMixer(random_state=0).fit(x).inverse_transform(x)
+    key = generate_key(tmp_path / "k")
+    with pytest.raises(InvalidInputError, match="statistic='variance'"):
+        VisualMixer(key_file=str(key), statistic="vfe").fit(x).inverse_transform(x)
+    with pytest.raises(InvalidInputError, match="32 bytes"):
+        (tmp_path / "short").write_bytes(b"abc")
+        VisualMixer(key_file=str(tmp_path / "short")).fit(x)
+
+
+def test_shared_permutation_across_channels() -> None:
+    grey = _coded(2, 1, 16, 16)
+    x = grey.repeat(1, 3, 1, 1)
+    y = VisualMixer(channel_shuffle=False, random_state=0).fit(x).transform(x)
+    assert torch.equal(y[:, 0], y[:, 1]) and torch.equal(y[:, 1], y[:, 2])
+    z = VisualMixer(random_state=0).fit(x).transform(x)
+    assert not torch.equal(z[:, 0], z[:, 1])
+
+
+def test_contract_and_errors() -> None:
+    vm = methods.create("visualmixer", random_state=1)
+    assert isinstance(vm, VisualMixer) and vm.get_params()["random_state"] == 1
+    with pytest.raises(NotFittedError):
+        vm.transform(torch.rand(1, 1, 8, 8))
+    with pytest.raises(InvalidInputError, match="low_vfe_window"):
+        VisualMixer(low_vfe_window="third").fit(torch.rand(1, 1, 8, 8))
+    with pytest.raises(InvalidInputError, match="ids must have one entry"):
+        VisualMixer(random_state=0).fit(torch.rand(2, 1, 8, 8)).transform(torch.rand(2, 1, 8, 8), ids=[1])
+    with pytest.raises(InvalidInputError):
+        VisualMixer().fit(torch.rand(2, 1, 8, 8)).transform(torch.full((1, 1, 8, 8), 2.0))
+
+
+def test_cli_keygen_protect_unprotect_round_trip(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from privis import data as pdata
+    from privis.cli.main import app
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(12, 16, 20), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", images=images, labels=np.arange(12) % 3)
+    runner = CliRunner()
+    key = tmp_path / "secret" / "vm.key"
+    assert runner.invoke(app, ["keygen", str(key)]).exit_code == 0
+    res = runner.invoke(app, ["protect", "visualmixer", "--data", f"npz:{tmp_path / 'd.npz'}", "--out",
+                              str(tmp_path / "prot"), "--param", f"key_file={key}"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["unprotect", "visualmixer", "--key", str(key), "--data", f"folder:{tmp_path / 'prot'}",
+                              "--out", str(tmp_path / "rest")])
+    assert res.exit_code == 0, res.output
+    original = pdata.load(f"npz:{tmp_path / 'd.npz'}")
+    protected = pdata.load(f"folder:{tmp_path / 'prot'}")
+    restored = pdata.load(f"folder:{tmp_path / 'rest'}")
+    assert not torch.equal(protected.images, original.images)
+    assert torch.equal(restored.images, original.images)
+    bad = runner.invoke(app, ["unprotect", "visualmixer", "--key", str(key), "--data", f"folder:{tmp_path / 'prot'}",
+                              "--out", str(key.parent)])
+    assert bad.exit_code == 2 and "must not live inside" in bad.output
