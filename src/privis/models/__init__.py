@@ -10,9 +10,9 @@ with mean 0.5 and std 0.5, and returns logits ``(N, num_classes)``::
     model, info = load_checkpoint("model.pt")
 """
 
-# Imported for their registrations: the built-in architectures (zoo) and the optimizer "st-adam"
-# (VisualMixer Sec. IV-E).
-from privis.models import st_adam, zoo  # noqa: F401
+# Imported for their registrations: the built-in architectures (zoo), the optimizer "st-adam"
+# (VisualMixer Sec. IV-E) and the perturbation generator "unet-perturbation".
+from privis.models import st_adam, unet, zoo  # noqa: F401
 from privis.models.checkpoint import export_torchscript, load_checkpoint, save_checkpoint
 from privis.models.features import LOGITS, FeatureExtractor, layer_names
 from privis.models.optim import available_optimizers, make_optimizer, register_optimizer

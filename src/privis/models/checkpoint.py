@@ -219,12 +219,20 @@ def export_torchscript(model: nn.Module, path: str | Path, example: Tensor) -> P
         raise InvalidInputError(f"cannot trace {type(model).__name__}: {_first_line(exc)}") from exc
     finally:
         model.train(was_training)
+    return save_torchscript_module(traced, model, path, how="trace")
+
+
+def save_torchscript_module(module: Any, model: nn.Module, path: str | Path, *, how: str) -> Path:
+    """Save a scripted or traced ``module`` atomically, with ``model``'s ``arch``/``arch_kwargs``, the privis
+    version and ``how`` it was made (``"script"`` or ``"trace"``) as the JSON metadata that
+    :func:`load_checkpoint` reads back. Returns ``path``."""
     meta = {
         "arch": getattr(model, "arch", None),
         "arch_kwargs": _plain(getattr(model, "arch_kwargs", None), "arch_kwargs"),
         "privis_version": privis.__version__,
+        "export": how,
     }
     buffer = io.BytesIO()
     with _quiet_torchscript():
-        torch.jit.save(traced, buffer, _extra_files={_TORCHSCRIPT_META: json.dumps(meta)})
+        torch.jit.save(module, buffer, _extra_files={_TORCHSCRIPT_META: json.dumps(meta)})
     return atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,135 @@
+"""``privis serve``, ``privis client``, ``privis export`` and ``privis train-generator``: the client/server
+deployment of protective perturbation (protective-perturbation.md, Sections 3.4 and 5).
+
+Workflow::
+
+    privis train --data fashion-mnist:train[:10000] --model lenet5 --out target.pt
+    privis train-generator --data fashion-mnist:train[:10000] --target target.pt --out gen.pt
+    privis serve --model target.pt                      # the provider: the unchanged classifier
+    privis client --generator gen.pt --server http://127.0.0.1:8000 a.png b.png   # the user
+    privis export --generator gen.pt --onnx gen.onnx --torchscript gen.ts      # for on-device use
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from privis.cli.main import handle_errors, load_model_params, parse_params
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def serve(
+        model: Annotated[Path, typer.Option("--model", help="Classifier checkpoint (.pt) or TorchScript file.")],
+        host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+        max_upload_bytes: Annotated[int, typer.Option("--max-upload-bytes", min=1)] = 8 * 1024 * 1024,
+        max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Largest W*H an image may declare.")] = (
+            4096 * 4096),
+        max_files: Annotated[int, typer.Option("--max-files", min=1, help="Most images per request.")] = 256,
+    ) -> None:
+        """Serve an unchanged classifier over HTTP: POST /v1/predict, GET /v1/health, GET /v1/model,
+        OpenAPI at /openapi.json."""
+        import uvicorn
+
+        from privis.serve.app import create_app
+
+        api = create_app(model, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, max_files=max_files)
+        served = api.state.served
+        typer.echo(f"serving {served.arch or 'model'} from {model} ({served.channels}x{served.image_size[0]}x"
+                   f"{served.image_size[1]}, {len(served.class_names)} classes) on http://{host}:{port}")
+        uvicorn.run(api, host=host, port=port, log_level="warning", limit_concurrency=256, timeout_keep_alive=5)
+
+    @app.command()
+    @handle_errors
+    def client(
+        images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+        generator: Annotated[Path, typer.Option("--generator", help="Generator: privis checkpoint, TorchScript "
+                                                "or .onnx.")],
+        server: Annotated[str, typer.Option("--server", help="Server base URL.")] = "http://127.0.0.1:8000",
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per request.")] = 64,
+        json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per image.")] = False,
+    ) -> None:
+        """Protect IMAGES locally with the generator and send only the protected images to the server;
+        print its predictions."""
+        from privis.serve.client import run_client
+
+        for r in run_client(generator, server, images, batch_size=batch_size):
+            if json_out:
+                typer.echo(json.dumps({"file": r.file, "class_index": r.class_index, "class_name": r.class_name,
+                                       "confidence": r.confidence}))
+            else:
+                typer.echo(f"{r.file}\t{r.class_index}\t{r.class_name}\t{r.confidence:.4f}")
+
+    @app.command("export")
+    @handle_errors
+    def export_cmd(
+        generator: Annotated[Path, typer.Option("--generator", help="Generator checkpoint (.pt).")],
+        onnx: Annotated[Path | None, typer.Option("--onnx", help="Write an ONNX file here.")] = None,
+        torchscript: Annotated[Path | None, typer.Option("--torchscript", help="Write a TorchScript file here.")] = (
+            None),
+        size: Annotated[int, typer.Option("--size", min=1, help="Side of the example image used for export "
+                                          "and checks.")] = 32,
+        atol: Annotated[float, typer.Option("--atol", help="Largest tolerated |exported - PyTorch|.")] = 1e-4,
+    ) -> None:
+        """Export a perturbation generator to ONNX and/or TorchScript and check the files reproduce
+        PyTorch's output (several batch and image sizes)."""
+        import torch
+
+        from privis.errors import InvalidInputError
+        from privis.models import load_checkpoint
+        from privis.models.export import export_generator
+
+        if onnx is None and torchscript is None:
+            raise InvalidInputError("give --onnx PATH, --torchscript PATH or both")
+        model, info = load_checkpoint(generator)
+        channels = (info.get("arch_kwargs") or {}).get("in_channels") or getattr(model, "in_channels", None)
+        if not isinstance(channels, int):
+            raise InvalidInputError(f"{generator}: cannot tell the generator's input channels")
+        report = export_generator(model, torch.rand(2, channels, size, size), onnx_path=onnx,
+                                  torchscript_path=torchscript, atol=atol)
+        for kind in ("onnx", "torchscript"):
+            if kind in report:
+                typer.echo(f"wrote {report[kind]} ({kind}; dynamic size: {report[f'{kind}_dynamic_size']}; "
+                           f"max |diff| vs PyTorch {report[f'{kind}_max_abs_diff']:.3g} over shapes "
+                           f"{report[f'{kind}_checked_shapes']})")
+
+    @app.command("train-generator")
+    @handle_errors
+    def train_generator_cmd(
+        data: Annotated[str, typer.Option("--data", help="Training data spec, e.g. fashion-mnist:train[:10000].")],
+        out: Annotated[Path, typer.Option("--out", help="Generator checkpoint to write (.pt).")],
+        target: Annotated[Path | None, typer.Option("--target", help="The service's classifier checkpoint; "
+                                                    "default: train the target architecture.")] = None,
+        aux: Annotated[Path | None, typer.Option("--aux", help="Auxiliary classifier checkpoint; default: "
+                                                 "train the auxiliary architecture.")] = None,
+        target_out: Annotated[Path | None, typer.Option("--target-out", help="Also save the target model "
+                                                        "(to serve it).")] = None,
+        param: Annotated[list[str] | None, typer.Option("--param", help="ProtectivePerturbation parameter "
+                                                        "KEY=VALUE; repeatable.")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default: OS entropy.")] = None,
+    ) -> None:
+        """Train a protective perturbation generator (Algorithm 1) against a frozen target model."""
+        from privis import data as pdata
+        from privis import models
+        from privis.methods.perturbation import ProtectivePerturbation
+
+        params = load_model_params(parse_params(param))
+        if target is not None:
+            params["target_model"], _ = models.load_checkpoint(target)
+        if aux is not None:
+            params["aux_model"], _ = models.load_checkpoint(aux)
+        params.setdefault("random_state", seed)
+        ds = pdata.load(data)
+        pp = ProtectivePerturbation(**params).fit(ds.images, ds.labels)
+        pp.save_generator(out, extra={"data": data})
+        if target_out is not None:
+            models.save_checkpoint(pp.target_model_, target_out, extra={"data": data, "class_names": ds.class_names})
+        h = pp.history_
+        typer.echo(f"trained the generator on {len(ds)} images: best epoch {h.best_epoch} (validation loss "
+                   f"{h.best_val_loss:.4f}); wrote {out}" + (f" and {target_out}" if target_out else ""))
