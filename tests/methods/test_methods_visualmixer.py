@@ -207,3 +207,111 @@ def test_cli_keygen_protect_unprotect_round_trip(tmp_path) -> None:
     bad = runner.invoke(app, ["unprotect", "visualmixer", "--key", str(key), "--data", f"folder:{tmp_path / 'prot'}",
                               "--out", str(key.parent)])
     assert bad.exit_code == 2 and "must not live inside" in bad.output
+
+
+# --------------------------------------------------------------------- batched, table-driven permutations
+def test_statistics_match_the_per_pixel_definitions() -> None:
+    from privis.methods.visualmixer import _region_sums, _vfe_density_map
+
+    x = _coded(3, 3, 31, 29, seed=4).numpy()
+    dens = _vfe_density_map(x)
+    assert np.allclose(dens, metrics.vfe_map(torch.from_numpy(x)).numpy().mean(1), atol=1e-6)
+    geo = _geometry(31, 29, (8, 4, 2))
+    for li, sums in enumerate(_region_sums(dens, geo)):  # edges absorb remainders, levels nest
+        sh, sw = list(geo.starts_h[li]) + [31], list(geo.starts_w[li]) + [29]
+        brute = np.array([[[dens[i, sh[r]:sh[r + 1], sw[c]:sw[c + 1]].sum() for c in range(len(sw) - 1)]
+                           for r in range(len(sh) - 1)] for i in range(3)])
+        assert np.allclose(sums, brute, rtol=1e-5, atol=1e-6)
+
+
+def test_uniform_draw_is_the_exact_multiply_shift() -> None:
+    from privis.methods.visualmixer import _uniform
+
+    words = np.random.default_rng(0).integers(0, 2**64, size=2000, dtype=np.uint64, endpoint=False)
+    words[:3] = [0, 2**64 - 1, 2**63]
+    for m in (24, 576 * 576, 12870, 40320 * 40320):
+        expect = [(int(w) * m) >> 64 for w in words]
+        assert _uniform(words.copy(), m).tolist() == expect
+
+
+def _tile_perms(whole: bool, n: int, seed: int) -> np.ndarray:
+    """Permutations of one 4 x 4 image (one tile) from the table path: whole tile, or its four 2x2 quadrants."""
+    from privis.methods.visualmixer import _ChunkPlan, _tile_permutations
+
+    geo = _geometry(4, 4, (4, 2))
+    finals = [np.full((n, 1, 1), whole), np.full((n, 2, 2), not whole)]
+    plan = _ChunkPlan(finals, np.zeros((n, 2)), np.array([16, 4]), np.array([0, 1]), np.zeros(n))
+    words = np.random.default_rng(seed).integers(0, 2**64, size=(n, 2), dtype=np.uint64, endpoint=False)
+    return _tile_permutations(plan, geo, n, 1, words).reshape(n, 16).astype(np.int64)
+
+
+def test_table_permutations_are_uniform() -> None:
+    from scipy.stats import chisquare
+
+    n = 48000
+    perms = _tile_perms(True, n, seed=1)  # a final 4x4 tile: uniform over all 16! permutations
+    assert (np.sort(perms, 1) == np.arange(16)).all()
+    for i, j in ((0, 1), (0, 15), (5, 10), (3, 12)):  # pair of outputs: uniform over the 240 ordered source pairs
+        counts = np.bincount(perms[:, i] * 16 + perms[:, j], minlength=256).reshape(16, 16)
+        assert np.trace(counts) == 0
+        assert chisquare(counts[~np.eye(16, dtype=bool)]).pvalue > 1e-4
+    # a tile split into 2x2 quadrants: each quadrant uniform over its 24 permutations, independently
+    perms = _tile_perms(False, n, seed=2)
+    quads = [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]]
+    codes = []
+    for q in quads:
+        sub = perms[:, q]
+        assert np.isin(sub, q).all()
+        rank = np.searchsorted(np.array(q), sub)  # positions inside the quadrant
+        codes.append(rank @ np.array([64, 16, 4, 1]))
+    for a, b in ((0, 1), (1, 2), (0, 3)):
+        _, pair = np.unique(codes[a] * 256 + codes[b], return_counts=True)
+        assert pair.size == 576 and chisquare(pair).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("params", [{}, {"window": 2}, {"ws_lower": 4, "ws_upper": 4}, {"bias_d": 3.5},
+                                    {"low_vfe_window": "half"}])
+def test_every_path_keeps_regions_and_inverts_exactly(tmp_path, params) -> None:
+    # table path (coarsest window 2 or 4, with edges and padding) and the sorting path (window 8)
+    key = generate_key(tmp_path / "k")
+    for shape in ((3, 30, 22), (1, 28, 28), (3, 17, 33)):
+        x = _coded(4, *shape, seed=5)
+        seeded = VisualMixer(random_state=11, **params).fit(x)
+        _assert_moves_within_regions(x, seeded.transform(x), seeded)
+        keyed = VisualMixer(key_file=str(key), **params).fit(x)
+        y = keyed.transform(x)
+        _assert_moves_within_regions(x, y, keyed)
+        assert not torch.equal(x, y) and torch.equal(keyed.inverse_transform(y), x)
+
+
+def test_batched_output_does_not_depend_on_the_batch(tmp_path, monkeypatch) -> None:
+    from privis.methods import visualmixer as vm_module
+
+    x = _coded(7, 3, 24, 20, seed=6)
+    ids = [f"img-{i}" for i in range(7)]
+    order = [4, 0, 6, 2, 1, 5, 3]
+    for vm in (VisualMixer(random_state=3).fit(x), VisualMixer(key_file=str(generate_key(tmp_path / "k"))).fit(x)):
+        full = vm.transform(x, ids=ids)
+        assert torch.equal(full, vm.transform(x, ids=ids))  # same seed/key, same output
+        assert torch.equal(vm.transform(x[order], ids=[ids[i] for i in order]), full[order])
+        assert torch.equal(vm.transform(x[2:3], ids=ids[2:3]), full[2:3])
+        vm.n_jobs = 1
+        assert torch.equal(vm.transform(x, ids=ids), full)  # one thread or several: same output
+        with monkeypatch.context() as patch:  # chunks of two images, on two threads
+            patch.setattr(vm_module, "_CHUNK_VALUES", 2 * 3 * 24 * 20)
+            vm.n_jobs = 2
+            assert torch.equal(vm.transform(x, ids=ids), full)
+
+
+def test_content_ids_histogram_branch_equals_the_direct_sum() -> None:
+    from privis.methods.visualmixer import _id_tables, content_ids
+
+    x = np.random.default_rng(3).random((2, 3, 70, 64)).astype(np.float32)  # >= 4096 pixels: histogram branch
+    q = np.rint(np.clip(x, 0.0, 1.0) * 4095).astype(np.intp).reshape(2, 3, -1)
+    tables = _id_tables()
+    with np.errstate(over="ignore"):
+        direct = np.stack([tables[0][q].sum(-1, dtype=np.uint64), tables[1][q].sum(-1, dtype=np.uint64)], -1)
+    assert content_ids(x) == [row.tobytes() for row in direct.astype("<u8")]
+    shuffled = np.take_along_axis(x.reshape(2, 3, -1), np.argsort(np.random.default_rng(4).random((2, 3, 4480)), -1),
+                                  -1).reshape(x.shape)
+    assert content_ids(shuffled) == content_ids(x)

@@ -29,7 +29,7 @@ from torch import Tensor
 from privis import data as pdata
 from privis import metrics, models
 from privis.experiments import register_experiment
-from privis.experiments.evaluate import EvalConfig, load_train_test
+from privis.experiments.evaluate import EvalConfig, auto_epochs, load_train_test
 from privis.methods.visualmixer import VisualMixer
 from privis.privacy import visualmixer_bounds as vb
 from privis.report import image_grid_png, line_plot_png, scatter_png
@@ -55,6 +55,9 @@ def sizes_for(data: str, quick: bool, train_size: int, test_size: int) -> EvalCo
     digits = data.startswith("digits")
     return EvalConfig(data=data, train_size=None if digits else (600 if quick else train_size),
                       test_size=None if digits else (300 if quick else test_size))
+
+
+_AUTO_EPOCHS = "auto: clip(60000 / training images, 10, 60), as privis evaluate"
 
 
 def fit_classifier(arch: str, images: Tensor, labels: Tensor, num_classes: int, *, epochs: int, seed: int,
@@ -144,10 +147,10 @@ def table2(*, data: str | None = None, seed: int = 0, quick: bool = False, epoch
            archs: tuple[str, ...] = tuple(TABLE2_ARCHS)) -> Result:
     def run() -> Result:
         rows, figures, summary, drops = [], [], {}, []
-        n_epochs = epochs or (1 if quick else 5)
         for name in datasets_for(data):
             cfg = sizes_for(name, quick, train_size, test_size)
             train, test = load_train_test(cfg)
+            n_epochs = epochs or (1 if quick else auto_epochs(len(train.labels)))
             k = max(train.num_classes, int(train.labels.max()) + 1)
             vm = VisualMixer(random_state=seed).fit(train.images)
             vim_train = vm.transform(train.images)
@@ -178,7 +181,7 @@ def table2(*, data: str | None = None, seed: int = 0, quick: bool = False, epoch
         summary["mean_drop_points"] = 100 * float(np.mean(drops))
         summary["max_drop_points"] = 100 * float(np.max(drops))
         return Result("visualmixer-table2", summary=summary, tables={"Table II analogue (accuracy)": rows},
-                      config={"seed": seed, "quick": quick, "epochs": n_epochs, "optimizer": optimizer,
+                      config={"seed": seed, "quick": quick, "epochs": epochs or _AUTO_EPOCHS, "optimizer": optimizer,
                               "archs": {a: TABLE2_ARCHS.get(a, {}) for a in archs},
                               "datasets": datasets_for(data)},
                       notes=["plain: trained and tested on originals; vim: trained and tested on VisualMixer "
@@ -195,10 +198,10 @@ def fig3(*, data: str | None = None, seed: int = 0, quick: bool = False, epochs:
          train_size: int = 5000, test_size: int = 2000, arch: str = "lenet5") -> Result:
     def run() -> Result:
         rows, figures, summary, points = [], [], {}, []
-        n_epochs = epochs or (1 if quick else 5)
         for name in datasets_for(data):
             cfg = sizes_for(name, quick, train_size, test_size)
             train, test = load_train_test(cfg)
+            n_epochs = epochs or (1 if quick else auto_epochs(len(train.labels)))
             k = max(train.num_classes, int(train.labels.max()) + 1)
             side = min(train.images.shape[-2:])
             strategies: dict[str, dict[str, Any]] = {"plain": {}}
@@ -228,7 +231,8 @@ def fig3(*, data: str | None = None, seed: int = 0, quick: bool = False, epochs:
                                                                 title="Fig. 3 analogue"),
                                  "each point: one shuffling strategy (model trained and tested on it)"))
         return Result("visualmixer-fig3", summary=summary, tables={"Fig. 3 analogue": rows},
-                      config={"seed": seed, "quick": quick, "epochs": n_epochs, "arch": arch}, figures=figures)
+                      config={"seed": seed, "quick": quick, "epochs": epochs or _AUTO_EPOCHS, "arch": arch},
+                      figures=figures)
 
     return _timed(run)
 

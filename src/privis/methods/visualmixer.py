@@ -19,7 +19,8 @@ Steps (Algorithm 1):
    which are examined at the next level (line 21); at or below, it is shuffled (line 18).
 4. Shuffle (lines 13 and 18): a uniformly random permutation of the region's pixels per channel. The
    spatial shuffle (one permutation shared by the channels) followed by independent per-channel shuffles
-   is again an independent uniform permutation per channel, so that composite is drawn directly.
+   is again an independent uniform permutation per channel, so that composite is drawn directly (from
+   lookup tables for windows of 2 and 4, by sorting random keys for larger ones; see below).
 
 Choices the paper leaves open, and ours:
 
@@ -49,10 +50,26 @@ Randomness and the keyed mode (beyond the paper)
   :mod:`secrets`), different on every call, and cannot be inverted.
 * ``random_state=int`` (no key) or a key file: every image gets its own stream,
   ``HMAC-SHA256(secret, "privis/visualmixer/v1" || image id)`` whose 256 bits set the state and increment
-  of a ``PCG64`` generator; its 32-bit outputs, one per pixel and channel, are the sort keys whose order is
-  the permutation of each region (ties are broken by the pixel's position inside the region). So the
-  output depends only on the image, its id and the secret -- not on the batch it came in. ``secret`` is
-  the 32-byte key, or ``SHA-256("privis/visualmixer/seed" || random_state)``.
+  of a ``PCG64`` generator. How its 64-bit outputs become permutations depends on the coarsest window
+  ``s0``:
+
+  - ``s0`` = 2 or 4 (the defaults, levels ``(4, 2)``; the *table path*): two outputs per ``s0 x s0`` tile
+    and channel (channel by channel, tiles in raster order over the image padded to a multiple of ``s0``),
+    then -- only when some
+    region absorbs a remainder -- one 32-bit sort key per position for those edge regions, as below. The
+    outputs are turned into uniform integers by exact 64-bit multiply-shift (``floor(u * m / 2^64)``, bias
+    below ``m / 2^64``) and those pick rows of fixed tables (:class:`_PermTables`): a final ``4 x 4`` region
+    gets ``split[a][s8[e0], 8 + s8[e1]]`` -- a uniform coset representative of ``S_8 x S_8`` in ``S_16``
+    times uniform permutations of its two halves, i.e. a uniform permutation of its 16 pixels; a final
+    ``2 x 2`` region gets a uniform row of the 24 permutations of 4.
+  - other windows (8 and up, or a non-power-of-two uniform window; the *sort path*): its 32-bit outputs,
+    one per pixel and channel, are sort keys whose order is the permutation of each region (ties are
+    broken by the pixel's position inside the region).
+
+  So the output depends only on the image, its id and the secret -- not on the batch it came in or how
+  the batch is cut into chunks. ``secret`` is the 32-byte key, or
+  ``SHA-256("privis/visualmixer/seed" || random_state)``. (Keyed outputs of the table path differ from
+  those of privis versions that sorted every window; key files are unchanged and still work.)
 * Image ids: the stream's id is a 128-bit hash of the image's per-channel multiset of pixel values
   (12-bit quantised), prefixed by the caller's id when ``transform(images, ids=...)`` gives one (ints,
   strings or bytes; the engine passes item ids). Shuffling keeps that multiset, so the owner recomputes
@@ -66,11 +83,22 @@ Randomness and the keyed mode (beyond the paper)
   rebuilds the same partition and the same permutations and scatters every pixel back: bit-exact.
 * Key files hold 32 random bytes, written atomically with permissions 0600 (:func:`generate_key`).
 
-Implementation: numpy on the CPU (its AVX2/AVX-512 sort is about ten times faster than torch's CPU sort
-on short rows). A batch is cut into chunks of about a million values, processed by a thread pool (numpy
-releases the GIL); within a chunk all regions of one shape are permuted at once by one sort of packed
-``(random key << 32 | payload)`` 64-bit words, rows of one region and channel each -- no loop over
-regions or images on the hot path. Images on another device are moved to the CPU and back.
+Implementation: numpy on the CPU. A batch is cut into chunks of about a million values, processed by a
+thread pool (numpy releases the GIL); no loop over regions or images on the hot path.
+
+* Statistics: the VFE map (Eq. 1-2) with 1-d contiguous passes per channel, region sums of the finest level
+  by strided block sums and every coarser level as ``2 x 2`` sums of the next finer one, the median by
+  one sort/partition per image.
+* Table path: every tile's permutation (a row of ``s0^2`` bytes, handled as uint64 words) comes from a few
+  table lookups per tile, all tiles of the chunk at once; the rows are transposed into raster order (one
+  tile row of bytes as one word), turned into int32 raster source indices by arithmetic, and the pixels
+  are moved by one gather per channel (``torch.index_select``, on pieces below torch's parallel grain so it
+  stays on the pool thread). Edge regions (remainders) then go through the sort path.
+* Sort path: all regions of one shape are permuted at once by one sort of packed
+  ``(random key << 32 | payload)`` 64-bit words, rows of one region and channel each (numpy's AVX2/AVX-512
+  sort is about ten times faster than torch's CPU sort on short rows).
+
+Images on another device are moved to the CPU and back.
 """
 
 from __future__ import annotations
@@ -108,6 +136,7 @@ from privis.random import resolve_seed
 KEY_BYTES = 32
 _DOMAIN = b"privis/visualmixer/v1"
 _CHUNK_VALUES = 1 << 20
+_GATHER_PIECE = 32768  # torch's parallel grain size: smaller index_select calls stay single-threaded
 _QUANT_ID = 4095  # quantisation of the content id
 _QUANT_STAT = 255  # quantisation of the keyed-mode split statistic (exact integer sums)
 
@@ -301,19 +330,49 @@ def window_levels(height: int, width: int, ws_lower: int, ws_upper: int) -> tupl
 def _vfe_density_map(x: np.ndarray) -> np.ndarray:
     """Eq. 1-2 per pixel, mean over channels (Eq. 4): ``(n, C, H, W)`` -> ``(n, H, W)`` float32.
 
-    Forward differences, 0 past the last row/column (the convention of :mod:`privis.metrics.vfe`).
+    Forward differences, 0 past the last row/column (the convention of :mod:`privis.metrics.vfe`). Computed
+    channel by channel on flattened ``H * W`` rows (1-d contiguous loops, no ``(n, C, H, W)`` temporaries): the
+    horizontal difference across a row end is overwritten by the last column's 0.
     """
     n, c, h, w = x.shape
-    m = np.zeros((n, h, w), dtype=np.float32)
-    d = np.subtract(x[..., 1:], x[..., :-1])
-    np.square(d, out=d)
-    m[:, :, :-1] = d.sum(1) if c > 1 else d[:, 0]
-    d = np.subtract(x[:, :, 1:], x[:, :, :-1])
-    np.square(d, out=d)
-    m[:, :-1, :] += d.sum(1) if c > 1 else d[:, 0]
+    hw = h * w
+    m = np.empty((n, hw), dtype=np.float32)
+    tmp = np.empty((n, hw), dtype=np.float32)
+    for ch in range(c):
+        xc = x[:, ch].reshape(n, hw)
+        target = m if ch == 0 else tmp
+        np.subtract(xc[:, 1:], xc[:, :-1], out=target[:, :-1])
+        np.square(target[:, :-1], out=target[:, :-1])
+        target[:, w - 1 :: w] = 0  # last column (and the wrap to the next row)
+        if ch:
+            m += tmp
+        np.subtract(xc[:, w:], xc[:, :-w], out=tmp[:, :-w])
+        np.square(tmp[:, :-w], out=tmp[:, :-w])
+        m[:, :-w] += tmp[:, :-w]
     if c > 1:
-        m /= c
-    return m
+        m *= np.float32(1.0 / c)
+    return m.reshape(n, h, w)
+
+
+def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
+    """Sums of ``(..., R, C)`` over ``f x f`` blocks, the last block row/column absorbing the remainder.
+
+    The rule of :func:`_cuts` (``R // f`` blocks), applied to pixels or to a finer grid of regions (the
+    cut points are nested, so a level's sums are ``2 x 2`` block sums of the next finer level's).
+    """
+    r, c = a.shape[-2:]
+    nr, nc = r // f, c // f
+    cols = a[..., : nc * f : f].copy() if f > 1 else a[..., :nc].copy()
+    for j in range(1, f):
+        cols += a[..., j : nc * f : f]
+    if c > nc * f:
+        cols[..., -1] += a[..., nc * f :].sum(-1)
+    out = cols[..., : nr * f : f, :].copy() if f > 1 else cols[..., :nr, :].copy()
+    for i in range(1, f):
+        out += cols[..., i : nr * f : f, :]
+    if r > nr * f:
+        out[..., -1, :] += cols[..., nr * f :, :].sum(-2)
+    return out
 
 
 def _region_sums(maps: np.ndarray, geo: _Geometry) -> list[np.ndarray]:
@@ -324,11 +383,14 @@ def _region_sums(maps: np.ndarray, geo: _Geometry) -> list[np.ndarray]:
     """
     last = len(geo.levels) - 1
     sums: list[np.ndarray] = [np.empty(0)] * len(geo.levels)
-    rows = np.add.reduceat(maps, geo.starts_h[last], axis=-2)
-    sums[last] = np.add.reduceat(rows, geo.starts_w[last], axis=-1)
+    sums[last] = _block_sum(maps, geo.levels[last])
     for li in range(last - 1, -1, -1):
-        rows = np.add.reduceat(sums[li + 1], geo.nested_h[li], axis=-2)
-        sums[li] = np.add.reduceat(rows, geo.nested_w[li], axis=-1)
+        factor, rest = divmod(geo.levels[li], geo.levels[li + 1])
+        if rest:  # not nested by an integer factor (never produced by window_levels)
+            rows = np.add.reduceat(sums[li + 1], geo.nested_h[li], axis=-2)
+            sums[li] = np.add.reduceat(rows, geo.nested_w[li], axis=-1)
+        else:
+            sums[li] = _block_sum(sums[li + 1], factor)
     return sums
 
 
@@ -338,14 +400,31 @@ def _region_statistics(x: np.ndarray, geo: _Geometry, statistic: str) -> tuple[l
     ``"vfe"``: VFE density (Eq. 2 / pixel count, channel mean). ``"variance"``: channel mean of the
     region's population variance of ``round(255 x)``, from exact integer sums (shuffle invariant).
     """
+    n, _, h, w = x.shape
     dens = _vfe_density_map(x)
-    image_vfe = dens.mean(axis=(1, 2), dtype=np.float64)
     if statistic == "vfe":
         sums = _region_sums(dens, geo)
+        image_vfe = sums[0].reshape(n, -1).sum(1, dtype=np.float64) / (h * w)
         return [s / a for s, a in zip(sums, geo.area, strict=True)], image_vfe
-    q = np.rint(x.astype(np.float64) * _QUANT_STAT)
+    image_vfe = dens.reshape(n, -1).sum(1, dtype=np.float64) / (h * w)
+    # exact integer sums: float32 while the largest region (an edge region is below (2 s0)^2 pixels) keeps
+    # the sum of squares under 2^24, else float64 (exact below 2^53)
+    dtype = np.float32 if (2 * geo.levels[0] - 1) ** 2 * _QUANT_STAT**2 < 2**24 else np.float64
+    q = np.rint(x.astype(dtype, copy=False) * dtype(_QUANT_STAT))
     s1, s2 = _region_sums(q, geo), _region_sums(q * q, geo)  # (n, C, nh, nw) per level, exact integers
-    return [((b * a - s * s) / (a * a)).mean(1) for s, b, a in zip(s1, s2, geo.area, strict=True)], image_vfe
+    return [((b * a - s * s) / (a * a)).mean(1)
+            for s, b, a in zip((v.astype(np.float64) for v in s1), (v.astype(np.float64) for v in s2), geo.area,
+                               strict=True)], image_vfe
+
+
+def _row_median(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=1)`` for a 2-d array: one sort for short rows, a partition for long ones."""
+    k = a.shape[1]
+    kth = [k // 2] if k % 2 else [k // 2 - 1, k // 2]
+    s = np.sort(a, axis=1) if k <= 256 else np.partition(a, kth, axis=1)
+    if k % 2:
+        return s[:, k // 2]
+    return (s[:, k // 2 - 1] + s[:, k // 2]) / 2
 
 
 def _partition(stats: list[np.ndarray], geo: _Geometry, low_vfe_window: str) -> list[np.ndarray]:
@@ -355,7 +434,7 @@ def _partition(stats: list[np.ndarray], geo: _Geometry, low_vfe_window: str) -> 
         Per level, a bool ``(n, nh, nw)`` mask of final regions; every pixel lies in exactly one.
     """
     n_levels = len(geo.levels)
-    median = np.median(stats[0].reshape(stats[0].shape[0], -1), axis=1)[:, None, None]
+    median = _row_median(stats[0].reshape(stats[0].shape[0], -1))[:, None, None]
     tested = np.ones(stats[0].shape, dtype=bool)
     forced = np.zeros_like(tested)
     finals = []
@@ -372,8 +451,8 @@ def _partition(stats: list[np.ndarray], geo: _Geometry, low_vfe_window: str) -> 
             finals.append(forced)
             child_forced = low
         pr, pc = geo.parent_rows[li], geo.parent_cols[li]
-        tested = (tested & high)[:, pr][:, :, pc]  # line 21: split and examine the quadrants
-        forced = child_forced[:, pr][:, :, pc]
+        tested = np.take(np.take(tested & high, pr, axis=1), pc, axis=2)  # line 21: split, examine quadrants
+        forced = np.take(np.take(child_forced, pr, axis=1), pc, axis=2)
     return finals
 
 
@@ -399,11 +478,18 @@ def content_ids(x: np.ndarray) -> list[bytes]:
     Returns:
         ``n`` byte strings (16 bytes per channel).
     """
-    q = np.rint(np.clip(x, 0.0, 1.0) * _QUANT_ID).astype(np.intp).reshape(x.shape[0], x.shape[1], -1)
+    n, c = x.shape[:2]
+    q = np.rint(np.clip(x, 0.0, 1.0) * _QUANT_ID).astype(np.intp).reshape(n * c, -1)
     tables = _id_tables()
+    bins = _QUANT_ID + 1
     with np.errstate(over="ignore"):
-        h = np.stack([tables[0][q].sum(-1, dtype=np.uint64), tables[1][q].sum(-1, dtype=np.uint64)], -1)
-    return [row.tobytes() for row in h.astype("<u8")]
+        if q.shape[1] >= bins:  # large images: histogram per plane, then counts x table (the same sums mod 2^64)
+            q += (np.arange(n * c) * bins)[:, None]
+            counts = np.bincount(q.reshape(-1), minlength=n * c * bins).reshape(n * c, bins).astype(np.uint64)
+            h = counts @ tables.T
+        else:
+            h = np.stack([tables[0][q].sum(-1, dtype=np.uint64), tables[1][q].sum(-1, dtype=np.uint64)], -1)
+    return [row.tobytes() for row in h.reshape(n, c, 2).astype("<u8")]
 
 
 def _id_bytes(value: Any) -> bytes:
@@ -416,15 +502,13 @@ def _id_bytes(value: Any) -> bytes:
     raise InvalidInputError(f"image ids must be ints, strings or bytes, got {type(value).__name__}")
 
 
-def _image_keys(secret: bytes, ids: Sequence[bytes], planes: int, size: int) -> np.ndarray:
-    """Per-image sort keys ``(n, planes, size)`` uint32 from ``PCG64`` streams keyed by HMAC-SHA256.
+def _image_stream(secret: bytes, ids: Sequence[bytes], words: int) -> np.ndarray:
+    """Per-image random words ``(n, words)`` uint64 from ``PCG64`` streams keyed by HMAC-SHA256.
 
-    Key ``[i, p, j]`` belongs to layout position ``j`` of plane ``p`` of image ``i``. One HMAC per image (a
-    few microseconds) is the only per-image Python work; the stream itself is generated in C.
+    One HMAC per image (a few microseconds) is the only per-image Python work; the stream itself is
+    generated in C.
     """
-    n = len(ids)
-    words = (planes * size + 1) // 2
-    out = np.empty((n, 2 * words), dtype=np.uint32)
+    out = np.empty((len(ids), words), dtype=np.uint64)
     bitgen = np.random.PCG64()
     state = bitgen.state
     for i, ident in enumerate(ids):
@@ -433,8 +517,235 @@ def _image_keys(secret: bytes, ids: Sequence[bytes], planes: int, size: int) -> 
         state["state"]["inc"] = int.from_bytes(digest[16:], "little") | 1
         state["has_uint32"] = 0
         bitgen.state = state
-        out[i] = bitgen.random_raw(words).view(np.uint32)
+        out[i] = bitgen.random_raw(words)
+    return out
+
+
+def _image_keys(secret: bytes, ids: Sequence[bytes], planes: int, size: int) -> np.ndarray:
+    """Per-image sort keys ``(n, planes, size)`` uint32: the 32-bit halves of :func:`_image_stream`.
+
+    Key ``[i, p, j]`` belongs to layout position ``j`` of plane ``p`` of image ``i``.
+    """
+    n = len(ids)
+    out = _image_stream(secret, ids, (planes * size + 1) // 2).view(np.uint32)
     return out[:, : planes * size].reshape(n, planes, size)
+
+
+# ------------------------------------------------------------------- table-driven tile permutations
+_FAST_TILES = (2, 4)  # coarsest windows whose tiles are permuted from tables instead of by sorting
+_N8 = 40320  # 8!
+_N_SPLIT = 12870  # C(16, 8)
+_S4_PAIRS = 576  # 24^2
+_U64 = np.uint64
+
+
+@dataclass(frozen=True)
+class _PermTables:
+    """Lookup tables that turn a few uniform integers per tile into a uniform permutation of the tile.
+
+    Positions are raster order inside the tile (``dy * s0 + dx``). Every table row maps an *output* position
+    to the *source* position it takes its value from.
+
+    * ``s4`` ``(24, 4)``: all permutations of a ``2 x 2`` window.
+    * ``s8`` ``(8!, 8)``: all permutations of 8 positions.
+    * ``split`` ``(C(16,8), 16)``: row ``a`` sends output positions 0-7 (the tile's top half) to the ``a``-th
+      8-subset of the 16 positions, in increasing order, and 8-15 to its complement. ``split[a][inner]``
+      with ``inner`` = a uniform permutation of the top half and, independently, of the bottom half is a
+      uniform permutation of the ``4 x 4`` tile (a uniform coset representative of ``S_8 x S_8`` in
+      ``S_16`` times a uniform element of ``S_8 x S_8``): ``C(16,8) * 8! * 8! = 16!``.
+    * ``quads`` ``(576, 8)``: one half (two rows) of a ``4 x 4`` tile split into its two ``2 x 2`` quadrants,
+      each permuted by its own ``s4`` row: row ``24 * c0 + c1``.
+    """
+
+    s4: np.ndarray
+    s8: np.ndarray
+    split: np.ndarray
+    quads: np.ndarray
+
+
+@lru_cache(maxsize=1)
+def _perm_tables() -> _PermTables:
+    import itertools
+
+    s4 = np.array(list(itertools.permutations(range(4))), dtype=np.uint8)
+    s8 = np.array(list(itertools.permutations(range(8))), dtype=np.uint8)
+    split = np.array([list(a) + [v for v in range(16) if v not in a] for a in itertools.combinations(range(16), 8)],
+                     dtype=np.uint8)
+    k = np.arange(8)
+    row, col = k // 4, k % 4
+    qx, o = col // 2, row * 2 + col % 2  # quadrant (left/right) and raster position inside the 2x2 quadrant
+    c = np.arange(_S4_PAIRS)
+    src = np.where(qx[None, :] == 0, s4[c // 24][:, o], s4[c % 24][:, o])  # source position inside the quadrant
+    quads = np.ascontiguousarray((src // 2) * 4 + 2 * qx[None, :] + src % 2, dtype=np.uint8)
+    return _PermTables(s4, s8, split, quads)
+
+
+def _uniform(words: np.ndarray, m: int) -> np.ndarray:
+    """``floor(words * m / 2^64)`` for uint64 ``words`` and ``m < 2^31``: a uniform draw in ``[0, m)``.
+
+    Exact 64 x 31-bit multiply-shift (bias below ``m / 2^64`` per outcome), as int64.
+    """
+    hi = words >> _U64(32)
+    lo = words & _U64(0xFFFFFFFF)
+    lo *= _U64(m)
+    lo >>= _U64(32)
+    hi *= _U64(m)
+    hi += lo
+    hi >>= _U64(32)
+    return hi.view(np.int64)
+
+
+def _fast_tiles(geo: _Geometry) -> bool:
+    return geo.power_of_two and geo.levels[0] in _FAST_TILES
+
+
+@lru_cache(maxsize=64)
+def _tile_origin(height: int, width: int, s0: int) -> np.ndarray:
+    """Raster index of the top-left pixel of every pixel's ``s0`` tile, ``(H * W,)`` int32 (int64 if huge)."""
+    yy, xx = np.arange(height), np.arange(width)
+    origin = (yy - yy % s0)[:, None] * width + (xx - xx % s0)[None, :]
+    return origin.reshape(-1).astype(np.int32 if height * width < 2**31 else np.int64)
+
+
+def _tile_status(plan: _ChunkPlan, geo: _Geometry, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which canvas tiles are final aligned ``s0`` regions ``(n, nty, ntx)`` bool, and which of their ``2 x 2``
+    quadrants are final aligned regions of the next level, coded per half tile ``(n, nty, 2, ntx)`` uint8 as
+    ``left + 2 * right`` (None: one level)."""
+    s0 = geo.levels[0]
+    hp, wp = geo.canvas
+    nty, ntx = hp // s0, wp // s0
+    whole = np.zeros((n, nty, ntx), dtype=bool)
+    mask = plan.finals[0] & geo.aligned[0]
+    whole[:, : mask.shape[1], : mask.shape[2]] = mask
+    if len(geo.levels) == 1:
+        return whole, None
+    quad = np.zeros((n, 2 * nty, 2 * ntx), dtype=np.uint8)
+    mask = plan.finals[1] & geo.aligned[1]
+    quad[:, : mask.shape[1], : mask.shape[2]] = mask
+    code = quad[:, :, 0::2] + 2 * quad[:, :, 1::2]  # (n, 2 nty, ntx): left + 2 * right per half tile
+    return whole, code.reshape(n, nty, 2, ntx)
+
+
+def _tile_words(geo: _Geometry, planes: int) -> int:
+    """Random 64-bit words one image needs for its tiles: two per tile and plane."""
+    s0 = geo.levels[0]
+    return 2 * planes * (geo.canvas[0] // s0) * (geo.canvas[1] // s0)
+
+
+def _bytes_word(values: Sequence[int]) -> np.uint64:
+    """Eight bytes as one uint64 word in memory order (so byte-wise work on words is endian-agnostic)."""
+    return np.array(values, dtype=np.uint8).view(np.uint64)[0]
+
+
+_ID_WORDS = (_bytes_word(range(8)), _bytes_word(range(8, 16)))  # identity: each position takes itself
+_PLUS8 = _bytes_word([8] * 8)  # adds 8 to every byte (no carries: bytes <= 7)
+# byte masks of the left and right 2x2 quadrant inside a half tile (two rows of four positions)
+_QUAD_MASKS = np.array([_bytes_word([0] * 8), _bytes_word([255, 255, 0, 0] * 2), _bytes_word([0, 0, 255, 255] * 2),
+                        _bytes_word([255] * 8)], dtype=np.uint64)
+
+
+def _tile_permutations(plan: _ChunkPlan, geo: _Geometry, n: int, planes: int, words: np.ndarray) -> np.ndarray:
+    """Source position of every output position of every tile: ``(n, planes, nty, ntx, s0^2)`` uint8.
+
+    ``words`` ``(n, planes * nty * ntx * 2)`` uint64 random words, two per tile and plane. A tile that is a
+    final ``s0`` region gets a uniform permutation of its ``s0^2`` pixels (``s0 = 2``: ``s4[u]``; ``s0 = 4``:
+    ``split[a][s8[e0], 8 + s8[e1]]``); a tile cut into ``2 x 2`` quadrants gets an independent uniform
+    permutation of every final quadrant (``quads``); everything else (edge regions, padding) stays in place.
+    Rows of 16 positions are handled as two uint64 words (a row of 4 as one uint32).
+    """
+    tables = _perm_tables()
+    s0 = geo.levels[0]
+    nty, ntx = geo.canvas[0] // s0, geo.canvas[1] // s0
+    whole, quad = _tile_status(plan, geo, n)
+    shape = (n, planes, nty, ntx)
+    w = words.reshape(-1, 2)
+    sel = np.flatnonzero(np.broadcast_to(whole[:, None], shape))
+    if s0 == 2:
+        perm = np.empty(w.shape[0], dtype=np.uint32)
+        perm[:] = np.arange(4, dtype=np.uint8).view(np.uint32)[0]
+        perm[sel] = tables.s4.view(np.uint32)[_uniform(w[sel, 0], 24), 0]
+        return perm.view(np.uint8).reshape(*shape, 4)
+    perm = np.empty((w.shape[0], 2), dtype=np.uint64)
+    perm[:, 0], perm[:, 1] = _ID_WORDS
+    if quad is not None:
+        both = quad[:, :, 0] + quad[:, :, 1]  # (n, nty, ntx): 0 no final quadrant, 6 all four
+        qsel = np.flatnonzero(np.broadcast_to((both > 0)[:, None], shape))
+        if qsel.size:
+            u = _uniform(w[qsel, 0], _S4_PAIRS * _S4_PAIRS)
+            top = np.floor(u / float(_S4_PAIRS)).astype(np.int64)  # exact: u < 2^31
+            quads = tables.quads.view(np.uint64)[:, 0]
+            partial = bool((both % 6).any())  # a tile with some quadrants final, not all (edges only)
+            for half, first in enumerate((quads[top], quads[u - top * _S4_PAIRS] + _PLUS8)):
+                if partial:  # quadrants that are not final (edge tiles only) keep the identity
+                    mask = np.broadcast_to(_QUAD_MASKS[quad[:, :, half]][:, None], shape).reshape(-1)[qsel]
+                    first = (first & mask) | (_ID_WORDS[half] & ~mask)
+                perm[qsel, half] = first
+    if sel.size:
+        a = _uniform(w[sel, 0], _N_SPLIT)
+        e = _uniform(w[sel, 1], _N8 * _N8)
+        e0 = np.floor(e / float(_N8)).astype(np.int64)  # exact: e < 2^31
+        s8 = tables.s8.view(np.uint64)[:, 0]
+        inner = np.empty((sel.size, 2), dtype=np.uint64)
+        inner[:, 0] = s8[e0]
+        inner[:, 1] = s8[e - e0 * _N8] + _PLUS8
+        flat = inner.view(np.uint8).astype(np.int32)  # row a of the split table, column inner
+        flat += (a * 16).astype(np.int32)[:, None]
+        full = np.take(tables.split.reshape(-1), flat).view(np.uint64)
+        perm[sel, 0] = full[:, 0]
+        perm[sel, 1] = full[:, 1]
+    return perm.view(np.uint8).reshape(*shape, 16)
+
+
+def _tile_sources(perm: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """Raster source index of every output pixel ``(n, planes, H * W)`` int32 (int64 past 2^31 pixels)."""
+    n, planes, nty, ntx, t = perm.shape
+    s0 = geo.levels[0]
+    h, w = geo.height, geo.width
+    wide = np.uint16 if s0 == 2 else np.uint32  # one tile row of s0 uint8 values as one word: cheap transpose
+    rast = np.ascontiguousarray(perm.view(wide).reshape(n, planes, nty, ntx, s0).transpose(0, 1, 2, 4, 3))
+    rast = rast.view(np.uint8).reshape(n, planes, nty * s0, ntx * s0)
+    if rast.shape[2:] != (h, w):
+        rast = np.ascontiguousarray(rast[:, :, :h, :w])
+    # position m = dy * s0 + dx inside the tile -> raster offset dy * W + dx = m + (m >> log2 s0) * (W - s0)
+    r = rast.reshape(n, planes, h * w).astype(np.int32 if h * w < 2**31 else np.int64)
+    src = r >> (s0.bit_length() - 1)
+    src *= w - s0
+    src += r
+    src += _tile_origin(h, w, s0)
+    return src
+
+
+def _shuffle_tiles(x: np.ndarray, out: np.ndarray, geo: _Geometry, plan: _ChunkPlan, *, planes: int,
+                   words: np.ndarray, inverse: bool) -> None:
+    """Permute the aligned regions of ``x`` ``(n, C, H, W)`` into ``out`` from table-driven tile permutations;
+    edge pixels are copied (their regions are shuffled by :func:`_shuffle_edges`)."""
+    n, c, h, w = x.shape
+    hw = h * w
+    src = _tile_sources(_tile_permutations(plan, geo, n, planes, words), geo)
+    xp, op = x.reshape(n, c, hw), out.reshape(n, c, hw)
+    if hw < 4096:  # small images: one gather over the chunk (plane offsets added) beats a loop over planes
+        src = (src + (np.arange(n * c, dtype=np.intp) * hw).reshape(n, c, 1)).reshape(-1)
+        xp, op = x.reshape(1, 1, -1), out.reshape(1, 1, -1)
+        src = src.reshape(1, 1, -1)
+        n = c = 1
+    for i in range(n):
+        for ch in range(c):
+            idx = src[i, ch if planes > 1 else 0]  # planes == 1: one permutation for every channel
+            if inverse:
+                op[i, ch, idx] = xp[i, ch]
+            else:
+                _gather(xp[i, ch], idx, op[i, ch])
+
+
+def _gather(values: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = values[index]`` for 1-d arrays (``index`` int32 or int64, in range).
+
+    ``torch.index_select`` takes int32 indices and runs about twice as fast as ``np.take`` here; it is called
+    on pieces below torch's parallel grain size so that it stays on the calling (pool) thread.
+    """
+    v, i, o = torch.from_numpy(values), torch.from_numpy(index), torch.from_numpy(out)
+    for a in range(0, index.shape[0], _GATHER_PIECE):
+        torch.index_select(v, 0, i[a : a + _GATHER_PIECE], out=o[a : a + _GATHER_PIECE])
 
 
 # ---------------------------------------------------------------------------------- chunk worker
@@ -557,13 +868,15 @@ def _shuffle_edges(x: np.ndarray, out: np.ndarray, geo: _Geometry, plan: _ChunkP
 def _checked_array(images: Tensor) -> np.ndarray:
     """The checks of :func:`privis.methods.base.check_images`, on a C-contiguous float32 numpy view.
 
-    Range and finiteness come from one ``min`` and one ``max`` (NaN propagates through both), which is
-    several times cheaper than torch's ``isfinite`` pass on large batches.
+    Range and finiteness come from one ``aminmax`` pass (NaN propagates to both), which is several times
+    cheaper than torch's ``isfinite`` pass on large batches.
     """
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0 or not images.is_floating_point():
         check_images(images)  # raises the precise error
-    x = np.ascontiguousarray(images.detach().to("cpu", torch.float32).numpy())
-    lo, hi = float(x.min()), float(x.max())
+    t = images.detach().to("cpu", torch.float32)
+    lo_hi = torch.aminmax(t)  # one pass on torch's threads; NaN propagates to both
+    lo, hi = float(lo_hi.min), float(lo_hi.max)
+    x = np.ascontiguousarray(t.numpy())
     if not (lo >= -1e-6 and hi <= 1 + 1e-6):  # also false for NaN
         check_images(images)  # names the problem (NaN/inf or the range)
         raise InvalidInputError(f"images must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]")
@@ -765,19 +1078,37 @@ class VisualMixer(Protector):
         vfe_before = np.zeros(n)
         sizes: list[np.ndarray] = [np.empty(0)]
 
+        fast = _fast_tiles(geo)
+
         def work(j: int) -> None:
             a, b = starts[j], min(starts[j] + per_chunk, n)
             plan = _plan(x[a:b], geo, self.statistic_, self.low_vfe_window)
             counts[j], sizes[0] = plan.counts, plan.sizes
             vfe_before[a:b] = plan.vfe
-            keys = None
+            keys = chunk_ids = None
+            size = geo.canvas[0] * geo.canvas[1]
             if secret is not None:
                 chunk_ids = content_ids(x[a:b])
                 if id_list is not None:  # the caller's id, bound to the content so equal ids never share a stream
                     chunk_ids = [given + b"|" + cid for given, cid in zip(id_list[a:b], chunk_ids, strict=True)]
-                keys = _image_keys(secret, chunk_ids, planes, geo.canvas[0] * geo.canvas[1])
             rng = np.random.Generator(np.random.PCG64(seeds[j])) if seeds is not None else None
-            _shuffle_chunk(x[a:b], out[a:b], geo, plan, planes=planes, keys=keys, rng=rng, inverse=inverse)
+            if not fast:
+                if chunk_ids is not None:
+                    keys = _image_keys(secret, chunk_ids, planes, size)
+                _shuffle_chunk(x[a:b], out[a:b], geo, plan, planes=planes, keys=keys, rng=rng, inverse=inverse)
+                return
+            # tiles: two words per tile and plane; edge regions (if any): one 32-bit key per position after them
+            tw = _tile_words(geo, planes)
+            if chunk_ids is not None:
+                stream = _image_stream(secret, chunk_ids, tw + ((planes * size + 1) // 2 if geo.groups else 0))
+                words = stream[:, :tw]
+                if geo.groups:
+                    keys = np.ascontiguousarray(stream[:, tw:]).view(np.uint32)[:, : planes * size]
+                    keys = keys.reshape(b - a, planes, size)
+            else:
+                words = rng.bit_generator.random_raw((b - a) * tw).reshape(b - a, tw)
+            _shuffle_tiles(x[a:b], out[a:b], geo, plan, planes=planes, words=words, inverse=inverse)
+            _shuffle_edges(x[a:b], out[a:b], geo, plan, planes=planes, keys=keys, rng=rng, inverse=inverse)
 
         jobs = self.n_jobs or max(1, torch.get_num_threads())
         if jobs == 1 or len(starts) == 1:
