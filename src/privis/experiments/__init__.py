@@ -23,7 +23,8 @@ class Experiment:
 
 _REGISTRY: dict[str, Experiment] = {}
 _MODULES = ("privis.experiments.veil_tables", "privis.experiments.demo",
-            "privis.experiments.visualmixer_tables", "privis.experiments.perturbation_tables")
+            "privis.experiments.visualmixer_tables", "privis.experiments.perturbation_tables",
+            "privis.experiments.leaderboard")
 
 
 def register_experiment(name: str, description: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:

@@ -19,7 +19,7 @@ def register(cls: type[Protector]) -> type[Protector]:
 
 
 def _load_builtin() -> None:
-    from privis.methods import baselines, perturbation, veil, visualmixer  # noqa: F401
+    from privis.methods import baselines, instahide, perturbation, veil, visualmixer  # noqa: F401
 
 
 def available() -> dict[str, type[Protector]]:

@@ -1,0 +1,27 @@
+"""The leaderboard's quick run: one row per method and attack, worst-case leakage, figures."""
+
+from __future__ import annotations
+
+from privis import attacks, experiments, methods
+
+
+def test_quick_leaderboard_covers_every_method_and_attack():
+    result = experiments.get("leaderboard").run(data="digits", quick=True, seed=0)
+    names, attack_names = list(methods.available()), list(attacks.available())
+    rows = result.tables["attacks"]
+    assert {(r["method"], r["attack"]) for r in rows} == {(m, a) for m in names for a in attack_names}
+    assert all(r["status"] in ("ok", "n/a") for r in rows), [r for r in rows if r["status"] == "error"]
+    assert all(r["note"] for r in rows if r["status"] == "n/a")
+    board = {e["method"]: e for e in result.tables["leaderboard"]}
+    assert set(board) == set(names)
+    for name, entry in board.items():
+        assert 0.0 <= entry["utility"] <= 1.0
+        per_image = [r["ssim"] for r in rows if r["method"] == name and r["status"] == "ok"
+                     and r["attack"] in ("filters", "learned-inversion", "invariants", "shredder",
+                                         "auxiliary-recognition")]
+        assert entry["leakage_ssim"] == max(per_image)
+    assert board["veil"]["deployment"] == "original" and board["blur"]["deployment"] == "protected"
+    titles = [f.title for f in result.figures]
+    assert titles[0].startswith("privacy-utility")
+    assert sum("best recovery" in t for t in titles) == len(names)
+    assert result.summary["methods"] == len(names)
