@@ -1,4 +1,9 @@
-"""Progress bars for long work: shown on a terminal, silent under CI or when stderr is not a TTY."""
+"""Progress bars for long work.
+
+Shown on a terminal; silent under CI, with ``PRIVIS_NO_PROGRESS`` set, or when stderr is not a TTY --
+unless ``PRIVIS_PROGRESS=1`` asks for them (a long run under ``nohup`` whose log should show where it
+is): off a terminal the bars are then written as plain lines at most every 30 s.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,22 @@ from tqdm.auto import tqdm
 
 T = TypeVar("T")
 
+_LOG_INTERVAL_S = 30.0
+
 
 def progress_enabled() -> bool:
-    if os.environ.get("CI") or os.environ.get("PRIVIS_NO_PROGRESS"):
+    if os.environ.get("PRIVIS_NO_PROGRESS"):
         return False
-    return sys.stderr.isatty()
+    if os.environ.get("PRIVIS_PROGRESS"):
+        return True
+    return not os.environ.get("CI") and sys.stderr.isatty()
 
 
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it") -> Iterable[T]:
     """Wrap ``iterable`` in a tqdm bar when progress is enabled, else return it unchanged."""
     if not progress_enabled():
         return iterable
-    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+    if sys.stderr.isatty():
+        return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, mininterval=_LOG_INTERVAL_S, ncols=100,
+                file=sys.stderr)

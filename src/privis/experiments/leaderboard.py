@@ -9,9 +9,9 @@ Protocol (issue 5), on Fashion-MNIST (scikit-learn digits when it is absent):
 3. Per method (iterating :func:`privis.methods.available`, so a new method joins by registering): fit the
    protector on the owner's slice with the defender's seed, protect training and test data, train the
    service model on the protected training data (with the method's default training augmentation), and
-   measure utility as the service model's accuracy on test data in the method's deployment: original test
-   images for ``veil`` (the paper's use: train on veiled data, serve originals), protected ones for the
-   others (the service receives protected inputs).
+   measure utility as the service model's accuracy on test data in the method's deployment
+   (:attr:`Protector.deployment`): original test images for ``veil`` (the paper's use: train on veiled
+   data, serve originals), protected ones for the others (the service receives protected inputs).
 4. Every attack runs on the protected test images with an :class:`~privis.attacks.AttackContext` granting
    the method, its public parameters, its fitted protector (Kerckhoffs: fitted models are public, the
    defender's randomness is not; the attacker's seed differs from the defender's), the auxiliary data, the
@@ -49,9 +49,6 @@ from privis.experiments.evaluate import (
 from privis.methods import Protector
 from privis.report import image_grid_png, scatter_png
 from privis.results import Figure, Result
-
-#: Test data a method's service model is used on (DESIGN.md utility keys ``protected_acc_<deployment>``).
-DEPLOYMENT = {"veil": "original"}
 
 #: Method parameters for ``quick=True`` (a smoke run); the full run uses every method's defaults.
 QUICK_METHOD_PARAMS: dict[str, dict[str, Any]] = {
@@ -180,7 +177,7 @@ def run_attack(attack: str, method: str, *, data: str | None = None, params: dic
     protected = protect_for_attack(setup, method, dict(params or {}))
     victims, _ = setup.victims()
     outcome = runner.run(victims, protected.test_images[:setup.attack_size], context=protected.context)
-    deployment = DEPLOYMENT.get(method, "protected")
+    deployment = protected.protector.deployment
     summary = {**outcome.scores, "utility": protected.util[f"protected_acc_{deployment}"], **protected.util,
                "attack_seconds": outcome.seconds}
     result = Result(f"attack-{attack}-{method}", summary=summary,
@@ -252,7 +249,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
         used_params[name] = _public(protected.protector.get_params())
         util, speed, context = protected.util, protected.speed, protected.context
         protected_test = protected.test_images
-        deployment = DEPLOYMENT.get(name, "protected")
+        deployment = protected.protector.deployment
         best: tuple[float, str, Tensor] | None = None
         method_rows = []
         for attack_name in attack_names:
@@ -355,7 +352,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
         tables={"leaderboard": board, "attacks": rows},
         config={"data": data, "seed": seed, "quick": quick, "train_size": len(train), "test_size": len(test),
                 "aux_size": len(aux), "attack_size": n_attack, "service_model": setup.cfg.model,
-                "service_epochs": service_epochs, "deployment": {n: DEPLOYMENT.get(n, "protected") for n in names},
+                "service_epochs": service_epochs, "deployment": {n: registry[n].deployment for n in names},
                 "method_params": used_params, "attacks": attack_names,
                 "attack_params": QUICK_ATTACK_PARAMS if quick else {"membership-inference": {
                     "shadow_epochs": service_epochs}}},

@@ -65,6 +65,10 @@ class Protector:
     name: ClassVar[str] = ""
     #: The augmentation ``training_augmentation("default")`` resolves to.
     default_augmentation: ClassVar[str] = "none"
+    #: Test data a model trained on this method's output serves in the method's intended use: ``"protected"``
+    #: (inputs are protected the same way, the common case) or ``"original"`` (Veil: train on veiled data,
+    #: recognise original data). Utility figures (``protected_acc_<deployment>``) follow it.
+    deployment: ClassVar[str] = "protected"
 
     @classmethod
     def _param_names(cls) -> list[str]:

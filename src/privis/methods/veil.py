@@ -193,6 +193,7 @@ class Veil(Protector):
     """
 
     name = "veil"
+    deployment = "original"  # Section 5: models trained on veiled data recognise the original data
 
     def __init__(
         self,
