@@ -93,3 +93,12 @@ def test_bench_writes_json(tmp_path):
     row = json.loads(path.read_text())["tables"]["throughput"][0]
     assert row["method"] == "pixelate" and row["n"] == 64 and row["images_per_second"] > 0 and row["peak_rss_mb"] > 50
     assert "pixelate" in result.output
+
+
+def test_bench_runs_every_veil_step_on_synthetic_images(tmp_path):
+    path = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "veil", "--size", "28x28-grey", "--n", "4", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(path.read_text())["tables"]["throughput"][0]
+    assert row["diagnostics"]["gia_steps_mean"] == 300  # noise meets xi at once; the bench times all T steps
+    assert row["measure_params"] == {"stop_loss": -1e30}

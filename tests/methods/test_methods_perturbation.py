@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import privis.methods.perturbation as perturbation_module
 from privis import methods, metrics, models
 from privis.errors import InvalidInputError
 from privis.methods.base import NotFittedError
@@ -170,6 +171,15 @@ def test_trains_its_own_classifiers_and_saves_the_generator(tmp_path, digits_tra
     assert info["extra"]["target_arch"] == "lenet5" and info["extra"]["data"] == "digits"
     with torch.no_grad():
         torch.testing.assert_close(gen(digits_test.images), pp.transform(digits_test.images))
+
+
+def test_transform_in_pixel_bounded_chunks_gives_the_same_images(monkeypatch, digits_train, digits_test, digits_lenet,
+                                                                  digits_aux):
+    pp = _small(target_model=digits_lenet, aux_model=digits_aux, epochs=1)
+    pp.fit(digits_train.images[:N_FIT], digits_train.labels[:N_FIT])
+    whole = pp.transform(digits_test.images)
+    monkeypatch.setattr(perturbation_module, "_CHUNK_PIXELS", 7 * 8 * 8)  # 7 digits per chunk: a ragged last chunk
+    torch.testing.assert_close(pp.transform(digits_test.images), whole)
 
 
 def test_registry_errors_and_not_fitted(digits_train):

@@ -76,6 +76,8 @@ from privis.models.unet import UNetPerturbation
 from privis.progress import progress
 from privis.random import resolve_seed
 
+#: Pixels (images x height x width) the generator runs on at once in ``transform``: 256 images of 64 x 64.
+_CHUNK_PIXELS = 256 * 64 * 64
 SsimTerm = Literal["signed", "abs"]
 AuxLoss = Literal["ce", "complement"]
 
@@ -543,7 +545,9 @@ class ProtectivePerturbation(Protector):
                                     f"got {images.shape[1]} channels")
         device = next(self.generator_.parameters()).device
         out = torch.empty_like(images)
-        step = max(self.batch_size, 256)
+        # chunks of at most max(batch_size, 256) images and _CHUNK_PIXELS pixels: a 224 x 224 batch of 256
+        # would hold several GiB of U-Net activations
+        step = max(1, min(max(self.batch_size, 256), _CHUNK_PIXELS // (images.shape[-2] * images.shape[-1])))
         with torch.no_grad():
             for start in range(0, images.shape[0], step):
                 batch = images[start:start + step].to(device).contiguous(memory_format=torch.channels_last)
