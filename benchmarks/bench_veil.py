@@ -24,7 +24,8 @@ import torch
 
 from privis import data as pdata
 from privis import models
-from privis.methods.veil import Veil, to_canonical, to_signed
+from privis.methods.base import to_canonical, to_signed
+from privis.methods.veil import Veil
 from privis.sysinfo import peak_rss_mb
 
 

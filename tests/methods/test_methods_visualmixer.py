@@ -12,7 +12,7 @@ import torch
 from privis import methods, metrics
 from privis.errors import InvalidInputError
 from privis.methods.base import NotFittedError
-from privis.methods.visualmixer import VisualMixer, _geometry, _plan, generate_key, window_levels
+from privis.methods.visualmixer import VisualMixer, _cuts, _geometry, _plan, generate_key, window_levels
 
 
 def _coded(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -30,7 +30,7 @@ def _region_labels(x: np.ndarray, mixer: VisualMixer) -> np.ndarray:
     labels = np.full((n, h, w), -1, dtype=np.int64)
     base = 0
     for li, finals in enumerate(plan.finals):
-        sh, sw = geo.starts_h[li], geo.starts_w[li]
+        sh, sw = _cuts(h, geo.levels[li])[:-1], _cuts(w, geo.levels[li])[:-1]  # first row/col of each region
         row_of = np.searchsorted(sh, np.arange(h), side="right") - 1
         col_of = np.searchsorted(sw, np.arange(w), side="right") - 1
         region = row_of[:, None] * len(sw) + col_of[None, :]
@@ -218,7 +218,7 @@ def test_statistics_match_the_per_pixel_definitions() -> None:
     assert np.allclose(dens, metrics.vfe_map(torch.from_numpy(x)).numpy().mean(1), atol=1e-6)
     geo = _geometry(31, 29, (8, 4, 2))
     for li, sums in enumerate(_region_sums(dens, geo)):  # edges absorb remainders, levels nest
-        sh, sw = list(geo.starts_h[li]) + [31], list(geo.starts_w[li]) + [29]
+        sh, sw = list(_cuts(31, geo.levels[li])), list(_cuts(29, geo.levels[li]))
         brute = np.array([[[dens[i, sh[r]:sh[r + 1], sw[c]:sw[c + 1]].sum() for c in range(len(sw) - 1)]
                            for r in range(len(sh) - 1)] for i in range(3)])
         assert np.allclose(sums, brute, rtol=1e-5, atol=1e-6)

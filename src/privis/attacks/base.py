@@ -16,7 +16,6 @@ is the defender's secret.
 from __future__ import annotations
 
 import copy
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from privis import metrics, models
 from privis.errors import InvalidInputError, PrivisError
 from privis.methods import Protector, check_images, check_labels
 from privis.methods import create as create_method
+from privis.methods.base import ParamsMixin
 from privis.random import resolve_seed
 
 
@@ -204,7 +204,7 @@ class AttackOutcome:
     seconds: float = 0.0
 
 
-class Attack:
+class Attack(ParamsMixin):
     """Base class of every attack.
 
     Subclasses set ``name``, store their ``__init__`` arguments verbatim (budgets, filter banks), implement
@@ -213,14 +213,6 @@ class Attack:
     """
 
     name: ClassVar[str] = ""
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn style)."""
-        return {k: getattr(self, k) for k in self._param_names()}
 
     def attack(self, protected: Tensor, context: AttackContext) -> AttackOutcome:
         """Do the attack on ``protected`` with what ``context`` grants (never with the originals)."""
@@ -268,14 +260,6 @@ class Attack:
             outcome.references = {}
         return outcome
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-
-def to_signed(images: Tensor) -> Tensor:
-    """Canonical ``[0, 1]`` to the ``[-1, 1]`` domain where sign-flipping methods work (Veil, InstaHide)."""
-    return images * 2.0 - 1.0
 
 
 def fresh_generator(context: AttackContext) -> torch.Generator:

@@ -37,7 +37,8 @@ from skimage import restoration
 from torch import Tensor
 
 from privis.attacks import register_attack
-from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplicableError, to_signed
+from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplicableError
+from privis.methods.base import to_signed
 from privis.methods.baselines import gaussian_kernel1d
 
 Candidates = dict[str, Tensor]

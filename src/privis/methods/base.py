@@ -51,11 +51,47 @@ def check_labels(labels: Tensor | None, n: int) -> Tensor | None:
     return labels.long()
 
 
+def to_signed(images: Tensor) -> Tensor:
+    """Map canonical ``[0, 1]`` images to the ``[-1, 1]`` domain where sign-flipping methods work (Veil's
+    Algorithm 1 "Normalize", InstaHide) and where attacks undo them."""
+    return images * 2.0 - 1.0
+
+
+def to_canonical(images: Tensor) -> Tensor:
+    """Map ``[-1, 1]`` images back to canonical ``[0, 1]``, clipped (Veil's Algorithm 1 "Renormalize")."""
+    return ((images + 1.0) * 0.5).clamp_(0.0, 1.0)
+
+
+class ParamsMixin:
+    """scikit-learn's parameter protocol for classes whose ``__init__`` stores its arguments verbatim
+    (protectors and attacks): ``get_params``, ``set_params`` and a ``repr`` that shows them."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, as scikit-learn's ``get_params`` (not deep)."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params: Any) -> ParamsMixin:
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise InvalidInputError(f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:  # models among the parameters would print pages: they are left out
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, torch.nn.Module))
+        return f"{type(self).__name__}({args})"
+
+
 class NotFittedError(InvalidInputError):
     """``transform`` was called before ``fit`` on a protector that needs fitting."""
 
 
-class Protector:
+class Protector(ParamsMixin):
     """Base class of every protection method.
 
     Subclasses set ``name`` (the registry key), store their ``__init__`` arguments verbatim, and implement
@@ -69,23 +105,6 @@ class Protector:
     #: (inputs are protected the same way, the common case) or ``"original"`` (Veil: train on veiled data,
     #: recognise original data). Utility figures (``protected_acc_<deployment>``) follow it.
     deployment: ClassVar[str] = "protected"
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, as scikit-learn's ``get_params`` (not deep)."""
-        return {k: getattr(self, k) for k in self._param_names()}
-
-    def set_params(self, **params: Any) -> Protector:
-        valid = set(self._param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise InvalidInputError(f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}")
-            setattr(self, key, value)
-        return self
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
         return self
@@ -110,7 +129,3 @@ class Protector:
 
     def fit_transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.fit(images, labels).transform(images, labels)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, torch.nn.Module))
-        return f"{type(self).__name__}({args})"

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import Protector, check_images
+from privis.methods.base import Protector, check_images, to_canonical, to_signed
 from privis.random import torch_generator
 
 __all__ = ["InstaHide", "draw_mixing", "mix"]
@@ -116,8 +116,8 @@ class InstaHide(Protector):
         generator = torch_generator(self.random_state)
         partners, weights = draw_mixing(n, self.k, float(self.upper), generator, dominant=bool(self.dominant))
         if self.sign_flip:
-            signs = torch.randint(0, 2, images.shape, generator=generator).float() * 2.0 - 1.0
+            signs = to_signed(torch.randint(0, 2, images.shape, generator=generator).float())
         else:
             signs = torch.ones(images.shape)
-        encoded = mix(images * 2.0 - 1.0, partners.to(images.device), weights, signs.to(images.device))
-        return ((encoded + 1.0) * 0.5).clamp_(0.0, 1.0)
+        encoded = mix(to_signed(images), partners.to(images.device), weights, signs.to(images.device))
+        return to_canonical(encoded)

@@ -38,22 +38,12 @@ from torch import Tensor, nn
 
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import NotFittedError, Protector, check_images, check_labels
+from privis.methods.base import NotFittedError, Protector, check_images, check_labels, to_canonical, to_signed
 from privis.models import FeatureExtractor, create, train
 from privis.progress import progress
 from privis.random import torch_generator
 
 Init = Literal["flip", "noise", "none"]
-
-
-def to_signed(images: Tensor) -> Tensor:
-    """Map canonical ``[0, 1]`` images to the paper's ``[-1, 1]`` domain (Algorithm 1, Normalize)."""
-    return images * 2.0 - 1.0
-
-
-def to_canonical(images: Tensor) -> Tensor:
-    """Map ``[-1, 1]`` images back to canonical ``[0, 1]`` (Algorithm 1, Renormalize)."""
-    return ((images + 1.0) * 0.5).clamp_(0.0, 1.0)
 
 
 def flip_mask(shape: torch.Size | tuple[int, ...], flip_ratio: float, generator: torch.Generator,

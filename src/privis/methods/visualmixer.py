@@ -205,11 +205,7 @@ class _Geometry:
     height: int
     width: int
     levels: tuple[int, ...]
-    starts_h: tuple[np.ndarray, ...]  # (nh,) first pixel row of each region row
-    starts_w: tuple[np.ndarray, ...]  # (nw,)
     area: tuple[np.ndarray, ...]  # (nh, nw) pixels per region
-    nested_h: tuple[np.ndarray, ...]  # level l region rows as indices into level l+1 region rows
-    nested_w: tuple[np.ndarray, ...]
     parent_rows: tuple[np.ndarray, ...]  # level l+1 region row -> level l region row
     parent_cols: tuple[np.ndarray, ...]
     aligned: tuple[np.ndarray, ...]  # (nh, nw) bool: region is an exact s x s block (not an edge merge)
@@ -244,8 +240,7 @@ def _morton(side: int) -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=64)
 def _geometry(height: int, width: int, levels: tuple[int, ...]) -> _Geometry:
-    starts_h, starts_w, area, aligned, groups = [], [], [], [], []
-    prow, pcol, nest_h, nest_w = [], [], [], []
+    area, aligned, groups, prow, pcol = [], [], [], [], []
     s0 = levels[0]
     hp, wp = -(-height // s0) * s0, -(-width // s0) * s0
     power_of_two = all(s & (s - 1) == 0 for s in levels)
@@ -262,16 +257,12 @@ def _geometry(height: int, width: int, levels: tuple[int, ...]) -> _Geometry:
         ch, cw = _cuts(height, s), _cuts(width, s)
         row_of = np.searchsorted(ch, np.arange(height), side="right") - 1
         col_of = np.searchsorted(cw, np.arange(width), side="right") - 1
-        starts_h.append(ch[:-1])
-        starts_w.append(cw[:-1])
         hs, ws = np.diff(ch), np.diff(cw)
         area.append(np.outer(hs, ws).astype(np.float64))
         aligned.append((hs == s)[:, None] & (ws == s)[None, :])
         if row_of_prev is not None:
             prow.append(row_of_prev[ch[:-1]])
             pcol.append(col_of_prev[cw[:-1]])
-            nest_h.append(np.searchsorted(ch[:-1], starts_h[-2]))
-            nest_w.append(np.searchsorted(cw[:-1], starts_w[-2]))
         row_of_prev, col_of_prev = row_of, col_of
         for h in np.unique(hs):
             for w in np.unique(ws):
@@ -294,8 +285,7 @@ def _geometry(height: int, width: int, levels: tuple[int, ...]) -> _Geometry:
     ly, lx = np.divmod(layout, wp)
     gather = np.where((ly < height) & (lx < width), ly * width + lx, 0)
     scatter = inv_layout.reshape(hp, wp)[:height, :width].reshape(-1)
-    return _Geometry(height, width, tuple(levels), tuple(starts_h), tuple(starts_w), tuple(area),
-                     tuple(nest_h), tuple(nest_w), tuple(prow), tuple(pcol), tuple(aligned), tuple(groups),
+    return _Geometry(height, width, tuple(levels), tuple(area), tuple(prow), tuple(pcol), tuple(aligned), tuple(groups),
                      (hp, wp), tile, max(1, int(tile - 1).bit_length()), layout.astype(np.int64),
                      gather.astype(np.int64), scatter.astype(np.int64),
                      np.tile(np.arange(tile, dtype=np.uint32), hp * wp // tile), tuple(tile_grid), power_of_two)
@@ -378,6 +368,8 @@ def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
 def _region_sums(maps: np.ndarray, geo: _Geometry) -> list[np.ndarray]:
     """Sums of ``(..., H, W)`` maps over the regions of every level, finest level first then nested sums.
 
+    Levels halve (:func:`window_levels`), so each level's sums are ``2 x 2`` block sums of the next finer one.
+
     Returns:
         Per level ``(..., nh, nw)``; exact when the maps hold integers (float64 sums below 2^53).
     """
@@ -385,12 +377,7 @@ def _region_sums(maps: np.ndarray, geo: _Geometry) -> list[np.ndarray]:
     sums: list[np.ndarray] = [np.empty(0)] * len(geo.levels)
     sums[last] = _block_sum(maps, geo.levels[last])
     for li in range(last - 1, -1, -1):
-        factor, rest = divmod(geo.levels[li], geo.levels[li + 1])
-        if rest:  # not nested by an integer factor (never produced by window_levels)
-            rows = np.add.reduceat(sums[li + 1], geo.nested_h[li], axis=-2)
-            sums[li] = np.add.reduceat(rows, geo.nested_w[li], axis=-1)
-        else:
-            sums[li] = _block_sum(sums[li + 1], factor)
+        sums[li] = _block_sum(sums[li + 1], geo.levels[li] // geo.levels[li + 1])
     return sums
 
 
