@@ -12,7 +12,16 @@ import torch
 from privis import methods, metrics
 from privis.errors import InvalidInputError
 from privis.methods.base import NotFittedError
-from privis.methods.visualmixer import VisualMixer, _cuts, _geometry, _plan, generate_key, window_levels
+from privis.methods.visualmixer import (
+    VisualMixer,
+    WindowSort,
+    _cuts,
+    _geometry,
+    _plan,
+    generate_key,
+    sort_within_windows,
+    window_levels,
+)
 
 
 def _coded(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -73,7 +82,7 @@ def test_uniform_window_and_half_rule_keep_regions() -> None:
 
 def test_half_rule_never_shuffles_at_the_coarsest_window(digits_train) -> None:
     x = digits_train.images[:50]
-    vm = VisualMixer(random_state=0, low_vfe_window="half").fit(x)
+    vm = VisualMixer(random_state=0, low_vfe_window="half", max_window_fraction=None).fit(x)
     geo = _geometry(8, 8, vm.levels_)
     plan = _plan(x.numpy(), geo, "vfe", "half")
     assert len(vm.levels_) > 1 and not plan.finals[0].any()
@@ -96,9 +105,12 @@ def test_image_smaller_than_smallest_window_is_an_error() -> None:
 
 def test_vfe_increases_and_diagnostics(digits_test) -> None:
     x = digits_test.images
-    vm = VisualMixer(random_state=0).fit(x)
+    vfe_x = float(metrics.vfe(x).mean())
+    uncapped = VisualMixer(random_state=0, max_window_fraction=None).fit(x)  # windows 4 and 2
+    assert float(metrics.vfe(uncapped.transform(x)).mean()) > 1.5 * vfe_x
+    vm = VisualMixer(random_state=0).fit(x)  # capped at a quarter of 8 pixels: 2x2 windows only
     y = vm.transform(x)
-    assert float(metrics.vfe(y).mean()) > 1.5 * float(metrics.vfe(x).mean())
+    assert float(metrics.vfe(y).mean()) > 1.3 * vfe_x
     d = vm.diagnostics()
     assert d["vfe_after_mean"] > d["vfe_before_mean"] > 0
     assert d["keyspace_bits_mean"] >= d["keyspace_bits_paper_mean"] > 0
@@ -110,9 +122,24 @@ def test_vfe_increases_and_diagnostics(digits_test) -> None:
 def test_bounds_are_fitted() -> None:
     vm = VisualMixer().fit(torch.rand(4, 1, 28, 28))
     assert vm.ws_upper_ == 7 and vm.ws_lower_ == 3 and vm.levels_ == (4, 2)
-    assert VisualMixer(bias_d=3.5).fit(torch.rand(1, 1, 28, 28)).levels_ == (8, 4, 2)
+    assert VisualMixer(bias_d=3.5, max_window_fraction=None).fit(torch.rand(1, 1, 28, 28)).levels_ == (8, 4, 2)
+    assert VisualMixer(bias_d=3.5).fit(torch.rand(1, 1, 28, 28)).levels_ == (4, 2)  # 9 capped at 28 // 4
+    assert VisualMixer(bias_d=3.5).fit(torch.rand(1, 1, 64, 64)).levels_ == (8, 4, 2)
     assert 0 < vm.alpha0_ < 1
     assert VisualMixer(ws_upper=4, ws_lower=2).fit(torch.rand(1, 1, 28, 28)).levels_ == (4, 2)
+
+
+def test_window_cap_follows_the_image_side() -> None:
+    """The derived WS_u is capped at a quarter of the shorter side, never below the smallest window."""
+    assert VisualMixer().fit(torch.rand(1, 1, 8, 8)).levels_ == (2,)
+    assert VisualMixer(max_window_fraction=None).fit(torch.rand(1, 1, 8, 8)).levels_ == (4, 2)
+    assert VisualMixer().fit(torch.rand(1, 1, 4, 5)).levels_ == (2,)  # 0.25 * 4 = 1 -> the 2x2 floor
+    assert VisualMixer().fit(torch.rand(1, 1, 32, 20)).levels_ == (4, 2)  # 20 // 4 = 5 -> 4
+    assert VisualMixer(ws_upper=7).fit(torch.rand(1, 1, 8, 8)).levels_ == (4, 2)  # explicit: not capped
+    assert VisualMixer(max_window_fraction=0.5, bias_d=3.5).fit(torch.rand(1, 1, 28, 28)).levels_ == (8, 4, 2)
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(InvalidInputError, match="max_window_fraction"):
+            VisualMixer(max_window_fraction=bad).fit(torch.rand(1, 1, 8, 8))
 
 
 def test_entropy_mode_differs_between_runs_seeded_mode_is_per_item() -> None:
@@ -315,3 +342,47 @@ def test_content_ids_histogram_branch_equals_the_direct_sum() -> None:
     shuffled = np.take_along_axis(x.reshape(2, 3, -1), np.argsort(np.random.default_rng(4).random((2, 3, 4480)), -1),
                                   -1).reshape(x.shape)
     assert content_ids(shuffled) == content_ids(x)
+
+
+def _sorted_cells_reference(x: torch.Tensor, window: int) -> torch.Tensor:
+    """The per-cell loop: sort every cell of the _cuts grid, refill it in raster order."""
+    out = x.clone()
+    ch, cw = _cuts(x.shape[-2], window), _cuts(x.shape[-1], window)
+    for i in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for r0, r1 in zip(ch[:-1], ch[1:], strict=True):
+                for c0, c1 in zip(cw[:-1], cw[1:], strict=True):
+                    cell = x[i, c, r0:r1, c0:c1]
+                    out[i, c, r0:r1, c0:c1] = cell.reshape(-1).sort().values.reshape(cell.shape)
+    return out
+
+
+@pytest.mark.parametrize(("shape", "window"), [((2, 3, 8, 8), 2), ((3, 2, 9, 7), 2), ((2, 1, 30, 22), 4),
+                                               ((1, 1, 5, 5), 5)])
+def test_sort_within_windows_matches_the_per_cell_loop(shape, window) -> None:
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sort_within_windows(x, window), _sorted_cells_reference(x, window))
+
+
+def test_window_sort_is_invariant_to_the_visualmixer_draw(digits_test) -> None:
+    """On 8x8 digits every region is a 2x2 cell, so two independent shuffles sort to one image."""
+    x = digits_test.images[:100]
+    a, b = VisualMixer(random_state=1).fit(x), VisualMixer(random_state=2).fit(x)
+    ya, yb = a.transform(x), b.transform(x)
+    assert not torch.equal(ya, yb)
+    layer = a.service_input_layer()
+    assert isinstance(layer, WindowSort) and layer.window == 2
+    assert torch.equal(layer(ya), layer(yb)) and torch.equal(layer(ya), layer(x))
+    # with 4x4 regions too (uncapped), the cells of the shuffled image still hold sorted values only
+    c = VisualMixer(random_state=1, max_window_fraction=None).fit(x)
+    yc = c.transform(x)
+    assert torch.equal(c.service_input_layer()(yc), _sorted_cells_reference(yc, 2))
+
+
+def test_sort_within_windows_rejects_bad_input() -> None:
+    with pytest.raises(InvalidInputError, match="window"):
+        sort_within_windows(torch.rand(1, 1, 4, 4), 5)
+    with pytest.raises(InvalidInputError, match=r"\(N, C, H, W\)"):
+        sort_within_windows(torch.rand(4, 4), 2)
+    with pytest.raises(NotFittedError):
+        VisualMixer().service_input_layer()

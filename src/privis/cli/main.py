@@ -177,6 +177,9 @@ def evaluate(
     augment: Annotated[str, typer.Option("--augment", help="Service-model training augmentation offered by the "
                                          "method (veil: sign-flip), or none; a comma list trains one service model "
                                          "each (the summary reports the first).")] = "default",
+    service_layer: Annotated[bool, typer.Option(
+        "--service-layer/--no-service-layer", help="Put the method's server-side input layer (visualmixer: "
+        "sort each smallest-window cell) in front of the service model.")] = True,
     param: Annotated[list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")] = None,
     json_path: JsonOpt = None,
     report: ReportOpt = None,
@@ -189,7 +192,7 @@ def evaluate(
 
     params = load_model_params(parse_params(param))
     cfg = EvalConfig(data=data, train_size=train_size, test_size=test_size, model=model, epochs=epochs,
-                     augment=augment, seed=seed, params=params)
+                     augment=augment, service_layer=service_layer, seed=seed, params=params)
     result = run_eval(method, cfg)
     print_summary(result)
     write_outputs(result, json_path, report)

@@ -45,6 +45,8 @@ class EvalConfig:
             offers, e.g. Veil's ``sign-flip``); the baseline is trained without it. A comma-separated
             list trains one more service model per further name on the same protected data (table
             ``service models by augmentation``); the summary keys describe the first.
+        service_layer: put the method's :meth:`~privis.methods.base.Protector.service_input_layer` (if it
+            offers one, e.g. VisualMixer's cell sort) in front of every service model; False: bare models.
         seed: seeds model training and the protector when it takes ``random_state``.
     """
 
@@ -57,6 +59,7 @@ class EvalConfig:
     batch_size: int = 128
     optimizer: str = "adam"
     augment: str = "default"
+    service_layer: bool = True
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -97,11 +100,14 @@ def load_train_test(cfg: EvalConfig) -> tuple[pdata.Dataset, pdata.Dataset]:
 
 def train_classifier(images: Tensor, labels: Tensor, num_classes: int, cfg: EvalConfig, *,
                      arch: str | None = None, augment: Callable[[Tensor], Tensor] | None = None,
-                     desc: str = "train") -> torch.nn.Module:
-    """Create ``arch`` (default ``cfg.model``) and train it with ``cfg``'s settings, seeded."""
+                     input_layer: torch.nn.Module | None = None, desc: str = "train") -> torch.nn.Module:
+    """Create ``arch`` (default ``cfg.model``), behind ``input_layer`` if given, and train it with ``cfg``'s
+    settings, seeded."""
     torch.manual_seed(cfg.seed)
     model = models.create(arch or cfg.model, num_classes=num_classes, in_channels=images.shape[1],
                           image_size=tuple(images.shape[-2:]))
+    if input_layer is not None:
+        model = torch.nn.Sequential(input_layer, model)
     models.train(model, images, labels, epochs=cfg.epochs or auto_epochs(len(labels)), batch_size=cfg.batch_size,
                  optimizer=cfg.optimizer,
                  lr=cfg.lr, seed=cfg.seed, augment=augment, desc=desc)
@@ -172,7 +178,9 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
     protected_train, protected_test, speed = timed_protect(protector, train, test)
     if baseline is None:
         baseline = train_classifier(train.images, train.labels, k, cfg, desc="baseline model")
-    service = train_classifier(protected_train, train.labels, k, cfg, augment=augment, desc="protected model")
+    layer = protector.service_input_layer() if cfg.service_layer else None
+    service = train_classifier(protected_train, train.labels, k, cfg, augment=augment, input_layer=layer,
+                               desc="protected model")
     summary = utility_summary(baseline, service, test, protected_test)
     summary.update(image_similarity(test.images, protected_test))
     summary.update(protector.diagnostics())
@@ -183,7 +191,8 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
     if extra_augments:
         rows = []
         for name, aug in extra_augments.items():
-            other = train_classifier(protected_train, train.labels, k, cfg, augment=aug, desc=f"protected ({name})")
+            other = train_classifier(protected_train, train.labels, k, cfg, augment=aug, input_layer=layer,
+                                     desc=f"protected ({name})")
             rows.append({"augment": name, **utility_summary(baseline, other, test, protected_test)})
         tables["service models by augmentation"] = rows
     result = Result(
@@ -193,7 +202,8 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
         config={"protocol": cfg.__dict__, "method": protector.name,
                 "params": {k: v for k, v in protector.get_params().items()
                            if not isinstance(v, torch.nn.Module)},
-                "train": train.name, "test": test.name},
+                "train": train.name, "test": test.name,
+                "service_input_layer": repr(layer) if layer is not None else None},
     )
     result.figures.append(Figure(
         "original | protected (test images)",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from privis.errors import InvalidInputError
 
@@ -126,6 +126,13 @@ class Protector(ParamsMixin):
         if name in ("none", "", None):
             return None
         raise InvalidInputError(f"method {self.name!r} offers no training augmentation {name!r}")
+
+    def service_input_layer(self) -> nn.Module | None:
+        """A fixed, parameter-free layer a server may put in front of a model that serves this method's
+        output, computed from protected images and public parameters alone (so it reveals nothing more);
+        None when the method offers none. Called after ``fit``.
+        """
+        return None
 
     def fit_transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.fit(images, labels).transform(images, labels)

@@ -40,6 +40,14 @@ Choices the paper leaves open, and ours:
   image smaller than the smallest window along either axis is an :class:`InvalidInputError`.
 * Tiny images. An image no larger than the coarsest window is one initial region (line 3:
   ``WS <- Size(I)``); its VFE is its own median, so line 17 shuffles the whole image at once.
+* Image size. ``WS_u`` (Sec. IV-C) bounds a 3x3 kernel's output bias and is the same for every image
+  size; on the paper's smallest images (28x28) its default 7 is a quarter of the side. Beyond the paper,
+  the derived ``WS_u`` is capped at ``max_window_fraction`` (0.25) of the shorter side, which changes none of
+  the paper's sizes and keeps 8x8 digits at 2x2 windows instead of quarter-image 4x4 ones.
+* The server's input layer (beyond the paper). :meth:`VisualMixer.service_input_layer` is a
+  :class:`WindowSort`: a model serving VisualMixer images sees every smallest-window cell sorted, which is
+  computed from the protected image alone and makes the model blind to the random order inside a cell.
+  ``privis evaluate`` uses it unless ``--no-service-layer``.
 * Power-of-two windows. Algorithm 1 halves windows and floors ``WS_l`` to a power of two (line 11-12), so
   the windows used are ``s0, s0/2, ..., 2^floor(log2 WS_l)``. ``window=`` (uniform mode) bypasses this
   for the fixed-window baselines of Fig. 3 (``WS in {2, 4, 7, 8, whole image}``).
@@ -118,7 +126,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from privis.errors import InvalidInputError
 from privis.fsutil import atomic_write_bytes
@@ -225,6 +233,57 @@ def _cuts(size: int, s: int) -> np.ndarray:
     """Region boundaries along an axis: multiples of ``s``, the last region absorbing the remainder."""
     n = size // s
     return np.append(np.arange(n) * s, size)
+
+
+@lru_cache(maxsize=64)
+def _cell_order(height: int, width: int, window: int) -> tuple[Tensor, Tensor]:
+    """Cell id of every raster pixel for the ``window`` grid of :func:`_cuts`, and the pixels grouped by cell."""
+    rows = np.searchsorted(_cuts(height, window), np.arange(height), side="right") - 1
+    cols = np.searchsorted(_cuts(width, window), np.arange(width), side="right") - 1
+    ids = torch.from_numpy((rows[:, None] * (width // window) + cols[None, :]).reshape(-1))
+    return ids, torch.argsort(ids, stable=True)
+
+
+def sort_within_windows(images: Tensor, window: int) -> Tensor:
+    """Put the pixels of every cell of the ``window`` grid in a canonical order: ascending, per channel.
+
+    Shapes: ``(N, C, H, W) -> (N, C, H, W)``. The grid is the one VisualMixer's smallest window uses (cuts at
+    multiples of ``window``, edge cells absorbing remainders); the sorted values fill the cell's positions in
+    raster order. Every region of Algorithm 1 is a union of such cells, so the output is the same for every
+    shuffle that keeps pixels inside their cells: a VisualMixer image and any re-draw of its cells give one
+    image. It is computed from the protected image and the public grid alone. Beyond the paper.
+
+    Args:
+        images: ``(N, C, H, W)`` float tensor, any device.
+        window: cell side, ``2 <= window <= min(H, W)``.
+    """
+    if images.ndim != 4:
+        raise InvalidInputError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    if not 2 <= window <= min(h, w):
+        raise InvalidInputError(f"window must lie in [2, {min(h, w)}] for {h}x{w} images, got {window}")
+    cell, grouped = (t.to(images.device) for t in _cell_order(h, w, window))
+    flat = images.reshape(n, c, h * w)
+    by_value = torch.sort(flat, dim=2, stable=True).indices
+    by_cell = torch.sort(cell[by_value], dim=2, stable=True).indices  # stable: ascending values inside a cell
+    out = torch.empty_like(flat)
+    out[..., grouped] = flat.gather(2, by_value.gather(2, by_cell))
+    return out.reshape(n, c, h, w)
+
+
+class WindowSort(nn.Module):
+    """:func:`sort_within_windows` as a parameter-free layer: put it in front of a model that serves
+    VisualMixer images and the model is exactly invariant to the order of pixels inside each cell."""
+
+    def __init__(self, window: int) -> None:
+        super().__init__()
+        self.window = int(window)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return sort_within_windows(images, self.window)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}"
 
 
 def _morton(side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -884,12 +943,20 @@ class VisualMixer(Protector):
         bound_method: ``"chi2"`` (exact chi-square tail) or ``"normal"`` (Eq. 12 approximation).
         bias_d, alpha: the output bias ``d`` and confidence ``alpha`` of Sec. IV-C, in units of the kernel
             weights' standard deviation. The paper gives no values; 3.0 and 0.3 give ``alpha_0 = 0.81`` and
-            ``WS_u = 3 + 2 * 2 = 7``, so the windows are 4 and 2 (``bias_d=3.5`` gives ``WS_u = 9`` and windows
-            8, 4, 2, which on Fashion-MNIST costs LeNet-5 5.5 accuracy points instead of 0.6).
+            ``WS_u = 3 + 2 * 2 = 7``, so the windows are 4 and 2 (``bias_d=3.5`` gives ``WS_u = 9`` and, with
+            ``max_window_fraction=None``, windows 8, 4, 2, which on Fashion-MNIST cost LeNet-5 5.5 accuracy
+            points instead of 0.6).
         kernel_mu, kernel_sigma: the normal law of kernel weights of the Monte Carlo.
         ws0: ``WS_0`` of Algorithm 1 line 1 (3, the base case).
         mc_samples: Monte Carlo draws for ``alpha_0`` (seeded: the bounds are deterministic).
         ws_lower, ws_upper: give ``WS_l`` / ``WS_u`` directly instead of deriving them.
+        max_window_fraction: the derived ``WS_u`` is capped at this fraction of the image's shorter side (never
+            below the smallest window). Beyond the paper: ``WS_u`` bounds a 3x3 kernel's output bias and does
+            not depend on image size, but the paper's smallest images (28x28 MNIST) meet ``WS_u = 7`` at a
+            quarter of their side, and 0.25 keeps every size the paper uses unchanged (28: 7, 32: 8, 224: 56).
+            On 8x8 digits the uncapped ``WS_u = 7`` shuffles quarter-image 4x4 windows, which no model learns
+            from (see docs/results.md); capped, the windows are 2x2. None: no cap. An explicit ``ws_upper`` is
+            never capped.
         window: uniform mode: shuffle every region of this size (any size; edges absorb remainders) instead
             of Algorithm 1 -- the fixed-window baselines of Fig. 3. ``None``: Algorithm 1.
         statistic: the split test: ``"vfe"`` (the paper), ``"variance"`` (shuffle-invariant, needed to invert),
@@ -918,6 +985,7 @@ class VisualMixer(Protector):
         mc_samples: int = 20000,
         ws_lower: int | None = None,
         ws_upper: int | None = None,
+        max_window_fraction: float | None = 0.25,
         window: int | None = None,
         statistic: Statistic = "auto",
         low_vfe_window: str = "current",
@@ -938,6 +1006,7 @@ class VisualMixer(Protector):
         self.mc_samples = mc_samples
         self.ws_lower = ws_lower
         self.ws_upper = ws_upper
+        self.max_window_fraction = max_window_fraction
         self.window = window
         self.statistic = statistic
         self.low_vfe_window = low_vfe_window
@@ -963,6 +1032,9 @@ class VisualMixer(Protector):
             raise InvalidInputError(f"ws_lower must be >= 2 (a 1x1 window shuffles nothing), got {self.ws_lower}")
         if self.window is not None and self.window < 2:
             raise InvalidInputError(f"window must be >= 2, got {self.window}")
+        if self.max_window_fraction is not None and not 0.0 < self.max_window_fraction <= 1.0:
+            raise InvalidInputError("max_window_fraction must lie in (0, 1] or be None, got "
+                                    f"{self.max_window_fraction!r}")
         if self.n_jobs is not None and (not isinstance(self.n_jobs, int) or self.n_jobs < 1):
             raise InvalidInputError(f"n_jobs must be a positive int or None, got {self.n_jobs!r}")
         if self.ws0 < 2 or self.mc_samples < 100 or self.kernel_sigma <= 0:
@@ -1015,7 +1087,11 @@ class VisualMixer(Protector):
         if self.window is not None:  # uniform mode; a window at least the image size is the whole image
             return (min(self.window, h, w),)
         ws_lower = self.ws_lower_ if (h, w) == self.image_size_ else self._lower_bound(h, w)
-        return window_levels(h, w, ws_lower, self.ws_upper_)
+        ws_upper = self.ws_upper_
+        if self.ws_upper is None and self.max_window_fraction is not None:
+            smallest = 1 << int(math.floor(math.log2(ws_lower)))
+            ws_upper = min(ws_upper, max(smallest, int(self.max_window_fraction * min(h, w))))
+        return window_levels(h, w, ws_lower, ws_upper)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "ws_upper_"):
@@ -1122,6 +1198,7 @@ class VisualMixer(Protector):
             "regions_mean": float(counts.sum(1).mean()),
             "ws_lower": float(self.ws_lower_),
             "ws_upper": float(self.ws_upper_),
+            "window_largest": float(geo.levels[0]),
         }
         total = float(pixels.sum())
         for li, s in enumerate(geo.levels):
@@ -1155,6 +1232,18 @@ class VisualMixer(Protector):
         bounds, and the share of pixels shuffled at each window size.
         """
         return dict(getattr(self, "_diag", {}))
+
+    def service_input_layer(self) -> nn.Module:
+        """A :class:`WindowSort` on the smallest window: the server's model sees each cell sorted.
+
+        Beyond the paper. The information a VisualMixer image keeps is each region's pixel multiset; the
+        order inside a region is noise that a model otherwise has to learn to ignore from one random draw
+        per image. Sorting the smallest-window cells (every region is a union of them) removes that noise
+        inside each cell. It needs only the protected image and the public grid, so it reveals nothing
+        more; where all regions are smallest-window cells (8x8 digits) the model sees a deterministic image.
+        """
+        self._check_fitted()
+        return WindowSort(self.levels_[-1])
 
 
 @lru_cache(maxsize=16)
