@@ -18,13 +18,15 @@ import time
 from pathlib import Path
 
 from sklearn.svm import SVC
+from torch import Tensor
 
 from privis.cli.main import parse_params
 from privis.experiments.evaluate import EvalConfig, load_train_test
 from privis.methods.visualmixer import VisualMixer, sort_within_windows
 
 
-def svm_accuracy(train_x, train_y, test_x, test_y, c: float) -> float:
+def svm_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, c: float) -> float:
+    """Test accuracy of an RBF SVM fitted on the flattened training images."""
     model = SVC(C=c).fit(train_x.reshape(len(train_y), -1).numpy(), train_y.numpy())
     return float((model.predict(test_x.reshape(len(test_y), -1).numpy()) == test_y.numpy()).mean())
 

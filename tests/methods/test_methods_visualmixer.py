@@ -93,6 +93,9 @@ def test_levels_follow_algorithm1() -> None:
     assert window_levels(28, 28, 3, 9) == (8, 4, 2)
     assert window_levels(224, 224, 9, 9) == (8,)
     assert window_levels(6, 40, 2, 64) == (4, 2)  # no window larger than the image
+    assert window_levels(8, 8, 3, 7, max_side_fraction=0.25) == (2,)
+    assert window_levels(28, 28, 3, 9, max_side_fraction=0.25) == (4, 2)
+    assert window_levels(4, 4, 3, 7, max_side_fraction=0.25) == (2,)  # never below the smallest window
     with pytest.raises(InvalidInputError, match="smaller than the smallest"):
         window_levels(3, 28, 4, 9)
 

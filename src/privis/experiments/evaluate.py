@@ -98,16 +98,23 @@ def load_train_test(cfg: EvalConfig) -> tuple[pdata.Dataset, pdata.Dataset]:
             pdata.load(split_spec(cfg.data, "test", cfg.test_size)))
 
 
+def build_classifier(arch: str, images: Tensor, num_classes: int, *, seed: int,
+                     options: dict[str, Any] | None = None,
+                     input_layer: torch.nn.Module | None = None) -> torch.nn.Module:
+    """A seeded zoo ``arch`` (with ``options``) sized for ``images`` ``(N, C, H, W)``, behind ``input_layer``
+    (e.g. :meth:`~privis.methods.base.Protector.service_input_layer`) when one is given."""
+    torch.manual_seed(seed)
+    model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
+                          image_size=tuple(images.shape[-2:]), **(options or {}))
+    return model if input_layer is None else torch.nn.Sequential(input_layer, model)
+
+
 def train_classifier(images: Tensor, labels: Tensor, num_classes: int, cfg: EvalConfig, *,
                      arch: str | None = None, augment: Callable[[Tensor], Tensor] | None = None,
                      input_layer: torch.nn.Module | None = None, desc: str = "train") -> torch.nn.Module:
-    """Create ``arch`` (default ``cfg.model``), behind ``input_layer`` if given, and train it with ``cfg``'s
+    """Create ``arch`` (default ``cfg.model``) with :func:`build_classifier` and train it with ``cfg``'s
     settings, seeded."""
-    torch.manual_seed(cfg.seed)
-    model = models.create(arch or cfg.model, num_classes=num_classes, in_channels=images.shape[1],
-                          image_size=tuple(images.shape[-2:]))
-    if input_layer is not None:
-        model = torch.nn.Sequential(input_layer, model)
+    model = build_classifier(arch or cfg.model, images, num_classes, seed=cfg.seed, input_layer=input_layer)
     models.train(model, images, labels, epochs=cfg.epochs or auto_epochs(len(labels)), batch_size=cfg.batch_size,
                  optimizer=cfg.optimizer,
                  lr=cfg.lr, seed=cfg.seed, augment=augment, desc=desc)

@@ -29,7 +29,7 @@ from torch import Tensor
 from privis import data as pdata
 from privis import metrics, models
 from privis.experiments import register_experiment
-from privis.experiments.evaluate import EvalConfig, auto_epochs, load_train_test
+from privis.experiments.evaluate import EvalConfig, auto_epochs, build_classifier, load_train_test
 from privis.methods.visualmixer import VisualMixer
 from privis.privacy import visualmixer_bounds as vb
 from privis.report import image_grid_png, line_plot_png, scatter_png
@@ -66,11 +66,7 @@ def fit_classifier(arch: str, images: Tensor, labels: Tensor, num_classes: int, 
                    ) -> tuple[torch.nn.Module, models.TrainHistory]:
     """Build ``arch`` (with zoo ``options``, behind ``input_layer`` if given) seeded, train it and return it
     with its history."""
-    torch.manual_seed(seed)
-    model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
-                          image_size=tuple(images.shape[-2:]), **(options or {}))
-    if input_layer is not None:
-        model = torch.nn.Sequential(input_layer, model)
+    model = build_classifier(arch, images, num_classes, seed=seed, options=options, input_layer=input_layer)
     history = models.train(model, images, labels, epochs=epochs, batch_size=128, optimizer=optimizer, lr=lr,
                            seed=seed, val=val, desc=f"{arch} ({optimizer})")
     return model, history

@@ -235,11 +235,15 @@ def _cuts(size: int, s: int) -> np.ndarray:
     return np.append(np.arange(n) * s, size)
 
 
+def _region_of(cuts: np.ndarray) -> np.ndarray:
+    """Index of the region (between consecutive ``cuts``) that holds each pixel along the axis."""
+    return np.searchsorted(cuts, np.arange(cuts[-1]), side="right") - 1
+
+
 @lru_cache(maxsize=64)
 def _cell_order(height: int, width: int, window: int) -> tuple[Tensor, Tensor]:
     """Cell id of every raster pixel for the ``window`` grid of :func:`_cuts`, and the pixels grouped by cell."""
-    rows = np.searchsorted(_cuts(height, window), np.arange(height), side="right") - 1
-    cols = np.searchsorted(_cuts(width, window), np.arange(width), side="right") - 1
+    rows, cols = _region_of(_cuts(height, window)), _region_of(_cuts(width, window))
     ids = torch.from_numpy((rows[:, None] * (width // window) + cols[None, :]).reshape(-1))
     return ids, torch.argsort(ids, stable=True)
 
@@ -314,8 +318,7 @@ def _geometry(height: int, width: int, levels: tuple[int, ...]) -> _Geometry:
     row_of_prev = col_of_prev = None
     for li, s in enumerate(levels):
         ch, cw = _cuts(height, s), _cuts(width, s)
-        row_of = np.searchsorted(ch, np.arange(height), side="right") - 1
-        col_of = np.searchsorted(cw, np.arange(width), side="right") - 1
+        row_of, col_of = _region_of(ch), _region_of(cw)
         hs, ws = np.diff(ch), np.diff(cw)
         area.append(np.outer(hs, ws).astype(np.float64))
         aligned.append((hs == s)[:, None] & (ws == s)[None, :])
@@ -350,11 +353,13 @@ def _geometry(height: int, width: int, levels: tuple[int, ...]) -> _Geometry:
                      np.tile(np.arange(tile, dtype=np.uint32), hp * wp // tile), tuple(tile_grid), power_of_two)
 
 
-def window_levels(height: int, width: int, ws_lower: int, ws_upper: int) -> tuple[int, ...]:
+def window_levels(height: int, width: int, ws_lower: int, ws_upper: int, *,
+                  max_side_fraction: float | None = None) -> tuple[int, ...]:
     """Windows Algorithm 1 uses on a ``height x width`` image: ``s0, s0/2, ..., 2^floor(log2 WS_l)``.
 
     ``s0`` is the largest power of two ``<= min(WS_u, H, W)`` (lines 3-6); the smallest window is
-    ``2^floor(log2 WS_l)`` (lines 11-12).
+    ``2^floor(log2 WS_l)`` (lines 11-12). ``max_side_fraction`` (beyond the paper) also keeps ``s0`` at most
+    that fraction of the shorter side, but never below the smallest window.
 
     Raises:
         InvalidInputError: the image is smaller than the smallest window, or ``WS_u`` is below it.
@@ -366,7 +371,10 @@ def window_levels(height: int, width: int, ws_lower: int, ws_upper: int) -> tupl
     if ws_upper < floor:
         raise InvalidInputError(f"WS_u = {ws_upper} is below the smallest window {floor} (WS_l = {ws_lower}); "
                                 "raise bias_d or lower alpha / target_vfe")
-    top = 1 << int(math.floor(math.log2(min(ws_upper, height, width))))
+    limit = min(ws_upper, height, width)
+    if max_side_fraction is not None:
+        limit = min(limit, max(floor, int(max_side_fraction * min(height, width))))
+    top = 1 << int(math.floor(math.log2(limit)))
     levels = []
     s = top
     while s >= floor:
@@ -1087,11 +1095,8 @@ class VisualMixer(Protector):
         if self.window is not None:  # uniform mode; a window at least the image size is the whole image
             return (min(self.window, h, w),)
         ws_lower = self.ws_lower_ if (h, w) == self.image_size_ else self._lower_bound(h, w)
-        ws_upper = self.ws_upper_
-        if self.ws_upper is None and self.max_window_fraction is not None:
-            smallest = 1 << int(math.floor(math.log2(ws_lower)))
-            ws_upper = min(ws_upper, max(smallest, int(self.max_window_fraction * min(h, w))))
-        return window_levels(h, w, ws_lower, ws_upper)
+        fraction = self.max_window_fraction if self.ws_upper is None else None  # an explicit WS_u is not capped
+        return window_levels(h, w, ws_lower, self.ws_upper_, max_side_fraction=fraction)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "ws_upper_"):
