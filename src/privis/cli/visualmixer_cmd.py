@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     def unprotect(
         method: Annotated[str, typer.Argument(help="Method whose keyed output to invert (visualmixer).")],
         key: Annotated[Path, typer.Option("--key", help="Key file used to protect the data.")],
-        data: Annotated[str, typer.Option("--data", help="Protected dataset, e.g. folder:PATH.")],
+        data: Annotated[str, typer.Option("--data", help="Folder written by privis protect with a key: folder:PATH.")],
         out: Annotated[Path, typer.Option("--out", help="Output folder for the restored images.")],
         param: Annotated[
             list[str] | None, typer.Option("--param", help="Override a recorded parameter KEY=VALUE; repeatable.")

@@ -167,7 +167,8 @@ def unprotect_folder(folder: str | Path, out: str | Path, key_file: str | Path, 
             if tag != item["tag"]:
                 reason = ("changed while it was being restored; stopped, and the output folder is incomplete"
                           if writing else "restored pixels do not match the item's verification tag: the file "
-                          "was edited or re-encoded lossily after protection (nothing was written)")
+                          "was edited, re-encoded lossily or swapped after protection, or the parameters in "
+                          f"{MANIFEST_NAME} were changed (nothing was written)")
                 raise ImageFileError(folder / item["path"], reason)
         return result
 
