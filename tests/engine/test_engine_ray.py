@@ -60,3 +60,24 @@ def test_ray_outputs_equal_local_engine(cluster, tmp_path):
                       **kwargs)
     assert resumed.done == 30 and resumed.already_done == 90
     assert files(tmp_path / "ray") == a
+
+
+def test_ray_keyed_run_records_the_local_tags_and_restores(cluster, tmp_path):
+    from privis.engine.restore import unprotect_folder
+    from privis.methods.visualmixer import VisualMixer, generate_key
+
+    root = make_folder(tmp_path / "in", 24, size=12)
+    key = generate_key(tmp_path / "k.key")  # the actors get a pickled protector without it and read the file
+    protect(VisualMixer(key_file=str(key)), f"folder:{root}", tmp_path / "local", batch_size=8)
+    protect(VisualMixer(key_file=str(key)), f"folder:{root}", tmp_path / "ray", engine="ray", workers=2,
+            batch_size=8)
+    assert files(tmp_path / "local") == files(tmp_path / "ray")
+
+    def tags(out: Path) -> dict[str, str]:
+        return {i["path"]: i["tag"] for i in json.loads((out / "manifest.json").read_text())["items"]}
+
+    assert tags(tmp_path / "ray") == tags(tmp_path / "local") and len(tags(tmp_path / "ray")) == 24
+    assert unprotect_folder(tmp_path / "ray", tmp_path / "restored", key) == 24
+    restored = tmp_path / "restored"
+    for rel in files(root):
+        assert np.array_equal(np.asarray(Image.open(restored / rel)), np.asarray(Image.open(root / rel))), rel

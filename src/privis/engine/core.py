@@ -32,12 +32,12 @@ from torch import Tensor, nn
 
 from privis.data.stream import StreamItem, StreamSource
 from privis.engine.journal import Journal, JournalState, item_hash, item_hashes
-from privis.errors import ImageFileError
+from privis.errors import ImageFileError, InvalidInputError
 from privis.methods.base import Protector
 from privis.sysinfo import peak_rss_mb
 
-__all__ = ["Group", "RunContext", "RunSummary", "conform", "derive_seed", "fitted_fingerprint", "ids_mode",
-           "iter_groups", "protect_batch", "public_params", "seed_fingerprint"]
+__all__ = ["Group", "RunContext", "RunSummary", "batch_tags", "conform", "derive_seed", "fitted_fingerprint",
+           "ids_mode", "iter_groups", "protect_batch", "public_params", "seed_fingerprint"]
 
 
 def ids_mode(protector: Protector) -> str:
@@ -72,6 +72,21 @@ def protect_batch(protector: Protector, mode: str, seed: int | None, images: Ten
     return protector.transform(images, labels)
 
 
+def batch_tags(protector: Protector, images: Tensor, ids: list[str]) -> list[str | None]:
+    """The protector's public per-item tags (:meth:`~privis.methods.base.Protector.item_tags`) for the batch
+    about to be protected, one per item (None where it gives none); recorded as each item's ``tag``.
+
+    Raises:
+        InvalidInputError: the protector returned a number of tags other than one per item.
+    """
+    tags = protector.item_tags(images, ids)
+    if tags is None:
+        return [None] * len(ids)
+    if len(tags) != len(ids):
+        raise InvalidInputError(f"{protector.name}.item_tags returned {len(tags)} tags for {len(ids)} images")
+    return [str(t) for t in tags]
+
+
 def seed_fingerprint(seed: int | None) -> str | None:
     """SHA-256 of ``privis-seed:<seed>``: lets a resume check it got the same seed without storing it.
 
@@ -84,14 +99,15 @@ def seed_fingerprint(seed: int | None) -> str | None:
 
 
 def public_params(protector: Protector) -> dict[str, Any]:
-    """Constructor parameters safe to record: models named by class; ``random_state`` left out.
+    """Constructor parameters safe to record: models named by class; ``random_state`` and the protector's
+    ``private_params`` (e.g. a key file's path) left out.
 
     The seed regenerates a method's masks and noise, so it is never written next to the outputs (the
     journal keeps only :func:`seed_fingerprint`).
     """
     out: dict[str, Any] = {}
     for key, value in protector.get_params().items():
-        if key == "random_state":
+        if key == "random_state" or key in protector.private_params:
             continue
         if isinstance(value, nn.Module):
             out[key] = type(value).__name__

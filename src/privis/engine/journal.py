@@ -201,7 +201,8 @@ class Journal:
 def write_folder_manifest(out: Path, header: dict[str, Any], extra: dict[str, Any]) -> Path:
     """Write ``OUT/manifest.json`` (format ``privis-folder``) from the journal, streamed and atomic.
 
-    Items appear in journal order (the order they finished); ``skipped`` lists bad inputs that were never
+    Items appear in journal order (the order they finished), each with its item ``id`` and, when the
+    protector gave one, its public verification ``tag``; ``skipped`` lists bad inputs that were never
     finished afterwards.
     """
     journal = out / JOURNAL_NAME
@@ -225,7 +226,9 @@ def write_folder_manifest(out: Path, header: dict[str, Any], extra: dict[str, An
             if kind == "item":
                 item = {"path": record["path"], "label": record["label"],
                         "class_name": class_names[record["label"]], "sha256": record["sha256"],
-                        "source": record["source"]}
+                        "source": record["source"], "id": record["id"]}
+                if "tag" in record:
+                    item["tag"] = record["tag"]
                 fh.write(("\n    " if count == 0 else ",\n    ") + json.dumps(item, ensure_ascii=False))
                 count += 1
                 skipped.pop(str(record["id"]), None)  # a bad input fixed and finished on a resume

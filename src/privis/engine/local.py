@@ -25,7 +25,7 @@ import torch
 
 from privis.data.dataset import Dataset
 from privis.data.stream import StreamItem, decode_item
-from privis.engine.core import Group, RunContext, conform, iter_groups, protect_batch
+from privis.engine.core import Group, RunContext, batch_tags, conform, iter_groups, protect_batch
 from privis.engine.output import EncodedItem, output_rel, quantize, write_chunk
 from privis.errors import ImageFileError, InvalidInputError
 from privis.methods.base import Protector
@@ -122,12 +122,14 @@ def run_local(ctx: RunContext) -> None:
                 continue
             images = torch.from_numpy(stacked)
             labels = torch.tensor([it.label for it in items], dtype=torch.long)
+            tags = batch_tags(ctx.protector, images, [it.id for it in items])
             protected = protect_batch(ctx.protector, ctx.mode, ctx.seed, images, labels, hashes, group.first_id)
             if not isinstance(protected, torch.Tensor) or protected.ndim != 4 or protected.shape[0] != len(items):
                 raise InvalidInputError(f"{ctx.protector.name}.transform returned "
                                         f"{getattr(protected, 'shape', type(protected))} for {len(items)} images")
             pixels = quantize(protected)
-            entries = [EncodedItem(it, output_rel(it, ctx.class_dirs, ctx.fmt)) for it in items]
+            entries = [EncodedItem(it, output_rel(it, ctx.class_dirs, ctx.fmt), tag)
+                       for it, tag in zip(items, tags, strict=True)]
             parts = list(zip(_chunks(entries, n_writers), _chunks(list(range(len(items))), n_writers),
                              strict=True))
             writes.append([writers.submit(write_chunk, ctx.out, e, pixels[idx[0]:idx[-1] + 1], ctx.fmt,

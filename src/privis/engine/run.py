@@ -14,7 +14,8 @@ Steps (issue 6):
 4. A resumed run must match the interrupted one: method, public parameters, seed fingerprint, source,
    classes, shape, format, seeding mode and the fingerprint of the fitted state.
 5. JPEG (lossy) output is refused unless ``allow_lossy``; the refusal reports the change JPEG would make to
-   the protected pixels of the first batch.
+   the protected pixels of the first batch. A protector whose outputs its owner inverts (keyed mode,
+   ``needs_exact_output``) gets no lossy output at all, refused before any work.
 6. The engine (``local`` or ``ray``) protects what is not done yet; items are journalled as they land.
 7. A complete run writes ``manifest.json`` (``folder:OUT`` reads the outputs back) and a summary.
 """
@@ -258,7 +259,8 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         resume: continue the run whose journal is in ``out``.
         force: delete the outputs of another run found in ``out`` and start over.
         skip_bad: journal a bad input with its reason and go on; otherwise stop with its name.
-        output_format: ``"png"`` (lossless) or ``"jpeg"`` (needs ``allow_lossy``).
+        output_format: ``"png"`` (lossless) or ``"jpeg"`` (needs ``allow_lossy``; refused for a protector that
+            ``needs_exact_output``, i.e. keyed mode).
         engine: ``"local"`` (threads in this process) or ``"ray"`` (Ray Data, see ``ray_engine``).
         address: Ray cluster address (``ray``); default starts a local cluster.
         num_cpus: CPUs of a local Ray cluster (default: all).
@@ -276,6 +278,9 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
                                 f"{fit_size})")
     if output_format not in FORMATS:
         raise InvalidInputError(f"unknown output format {output_format!r} (use one of {', '.join(FORMATS)})")
+    if output_format != "png" and protector.needs_exact_output():
+        raise InvalidInputError(f"{protector.name} in keyed mode needs lossless output to be restored exactly; "
+                                f"{output_format} changes pixels (use png)")
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r} (use one of {', '.join(ENGINES)})")
     out = Path(out).expanduser()
@@ -350,6 +355,9 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         extra = {"method": protector.name, "params": header["params"], "seed_fingerprint": header["seed_fingerprint"],
                  "versions": header["versions"],
                  "output_format": output_format, "ids_mode": mode, "journal": JOURNAL_NAME}
+        public = protector.public_record()
+        if public:
+            extra["public"] = public
         write_folder_manifest(out, header if state is None else state.header, extra)
         summary.complete = True
     finally:
