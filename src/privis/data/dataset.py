@@ -103,7 +103,8 @@ class Dataset:
         """A one-line summary (the default would print every path of a large folder)."""
         return (
             f"Dataset(name={self.name!r}, n={len(self)}, shape={self.shape}, classes={self.num_classes}, "
-            f"paths={'yes' if self.paths is not None else 'no'}, skipped={len(self.skipped)})"
+            f"paths={'yes' if self.paths is not None else 'no'}, skipped={len(self.skipped)}, "
+            f"ignored={len(self.ignored)})"
         )
 
     def __len__(self) -> int:

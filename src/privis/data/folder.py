@@ -389,8 +389,7 @@ def load_folder(path: str | Path, *, skip_bad: bool = False) -> Dataset:
         raise DatasetError(f"folder {tree.shown} holds no image files{ignored} (expected "
                            f"{tree.shown}/<class>/<image files> or image files in it)")
     if plan.size is None and not skip_bad:
-        assert plan.first_bad is not None
-        raise plan.first_bad
+        raise tree.no_image()
     decoded: list[tuple[str, int, np.ndarray, float]] = []
     skipped: list[dict] = []
     oriented: dict[str, int] = {}

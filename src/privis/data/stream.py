@@ -214,9 +214,7 @@ class FolderSource(StreamSource):
     def run_shape(self) -> tuple[tuple[int, int, int], str]:
         plan = self.tree.plan()
         if plan.size is None:
-            if plan.first_bad is not None:
-                raise plan.first_bad
-            raise DatasetError(f"folder {self.tree.shown} holds no image files")
+            raise self.tree.no_image()
         return (plan.channels, plan.size[1], plan.size[0]), plan.first
 
     def items(self, shard: int = 0, num_shards: int = 1) -> Iterator[StreamItem]:

@@ -197,7 +197,8 @@ class FolderPlan:
         size: the folder's ``(width, height)`` as displayed, or ``None`` when no header was good.
         channels: 1 or 3.
         first: relative path (:func:`name_text`) of the first image of ``size`` (named in size errors).
-        first_bad: the first bad item's error, when no header was good.
+        first_bad: the first bad item (shown path, reason), raised by :meth:`FolderTree.no_image` when no
+            header was good (kept as plain values: a plan travels to Ray workers, pickled).
     """
 
     items: int = 0
@@ -205,7 +206,7 @@ class FolderPlan:
     size: tuple[int, int] | None = None
     channels: int = 1
     first: str = ""
-    first_bad: ImageFileError | None = None
+    first_bad: tuple[Path, str] | None = None
 
     @property
     def found(self) -> int:
@@ -428,7 +429,7 @@ class FolderTree:
                 size, channels, _ = probe_image(self.root / entry.rel)
             except ImageFileError as exc:
                 if plan.first_bad is None:
-                    plan.first_bad = ImageFileError(self.shown_path(entry.rel), exc.reason)
+                    plan.first_bad = (self.shown_path(entry.rel), exc.reason)
                 continue
             counts[size] = counts.get(size, 0) + 1
             first.setdefault(size, entry.text)
@@ -441,6 +442,14 @@ class FolderTree:
             plan.first = first[plan.size]
         self._plan = plan
         return plan
+
+    def no_image(self) -> ImageFileError | DatasetError:
+        """The error for a folder without one good header: its first bad item, or "no image files"."""
+        bad = self.plan().first_bad
+        if bad is not None:
+            return ImageFileError(*bad)
+        return DatasetError(f"folder {self.shown} holds no image files (expected {self.shown}/<class>/<image "
+                            "files> or image files in it)")
 
     def size_error(self, width: int, height: int) -> str | None:
         """Why an image of ``width`` x ``height`` does not fit the folder's size, or ``None`` if it does."""
