@@ -290,3 +290,15 @@ def test_folder_without_images_names_what_it_found(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     with pytest.raises(DatasetError, match=r"no image files \(1 hidden or looping entries ignored\)"):
         load_folder(tmp_path)
+
+
+def test_folders_equal_once_written_keep_the_first(tmp_path: Path) -> None:
+    cat = os.fsencode(tmp_path / "cat")
+    save(cat + b"/d%E9/a.png", grey())
+    save(cat + b"/d\xe9/b.png", grey())
+    ds = load_folder(tmp_path, skip_bad=True)
+    assert ds.paths == ["cat/d%E9/a.png"]
+    [skip] = ds.skipped
+    assert skip["path"] == "cat/d%E9" and "its files are unread" in skip["reason"]
+    assert base64.b64decode(skip["path_b64"]) == b"cat/d\xe9"
+    assert_stream_matches_load(tmp_path)

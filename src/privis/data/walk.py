@@ -313,7 +313,9 @@ class FolderTree:
             return
         files = [t for t in listing if t[1] != "dir"]
         subdirs = [(name, ident) for name, kind, ident in listing if kind == "dir"]
-        dir_texts = {name_text(name): name for name, _ in subdirs}
+        dir_texts: dict[str, str] = {}  # written name -> the first folder (sorted) written so
+        for name, _ in subdirs:
+            dir_texts.setdefault(name_text(name), name)
         taken: dict[str, str] = {}
         for name, kind, detail in files:
             rel = _join(rel_dir, name)
