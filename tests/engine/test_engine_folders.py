@@ -151,6 +151,7 @@ def test_name_that_is_not_utf8_is_written_with_or_without_skip_bad(tmp_path: Pat
     stop = runner.invoke(app, ["protect", "blur", "--data", f"folder:{tmp_path / 'in'}", "--out",
                                str(tmp_path / "d")])
     assert stop.exit_code == 1 and "Traceback" not in stop.output
+    assert "found 3: done 0" in stop.output and "failed 1" in stop.output and "not reached 2" in stop.output
     errors = [line for line in stop.output.splitlines() if "error" in line]
     assert len(errors) == 1 and "bad%FF.png" in errors[0]
 
@@ -298,3 +299,17 @@ def test_protect_accounts_for_every_input_and_reads_as_load(entries, links, seed
             expected = np.rint(ref.images[index[item["source"]]].numpy() * 255).astype(np.uint8)
             got = pixels(out / item["path"])
             assert np.array_equal(np.broadcast_to(np.moveaxis(got, -1, 0), expected.shape), expected)
+
+
+def test_a_resumed_run_accounts_for_every_input(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    for i in range(5):
+        save(root / f"k/{i}.png", grey())
+    (root / "k/bad.png").write_bytes(b"nope")
+    (root / "k/.hidden").write_bytes(b"x")
+    out = tmp_path / "out"
+    first = protect(Pixelate(block=1), f"folder:{root}", out, skip_bad=True)
+    assert (first.found, first.done, first.skipped, first.ignored, first.unaccounted) == (7, 5, 1, 1, 0)
+    again = protect(Pixelate(block=1), f"folder:{root}", out, skip_bad=True, resume=True)
+    assert (again.found, again.done, again.already_done, again.skipped, again.ignored) == (7, 0, 5, 1, 1)
+    assert again.unaccounted == 0 and "found 7: done 0, already done 5, skipped 1" in again.line()
