@@ -208,11 +208,6 @@ class FolderPlan:
     first: str = ""
     first_bad: tuple[Path, str] | None = None
 
-    @property
-    def found(self) -> int:
-        """Everything the walk met: items plus ignored entries."""
-        return self.items + len(self.ignored)
-
 
 class FolderTree:
     """A folder of images as privis reads it (the rules of the module docstring).
