@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         so that --resume continues after any crash. Secrets (masks, permutations, the seed) are never written.
         """
         from privis import methods
+        from privis.data.stream import open_source
         from privis.engine import protect as run_protect
 
         params = load_model_params(parse_params(param))
@@ -72,9 +73,34 @@ def register(app: typer.Typer) -> None:
         if cls is not None and "random_state" in cls._param_names() and seed is not None:
             params.setdefault("random_state", seed)
         protector = methods.create(method, **params)
+        source = open_source(data)
         summary = run_protect(
-            protector, data, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
+            protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),
             allow_lossy=allow_lossy, engine=engine, address=address, report=lambda line: typer.echo(line),
         )
+        _echo_left_out(out, source.ignored)
         typer.echo(f"protected {summary.done} images with {method}; wrote {out}")
+
+
+#: Names listed on screen per kind; the rest are counted (skipped ones are all in OUT/manifest.json).
+SHOWN_NAMES = 50
+
+
+def _echo_left_out(out: Path, ignored: list[dict[str, str]]) -> None:
+    """Print the name and reason of every input the run left out: skipped bad inputs (from the run's
+    journal, this run's and a resumed run's) and entries ignored by rule (hidden files, link loops)."""
+    from privis.data.walk import printable_name
+    from privis.engine.journal import JOURNAL_NAME, JournalState
+
+    skipped = [(str(r.get("source", r.get("id"))), str(r.get("reason", "")))
+               for r in JournalState(out / JOURNAL_NAME).skipped.values()]
+    for kind, entries, where in (("skipped", skipped, f" (all listed in {out / 'manifest.json'})"),
+                                 ("ignored", [(e["path"], e["reason"]) for e in ignored], "")):
+        if not entries:
+            continue
+        typer.echo(f"{kind} {len(entries)}:")
+        for path, reason in entries[:SHOWN_NAMES]:
+            typer.echo(f"  {printable_name(path)}: {reason}")
+        if len(entries) > SHOWN_NAMES:
+            typer.echo(f"  ... and {len(entries) - SHOWN_NAMES} more{where}")

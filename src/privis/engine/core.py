@@ -214,10 +214,13 @@ def iter_groups(items: Iterator[StreamItem], batch_size: int, state: JournalStat
 
 @dataclass
 class RunSummary:
-    """What a run did. ``done`` counts items finished by this run, ``already_done`` those a resumed run
-    found finished; ``skipped`` bad inputs passed over (``--skip-bad``); ``failed`` the bad input that
-    stopped the run (0 or 1); ``images_per_second`` = done / seconds of the protecting loop (for Ray, after
-    ``startup_seconds`` spent starting or joining the cluster)."""
+    """What a run did. ``found`` counts everything the source holds (items and ignored entries);
+    ``done`` items finished by this run, ``already_done`` those a resumed run found finished; ``skipped``
+    bad inputs passed over (``--skip-bad``); ``ignored`` entries never read by rule (a folder's hidden
+    files, link loops); ``failed`` the bad input that stopped the run (0 or 1). A complete run accounts for
+    every input: ``found == done + already_done + skipped + ignored``. ``images_per_second`` = done /
+    seconds of the protecting loop (for Ray, after ``startup_seconds`` spent starting or joining the
+    cluster)."""
 
     out: str
     engine: str = "local"
@@ -225,6 +228,8 @@ class RunSummary:
     already_done: int = 0
     skipped: int = 0
     failed: int = 0
+    found: int = 0
+    ignored: int = 0
     seconds: float = 0.0
     complete: bool = False
     startup_seconds: float = 0.0
@@ -257,10 +262,21 @@ class RunSummary:
         out["images_per_second"] = self.images_per_second
         return out
 
+    @property
+    def unaccounted(self) -> int:
+        """Inputs found but neither written nor skipped nor ignored: 0 for a complete run, the items not
+        reached when a run stopped."""
+        return self.found - self.done - self.already_done - self.skipped - self.ignored - self.failed
+
     def line(self) -> str:
-        text = (f"done {self.done}, already done {self.already_done}, skipped {self.skipped}, "
-                f"failed {self.failed}, {self.images_per_second:.1f} images/s ({self.seconds:.1f} s, "
-                f"peak memory {self.peak_rss_mb:.1f} MiB)")
+        """One line: ``found N: done, already done, skipped, failed, ignored`` (plus ``not reached`` for a
+        stopped run), then speed, time and memory."""
+        text = (f"found {self.found}: done {self.done}, already done {self.already_done}, skipped {self.skipped}, "
+                f"failed {self.failed}, ignored {self.ignored}")
+        if self.unaccounted > 0:
+            text += f", not reached {self.unaccounted}"
+        text += (f"; {self.images_per_second:.1f} images/s ({self.seconds:.1f} s, "
+                 f"peak memory {self.peak_rss_mb:.1f} MiB)")
         if self.startup_seconds:
             text += f"; cluster start {self.startup_seconds:.1f} s"
         if self.jpeg_max_abs_change is not None:

@@ -2,8 +2,9 @@
 
 Steps (issue 6):
 
-1. The run's image shape: the most common among the first 64 readable items (3 channels if any is
-   colour); an input without one usable image stops here, naming its first bad file.
+1. The run's image shape, decided over the whole source (:meth:`~privis.data.stream.StreamSource.run_shape`;
+   for folders, from every header: the most common size, 3 channels if any image of it is colour); an
+   input without one usable image stops here, naming its first bad file.
 2. Refusals, before any protecting: an output folder equal to, inside or containing an input (outputs
    never overwrite inputs); an output folder holding another run's outputs (its journal or a privis
    ``manifest.json``) unless ``resume`` (continue that run) or ``force`` (delete its listed outputs and
@@ -136,39 +137,6 @@ def _prepare_out(out: Path, inputs: list[Path], *, resume: bool, force: bool) ->
     return None
 
 
-def _probe_shape(source: StreamSource, sample: int = 64) -> tuple[tuple[int, int, int], str]:
-    """The run's ``(C, H, W)`` and the item that fixed it (named in size errors).
-
-    The most common size among the first ``sample`` readable items (ties: the earliest), as
-    :func:`privis.data.load_folder` keeps the most common size; 3 channels when any of them is colour.
-    """
-    if hasattr(source, "dataset"):
-        c, h, w = source.dataset.shape  # type: ignore[attr-defined]
-        return (c, h, w), f"{source.name}"
-    seen: list[tuple[tuple[int, int], int, str]] = []
-    first_error: ImageFileError | None = None
-    for item in source.items():
-        try:
-            array = decode_item(item)
-        except ImageFileError as exc:
-            first_error = first_error or exc
-            continue  # the run itself meets it in order, then skips it or stops on it with a summary
-        seen.append(((int(array.shape[1]), int(array.shape[2])), int(array.shape[0]), item.source))
-        if len(seen) >= sample:
-            break
-    if not seen:
-        if first_error is not None:
-            raise first_error
-        raise DatasetError(f"{source.name}: none of its items is a usable image")
-    counts: dict[tuple[int, int], int] = {}
-    for size, _c, _s in seen:
-        counts[size] = counts.get(size, 0) + 1
-    best = max(counts.values())
-    size, _, first = next(t for t in seen if counts[t[0]] == best)
-    channels = 3 if any(c == 3 for s, c, _ in seen if s == size) else 1
-    return (channels, size[0], size[1]), first
-
-
 def _needs_fit(protector: Protector) -> bool:
     return type(protector).fit is not Protector.fit
 
@@ -292,7 +260,7 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         spec = parse_spec(fit_data)
         if spec.path is not None:
             inputs.append(Path(spec.path))
-    shape, first = _probe_shape(source)  # an unusable input is reported before anything else
+    shape, first = source.run_shape()  # decided over the whole source; an unusable one stops here
     state = _prepare_out(out, inputs, resume=resume, force=force)
     seed = protector.get_params().get("random_state") if "random_state" in protector._param_names() else None
     class_dirs = source.class_dirs
@@ -331,7 +299,8 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
     if state is not None:
         check_identity(("fitted",))
 
-    summary = RunSummary(out=str(out), engine=engine, already_done=0 if state is None else int(state.done.size))
+    summary = RunSummary(out=str(out), engine=engine, already_done=0 if state is None else int(state.done.size),
+                         found=source.count() + len(source.ignored), ignored=len(source.ignored))
     ctx = RunContext(protector=protector, mode=mode, seed=seed, source=source, out=out,
                      class_names=list(source.class_names), class_dirs=list(class_dirs), shape=shape, first=first,
                      batch_size=batch_size, workers=workers, skip_bad=skip_bad, fmt=output_format, state=state,
