@@ -105,6 +105,11 @@ class Protector(ParamsMixin):
     #: (inputs are protected the same way, the common case) or ``"original"`` (Veil: train on veiled data,
     #: recognise original data). Utility figures (``protected_acc_<deployment>``) follow it.
     deployment: ClassVar[str] = "protected"
+    #: ``transform`` needs a ``fit`` first (else it raises :class:`NotFittedError`).
+    requires_fit: ClassVar[bool] = True
+    #: The output is random: without ``random_state`` it is drawn from OS entropy (two protectors give
+    #: different outputs); with the same ``random_state`` it is the same.
+    stochastic: ClassVar[bool] = False
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
         return self
