@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -61,12 +60,12 @@ class PrivisGroup(TyperGroup):
     """The ``privis`` command group: :func:`_reader_may_leave` around parsing (``--help`` output) and
     around every command, the one place where a closed stdout pipe is handled."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(self, info_name: str | None, args: list[str], parent: typer.Context | None = None,
+                     **extra: Any) -> typer.Context:
         with _reader_may_leave():
             return super().make_context(info_name, args, parent, **extra)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         with _reader_may_leave():
             return super().invoke(ctx)
 

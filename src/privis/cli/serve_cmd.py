@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, load_model_params, parse_params
+from privis.cli.main import handle_errors, load_model_params, parse_params, say
 from privis.errors import InvalidInputError, PrivisError
 
 
@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
 
         The model is loaded and the address bound before anything is printed: a generator checkpoint, a port
         in use or an address that cannot be bound ends the command with one line (exit 2 or 1) and no
-        "serving on" line. ``--port 0`` takes a free port, shown in the "serving on" line.
+        "serving on" line. ``--port 0`` takes a free port, shown in the "serving on" line. A closed stdout
+        does not stop the server.
         """
         import uvicorn
 
@@ -79,8 +80,8 @@ def register(app: typer.Typer) -> None:
             served = api.state.served
             bound = sock.getsockname()[1]
             shown = f"[{host}]" if ":" in host else host
-            typer.echo(f"serving {served.arch or 'model'} from {model} ({served.channels}x{served.image_size[0]}x"
-                       f"{served.image_size[1]}, {len(served.class_names)} classes) on http://{shown}:{bound}")
+            say(f"serving {served.arch or 'model'} from {model} ({served.channels}x{served.image_size[0]}x"
+                f"{served.image_size[1]}, {len(served.class_names)} classes) on http://{shown}:{bound}")
             config = uvicorn.Config(api, host=host, port=bound, log_level="warning", limit_concurrency=256,
                                     timeout_keep_alive=5)
             uvicorn.Server(config).run(sockets=[sock])
