@@ -18,7 +18,6 @@ from privis.cli.main import (
     handle_errors,
     load_model_params,
     parse_params,
-    print_summary,
     write_outputs,
 )
 
@@ -52,7 +51,6 @@ def register(app: typer.Typer) -> None:
         result = run_attack(name, method, data=data, params=load_model_params(parse_params(param)),
                             attack_params=parse_params(attack_param), seed=seed, train_size=train_size,
                             test_size=test_size, aux_size=aux_size, attack_size=attack_size)
-        print_summary(result)
         write_outputs(result, json_path, report)
 
     @app.command("attacks")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, load_model_params, parse_params
+from privis.cli.main import handle_errors, load_model_params, parse_params, say
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         summary = run_protect(
             protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),
-            allow_lossy=allow_lossy, engine=engine, address=address, report=lambda line: typer.echo(line),
+            allow_lossy=allow_lossy, engine=engine, address=address, report=say,
         )
         _echo_left_out(out, source.ignored)
         typer.echo(f"protected {summary.done} images with {method}; wrote {out}")

@@ -143,12 +143,13 @@ def _hash_value(h: Any, value: Any) -> bool:
 def fitted_fingerprint(protector: Protector) -> str:
     """SHA-256 over the fitted state (public attributes ending in ``_``: tensors, models, arrays, numbers).
 
-    A resume refits the protector and must find the same fingerprint, else its outputs would not match
-    the interrupted run's.
+    Figures of a ``transform`` call are not fitted state: protectors keep them in private attributes (read
+    by ``diagnostics``), so every public ``*_`` attribute is hashed. A resume refits the protector and must
+    find the same fingerprint, else its outputs would not match the interrupted run's.
     """
     h = hashlib.sha256()
     for key in sorted(vars(protector)):
-        if key.endswith("_") and not key.startswith("_") and key not in ("stats_", "stop_reached_fraction_"):
+        if key.endswith("_") and not key.startswith("_"):
             h.update(key.encode())
             _hash_value(h, getattr(protector, key))
     return h.hexdigest()

@@ -108,6 +108,11 @@ class Protector(ParamsMixin):
     #: Parameters never recorded next to the outputs (e.g. the path of a key file): the run's manifest
     #: lists every other parameter (and never ``random_state``).
     private_params: ClassVar[frozenset[str]] = frozenset()
+    #: ``transform`` needs a ``fit`` first (else it raises :class:`NotFittedError`).
+    requires_fit: ClassVar[bool] = True
+    #: The output is random: without ``random_state`` it is drawn from OS entropy (two protectors give
+    #: different outputs); with the same ``random_state`` it is the same.
+    stochastic: ClassVar[bool] = False
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
         return self

@@ -106,6 +106,7 @@ class GaussianBlur(Protector):
     """
 
     name = "blur"
+    requires_fit = False
 
     def __init__(self, sigma: float = 2.0) -> None:
         self.sigma = sigma
@@ -147,6 +148,7 @@ class Pixelate(Protector):
     """
 
     name = "pixelate"
+    requires_fit = False
 
     def __init__(self, block: int = 4) -> None:
         self.block = block
@@ -173,6 +175,8 @@ class GaussianNoise(Protector):
     """
 
     name = "noise"
+    requires_fit = False
+    stochastic = True
 
     def __init__(self, sigma: float = 0.1, random_state: int | None = None) -> None:
         self.sigma = sigma

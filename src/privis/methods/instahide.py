@@ -98,6 +98,8 @@ class InstaHide(Protector):
     """
 
     name = "instahide"
+    requires_fit = False
+    stochastic = True
 
     def __init__(self, k: int = 4, upper: float = 0.65, dominant: bool = True, sign_flip: bool = True,
                  random_state: int | None = None) -> None:

@@ -1040,6 +1040,7 @@ class VisualMixer(Protector):
 
     name = "visualmixer"
     private_params = frozenset({"key_file"})
+    stochastic = True
 
     def __init__(
         self,
@@ -1318,8 +1319,7 @@ class VisualMixer(Protector):
         total = float(pixels.sum())
         for li, s in enumerate(geo.levels):
             diag[f"pixel_share_window_{s}"] = float(pixels[:, class_level == li].sum() / total)
-        self.last_counts_ = counts
-        self.last_keyspace_bits_ = bits
+        self._keyspace_bits = bits
         self._diag = diag
 
     def transform(self, images: Tensor, labels: Tensor | None = None, *,
@@ -1387,6 +1387,12 @@ class VisualMixer(Protector):
         bounds, and the share of pixels shuffled at each window size.
         """
         return dict(getattr(self, "_diag", {}))
+
+    def keyspace_bits(self) -> np.ndarray:
+        """Per-image keyspace of the last ``transform``, ``(N,)`` float64 bits: ``log2 prod_i (k_i!)^C`` over
+        each image's actual regions (:func:`privis.privacy.keyspace_bits_from_counts`); empty before the
+        first call. A figure of the call, like :meth:`diagnostics`, not fitted state."""
+        return np.array(getattr(self, "_keyspace_bits", np.empty(0)), dtype=np.float64)
 
     def service_input_layer(self) -> nn.Module:
         """A :class:`WindowSort` on the smallest window: the server's model sees each cell sorted.
