@@ -49,6 +49,8 @@ __all__ = [
     "FolderWriter",
     "class_dir_names",
     "load_folder",
+    "manifest_outputs",
+    "own_manifest",
     "read_image",
     "read_manifest",
     "write_folder",
@@ -406,6 +408,31 @@ def _keep_common_size(
 
 
 # ------------------------------------------------------------------------------------------ writer
+
+
+def own_manifest(root: str | Path) -> dict[str, Any] | None:
+    """The ``manifest.json`` of ``root`` when privis wrote it (format ``privis-folder`` and a
+    ``privis_version`` marker), unvalidated; ``None`` when absent, unreadable or another tool's."""
+    path = Path(root) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
+            and isinstance(manifest.get("privis_version"), str) and isinstance(manifest.get("items"), list)):
+        return manifest
+    return None
+
+
+def manifest_outputs(root: str | Path) -> list[tuple[object, object]]:
+    """``(path, sha256)`` of every file privis' own manifest in ``root`` lists, plus the manifest itself
+    (``sha256`` ``None``: privis may replace it); empty when ``root`` holds no privis manifest."""
+    manifest = own_manifest(root)
+    if manifest is None:
+        return []
+    listed: list[tuple[object, object]] = [(MANIFEST_NAME, None)]
+    listed += [(it.get("path"), it.get("sha256")) for it in manifest["items"] if isinstance(it, dict)]
+    return listed
 
 
 def overlap_error(out_dir: Path, inputs: Sequence[str | Path]) -> str | None:

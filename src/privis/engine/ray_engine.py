@@ -239,7 +239,7 @@ def run_ray(ctx: RunContext, *, address: str | None = None, num_cpus: int | None
             for r in bad:
                 if not ctx.skip_bad:
                     ctx.journal.append([{"kind": "failed", "id": r["id"], "source": r["source"],
-                                         "reason": r["reason"]}])
+                                         "reason": r["reason"]}], start=False)
                     ctx.summary.failed += 1
                     raise ImageFileError(r["where"], r["reason"])
                 r.pop("where", None)
