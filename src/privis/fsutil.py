@@ -182,8 +182,8 @@ def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Iterable[str
                 raise InvalidInputError(f"refusing to write {name} {out}: it lies inside the input folder {inp} "
                                         "(outputs must never overwrite inputs)")
             if is_folder and real_in.is_relative_to(real_out):
-                raise InvalidInputError(f"refusing to write {name} {out}: the input {inp} lies inside it "
-                                        "(outputs must never overwrite inputs)")
+                raise InvalidInputError(f"refusing to write {name} {out}: the input {inp} lies inside the "
+                                        "output folder (outputs must never overwrite inputs)")
         for other_name, other in given[:k]:
             if out.resolve() == other.resolve():
                 raise InvalidInputError(f"{other_name} and {name} are the same path {out}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, load_model_params, parse_params
+from privis.cli.main import check_paths, handle_errors, load_model_params, parse_params
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     def protect(
         method: Annotated[str, typer.Argument(help="Protection method (see `privis methods`).")],
         data: Annotated[str, typer.Option("--data", help="Dataset spec, e.g. digits, folder:PATH, npz:PATH.")],
-        out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.jsonl + manifest.json).")],
+        out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.json).")],
         param: Annotated[
             list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")
         ] = None,
@@ -36,10 +36,11 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--workers", min=1, help="Reader/writer workers (local) or Ray actors (ray).")
         ] = 1,
         resume: Annotated[
-            bool, typer.Option("--resume", help="Continue the interrupted run whose manifest.jsonl is in OUT.")
+            bool, typer.Option("--resume", help="Continue the interrupted run writing to OUT.")
         ] = False,
         force: Annotated[
-            bool, typer.Option("--force", help="Delete another run's outputs found in OUT and start over.")
+            bool, typer.Option("--force", help="Replace another run's outputs found in OUT (only files privis "
+                               "wrote and nobody changed; other files in the way are refused).")
         ] = False,
         overwrite: Annotated[
             bool, typer.Option("--overwrite", hidden=True, help="Same as --force (kept for old scripts).")
@@ -57,17 +58,27 @@ def register(app: typer.Typer) -> None:
         address: Annotated[
             str | None, typer.Option("--address", help="Ray cluster address (default: start a local cluster).")
         ] = None,
+        state_dir: Annotated[
+            Path | None,
+            typer.Option("--state-dir", help="Private folder for the run state --resume needs (journal, fitted "
+                         "protector); default $PRIVIS_STATE_DIR, else ~/.cache/privis/runs. Never inside OUT."),
+        ] = None,
     ) -> None:
         """Protect a dataset and write it as a folder readable back as folder:OUT.
 
         Streams in batches (memory bounded by the batch size), saves each output atomically as soon as it is
-        made, keeps the input's relative path and stem, and journals every finished item in OUT/manifest.jsonl
-        so that --resume continues after any crash. Secrets (masks, permutations, the seed) are never written.
+        made, keeps the input's relative path and stem, and journals every finished item in a private run
+        state outside OUT (see --state-dir) so that --resume continues after any crash with the same fitted
+        protector. OUT gets only the images and manifest.json: secrets (masks, permutations, the seed, keys)
+        and the owner's absolute paths are never written there. A seed below 2**48 is warned about.
         """
         from privis import methods
         from privis.engine import protect as run_protect
 
-        params = load_model_params(parse_params(param))
+        raw = parse_params(param)
+        check_paths({"--out": out, "--state-dir": state_dir}, data=(data, fit_data), params=(raw,),
+                    folders=("--out", "--state-dir"))
+        params = load_model_params(raw)
         cls = methods.available().get(method)
         if cls is not None and "random_state" in cls._param_names() and seed is not None:
             params.setdefault("random_state", seed)
@@ -76,5 +87,6 @@ def register(app: typer.Typer) -> None:
             protector, data, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),
             allow_lossy=allow_lossy, engine=engine, address=address, report=lambda line: typer.echo(line),
+            warn=lambda line: typer.echo(f"privis: {line}", err=True), state_dir=state_dir,
         )
         typer.echo(f"protected {summary.done} images with {method}; wrote {out}")

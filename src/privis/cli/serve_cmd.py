@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, load_model_params, parse_params
+from privis.cli.main import check_paths, handle_errors, load_model_params, parse_params
 
 
 def register(app: typer.Typer) -> None:
@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
 
         if onnx is None and torchscript is None:
             raise InvalidInputError("give --onnx PATH, --torchscript PATH or both")
+        check_paths({"--onnx": onnx, "--torchscript": torchscript}, files=(generator,))
         model, info = load_checkpoint(generator)
         channels = (info.get("arch_kwargs") or {}).get("in_channels") or getattr(model, "in_channels", None)
         if not isinstance(channels, int):
@@ -119,7 +120,9 @@ def register(app: typer.Typer) -> None:
         from privis import models
         from privis.methods.perturbation import ProtectivePerturbation
 
-        params = load_model_params(parse_params(param))
+        raw = parse_params(param)
+        check_paths({"--out": out, "--target-out": target_out}, data=(data,), files=(target, aux), params=(raw,))
+        params = load_model_params(raw)
         if target is not None:
             params["target_model"], _ = models.load_checkpoint(target)
         if aux is not None:

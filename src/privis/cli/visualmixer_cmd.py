@@ -7,8 +7,8 @@ Protect with a key through the generic command::
     privis unprotect visualmixer --key ~/secrets/vm.key --data folder:shuffled --out restored
 
 ``unprotect`` rebuilds the protector from the parameters recorded in ``shuffled/manifest.json`` (the key
-itself is never recorded), and the item ids the engine gave ``transform`` from the run journal
-``shuffled/manifest.jsonl`` (without a journal, the protector's shuffle-invariant content ids), so the
+itself is never recorded), and the item ids the engine gave ``transform`` from the same manifest
+(without them, the protector's shuffle-invariant content ids), so the
 partition and permutations are the ones used to protect. Bit-exact when the folder stores the protected
 values losslessly (8-bit data such as Fashion-MNIST; the PNG writer rounds other values to 8 bits).
 """
@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from privis.cli.main import handle_errors, parse_params
+from privis.cli.main import check_paths, handle_errors, parse_params
 from privis.errors import InvalidInputError
 
 
@@ -48,28 +48,22 @@ def _manifest_params(data: str) -> dict[str, Any]:
 
 
 def _journal_ids(data: str, paths: list[str] | None) -> list[int] | None:
-    """The item ids ``privis protect`` passed to ``transform`` (``item_hash`` of the journal's ``id``).
+    """The item ids ``privis protect`` passed to ``transform`` (``item_hash`` of each manifest item's ``id``).
 
-    The engine derives each item's randomness from its id; the journal ``OUT/manifest.jsonl`` records
-    ``{"kind": "item", "id", "path"}`` per item. None when the data is not such a folder (the protector
-    then falls back to its shuffle-invariant content ids).
+    The engine derives each item's randomness from its id; ``OUT/manifest.json`` records ``id`` and
+    ``path`` per item. None when the data is not such a folder (the protector then falls back to its
+    shuffle-invariant content ids).
     """
     if not data.startswith("folder:") or not paths:
         return None
-    journal = Path(data.split(":", 1)[1]).expanduser() / "manifest.jsonl"
-    if not journal.is_file():
-        return None
+    from privis.data.folder import own_manifest
     from privis.engine.journal import item_hash
 
-    by_path: dict[str, str] = {}
-    with journal.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("kind") == "item" and "path" in record:
-                by_path[str(record["path"])] = str(record["id"])
+    manifest = own_manifest(Path(data.split(":", 1)[1]).expanduser())
+    if manifest is None:
+        return None
+    by_path = {str(it["path"]): str(it["id"]) for it in manifest["items"]
+               if isinstance(it, dict) and "path" in it and "id" in it}
     if not all(p in by_path for p in paths):
         return None
     return [item_hash(by_path[p]) for p in paths]
@@ -90,6 +84,7 @@ def register(app: typer.Typer) -> None:
         """Create a secret key for VisualMixer's keyed mode. Keep it away from the protected data."""
         from privis.methods.visualmixer import generate_key
 
+        check_paths({"PATH": path})
         generate_key(path, overwrite=overwrite)
         typer.echo(f"wrote key {path} (permissions 0600); keep it out of every folder you share")
 
@@ -115,10 +110,12 @@ def register(app: typer.Typer) -> None:
             raise InvalidInputError(f"unprotect supports only 'visualmixer', got {method!r}")
         if _inside(key, out):
             raise InvalidInputError(f"the key file {key} must not live inside the output folder {out}")
+        raw = parse_params(param)
+        check_paths({"--out": out}, data=(data,), files=(key,), params=(raw,), folders=("--out",))
         recorded = _manifest_params(data)
         valid = set(VisualMixer._param_names())
         params = {k: v for k, v in recorded.items() if k in valid}
-        params.update(parse_params(param))
+        params.update(raw)
         params["key_file"] = str(key)
         params.pop("n_jobs", None)
         dataset = pdata.load(data)

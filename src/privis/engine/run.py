@@ -334,6 +334,9 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
     if message is not None:
         (warn or (lambda text: warnings.warn(text, UserWarning, stacklevel=3)))(message)
     run_state = RunState(out, state_dir)
+    if run_state.root.expanduser().resolve().is_relative_to(out.resolve()):
+        raise InvalidInputError(f"the run state folder {run_state.root} lies inside the output folder {out}: "
+                                "the state must stay on the owner's side (choose another state folder)")
     run_state.acquire()
     try:
         return _protect_locked(protector, source, out, run_state, inputs, shape=shape, first=first,
