@@ -252,8 +252,9 @@ def survey_folder(root: Path, records: Iterable[tuple[object, object]]) -> Folde
     Args:
         root: the output folder (may be missing: an empty survey).
         records: ``(relative path, sha256 or None)`` pairs privis recorded as written; ``None`` means "being
-            written when the run stopped" (a file there is privis', whatever its bytes: atomic writes
-            leave either nothing or the whole file). Streamed; memory grows with the folder's files only.
+            written when the run stopped" (a file there with no finished record is privis', whatever its
+            bytes: atomic writes leave either nothing or the whole file); a path with a finished record is
+            privis' only while its bytes match one. Streamed; memory grows with the folder's files only.
     """
     survey = FolderSurvey(root)
     if not root.is_dir():
@@ -275,8 +276,9 @@ def survey_folder(root: Path, records: Iterable[tuple[object, object]]) -> Folde
     for rel in present:
         hashes = expected.get(rel)
         target = root / rel
+        recorded = hashes - {None} if hashes is not None else set()  # a finished record outranks "being written"
         if hashes is not None and not target.is_symlink() and target.is_file() and (
-                None in hashes or file_sha256(target) in hashes):
+                file_sha256(target) in recorded if recorded else None in hashes):
             survey.owned.add(rel)
         else:
             survey.foreign.add(rel)
