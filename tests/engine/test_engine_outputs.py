@@ -178,6 +178,15 @@ def test_a_run_failing_before_its_first_write_leaves_no_trace(tmp_path):
     assert protect(GaussianNoise(random_state=BIG_SEED), f"folder:{root}", out).done == 4
 
 
+def test_resume_starts_afresh_only_where_nothing_is_in_the_way(tmp_path):
+    root = make_folder(tmp_path / "in", 4)
+    assert protect(GaussianBlur(), f"folder:{root}", tmp_path / "new", resume=True).done == 4
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInputError, match="no run to resume"):
+        protect(GaussianBlur(), f"folder:{root}", tmp_path / "mine", resume=True)
+
+
 def test_a_failed_force_keeps_the_earlier_run_and_its_state(tmp_path):
     root = make_folder(tmp_path / "in", 4)
     out = tmp_path / "out"

@@ -9,10 +9,11 @@ Steps (issue 6):
    then locked for this run (a second run into it is refused, naming the holder). An output folder
    holding another run's outputs (its owner-side run state, :mod:`privis.engine.state`, or a privis
    ``manifest.json``) is refused unless ``resume`` (continue that run) or ``force`` (replace it); any
-   other non-empty folder unless ``force``. ``force`` removes only files privis recorded as its own whose
-   SHA-256 still matches; a file privis did not write (another tool's ``manifest.json``, a user's image,
-   a privis output edited since) that this run would replace is listed and refused. A randomised method
-   run with a guessable seed gets a warning (:func:`seed_warning`).
+   other non-empty folder unless ``force``; ``resume`` into an empty or missing folder starts a new run.
+   ``force`` removes only files privis recorded as its own whose SHA-256 still matches; a file privis did
+   not write (another tool's ``manifest.json``, a user's image, a privis output edited since) that this
+   run would replace is listed and refused. A randomised method run with a guessable seed gets a warning
+   (:func:`seed_warning`).
 3. Fitting, for protectors that override ``fit``: on ``fit_data`` when given (loaded in memory), on an
    in-memory dataset as a whole, else on a reproducible reservoir sample of at most ``fit_size`` items of
    the stream (so a folder of millions is never loaded to fit). A resumed run reloads the fitted
@@ -32,6 +33,7 @@ Steps (issue 6):
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -95,12 +97,17 @@ def seed_warning(protector: Protector) -> str | None:
 
 
 def _public_text(roots: list[str]) -> Callable[[str], str]:
-    """A function replacing each of the owner's absolute input paths in a text by its last component."""
-    pairs = sorted({(r, Path(r).name) for r in roots if r and Path(r).is_absolute()}, key=lambda t: -len(t[0]))
+    """A function replacing each of the owner's absolute input paths in a text by its last component (the
+    home folder by ``~``)."""
+    home = str(Path.home())
+    pairs = sorted({(r.rstrip("/"), "~" if r == home else Path(r).name) for r in roots if r and Path(r).is_absolute()},
+                   key=lambda t: -len(t[0]))
+    # a root counts only as the start of an absolute path: not inside a relative one such as c0/root/x.png
+    patterns = [(re.compile(rf"(?<![\w./-]){re.escape(root)}(?![\w.-])"), name) for root, name in pairs if root]
 
     def public(text: str) -> str:
-        for root, name in pairs:
-            text = text.replace(root, name)
+        for pattern, name in patterns:
+            text = pattern.sub(lambda _m, name=name: name, text)
         return text
 
     return public
@@ -147,6 +154,8 @@ def _prepare_out(out: Path, run_state: RunState, *, resume: bool,
     if not present:
         prior = None  # nothing of that run is left in the folder: its state is stale
     if resume:
+        if prior is None and not present:
+            return None, survey  # nothing to continue and nothing in the way: a resumable run starts afresh
         if prior is None:
             what = " (it holds a finished privis folder)" if manifest is not None else ""
             raise InvalidInputError(f"output folder {out} holds no run to resume{what}: no run state for it in "
