@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
         param: Annotated[
             list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")
         ] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy.")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy. A seed below "
+                                                 "2**48 can be found from the outputs (warned): draw one with "
+                                                 "secrets.randbits(63).")] = None,
         fit_data: Annotated[
             str | None,
             typer.Option("--fit-data", help="Data the protector is fitted on (default: the data being protected, "

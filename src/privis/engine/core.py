@@ -122,8 +122,8 @@ def _hash_value(h: Any, value: Any) -> bool:
 def fitted_fingerprint(protector: Protector) -> str:
     """SHA-256 over the fitted state (public attributes ending in ``_``: tensors, models, arrays, numbers).
 
-    A resume refits the protector and must find the same fingerprint, else its outputs would not match
-    the interrupted run's.
+    A resume reloads the fitted protector the interrupted run saved (or refits one that could not be
+    pickled) and must find the same fingerprint, else its outputs would not match the interrupted run's.
     """
     h = hashlib.sha256()
     for key in sorted(vars(protector)):
