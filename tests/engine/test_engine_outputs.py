@@ -368,3 +368,42 @@ def test_state_files_are_written_in_time_for_a_killed_run(tmp_path):
     assert journal_path(out).exists()
     assert not [p for p in out.rglob("*") if p.suffix in (".jsonl", ".json")]
     assert protect(GaussianBlur(), f"folder:{root}", out, resume=True, batch_size=4).already_done >= 4
+
+
+def test_resume_after_a_kill_reloads_the_fitted_veil(tmp_path, monkeypatch):
+    """The GPU case on any device: a killed Veil run resumed with the fitted state it saved, never refitted."""
+    root = tmp_path / "in"
+    pdata.write_folder(pdata.load("digits:train[:96]"), root)
+    out = tmp_path / "out"
+    params = f"steps=2, local_epochs=1, random_state={BIG_SEED}"
+    code = (
+        "import sys, time\n"
+        "from privis.engine import protect\n"
+        "from privis.methods.veil import Veil\n"
+        "real = Veil.transform\n"
+        "def slow(self, images, labels=None):\n"
+        "    time.sleep(0.3); return real(self, images, labels)\n"
+        "Veil.transform = slow\n"
+        f"protect(Veil({params}), 'folder:{root}', sys.argv[1], batch_size=8)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal_path(out).exists() and journal_path(out).read_text().count('"kind":"item"') >= 16:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    header = next(read_journal(journal_path(out)))
+    finished = journal_path(out).read_text().count('"kind":"item"')
+    assert 16 <= finished < 96 and RunState(out).fitted.is_file()
+
+    def no_refit(self, images, labels=None):
+        raise AssertionError("resume fitted again")
+
+    monkeypatch.setattr(Veil, "fit", no_refit)
+    resumed = Veil(steps=2, local_epochs=1, random_state=BIG_SEED)
+    summary = protect(resumed, f"folder:{root}", out, batch_size=8, resume=True)
+    assert summary.done + summary.already_done == 96 and summary.already_done == finished
+    assert fitted_fingerprint(resumed) == header["fitted"]
+    assert len(pdata.load(f"folder:{out}")) == 96

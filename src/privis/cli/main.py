@@ -153,7 +153,8 @@ def demo(
     """
     from privis.experiments.demo import run_demo
 
-    check_paths({"--out": out}, folders=("--out",))
+    check_paths({"--out": out, "--out results.json": out / "results.json", "--out report.html": out / "report.html"},
+                folders=("--out",))
     result = run_demo(out=out, seed=seed)
     print_summary(result)
     typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
