@@ -126,3 +126,15 @@ def test_a_bad_parameter_leaves_nothing_and_the_corrected_command_runs(tmp_path)
     assert len(pdata.load(f"folder:{out}")) == 8
     resumed = runner.invoke(app, [*base, "--param", "sigma=0.1", "--resume"])
     assert resumed.exit_code == 0 and "already done 8" in resumed.output
+
+
+def test_builtin_fashion_mnist_files_are_inputs_too():
+    from privis.data.idx import find_fashion_mnist
+
+    found = find_fashion_mnist("test")
+    if found is None:
+        pytest.skip("Fashion-MNIST is not on this machine")
+    before = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    result = runner.invoke(app, ["evaluate", "blur", "--data", "fashion-mnist:train[:10]", "--json", str(found[0])])
+    assert result.exit_code == 2 and "is the input" in result.output
+    assert hashlib.sha256(found[0].read_bytes()).hexdigest() == before

@@ -93,8 +93,9 @@ def check_paths(outputs: dict[str, Path | None], *, data: tuple[str | None, ...]
                 folders: tuple[str, ...] = ()) -> None:
     """Refuse, before any work, an output path that is or touches an input, or cannot be written.
 
-    Inputs are the paths of the ``data`` specs (``folder:``/``npz:``), the ``files`` read (checkpoints,
-    keys) and every ``--param`` value naming an existing path. See :func:`privis.fsutil.check_outputs`.
+    Inputs are the paths of the ``data`` specs (``folder:``/``npz:``, and the Fashion-MNIST files this
+    machine holds), the ``files`` read (checkpoints, keys) and every ``--param`` value naming an existing
+    path. See :func:`privis.fsutil.check_outputs`.
 
     Raises:
         InvalidInputError: one line naming the option, the path and why.
@@ -107,11 +108,15 @@ def check_paths(outputs: dict[str, Path | None], *, data: tuple[str | None, ...]
     for spec in data:
         if spec:
             try:
-                path = parse_spec(spec).path
+                parsed = parse_spec(spec)
             except DatasetError:
                 continue  # the loader reports a bad spec in its own words
-            if path is not None:
-                inputs.append(path)
+            if parsed.path is not None:
+                inputs.append(parsed.path)
+            elif parsed.name == "fashion-mnist":  # the files found on this machine (either split may be read)
+                from privis.data.idx import find_fashion_mnist
+
+                inputs += [f for split in ("train", "test") for f in find_fashion_mnist(split) or ()]
     for given in params:
         inputs += [v for v in given.values() if isinstance(v, str) and v and Path(v).expanduser().exists()]
     check_outputs(outputs, inputs, folders=folders)
