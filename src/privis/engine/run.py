@@ -427,7 +427,7 @@ def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_s
             run_state.discard()
             run_state.create()
             if needs_fit:
-                run_state.save_fitted(protector)
+                _save_fitted(run_state, protector)
         remove_temp_files(out, (*FORMATS.values(), MANIFEST_NAME))
 
     ctx.journal = Journal(run_state.journal, header if state is None else None, on_start=begin)
@@ -470,6 +470,19 @@ def _chunked(items: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
+def _save_fitted(run_state: RunState, protector: Protector) -> None:
+    """Save the fitted protector without its seed (the state keeps only the seed's salted check value)."""
+    has_seed = "random_state" in protector._param_names()
+    seed = protector.get_params().get("random_state") if has_seed else None
+    if has_seed:
+        protector.set_params(random_state=None)
+    try:
+        run_state.save_fitted(protector)
+    finally:
+        if has_seed:
+            protector.set_params(random_state=seed)
+
+
 def _restore_fitted(protector: Protector, saved: Any, out: Path) -> None:
     """Give ``protector`` the fitted state the interrupted run saved, after checking it is that protector."""
     if type(saved) is not type(protector):
@@ -478,4 +491,4 @@ def _restore_fitted(protector: Protector, saved: Any, out: Path) -> None:
     if public_params(saved, secret=True) != public_params(protector, secret=True):
         raise InvalidInputError(f"cannot resume the run in {out}: its saved fitted state has other parameters "
                                 f"({public_params(saved)}) than this run's ({public_params(protector)})")
-    vars(protector).update(vars(saved))
+    vars(protector).update({k: v for k, v in vars(saved).items() if k != "random_state"})
