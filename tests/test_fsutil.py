@@ -97,6 +97,8 @@ def test_survey_tells_privis_outputs_from_everything_else(tmp_path):
     with pytest.raises(InvalidInputError, match=r"refusing to overwrite 2 file.*edited\.png.*theirs\.png"):
         survey.refuse(survey.foreign, "test")
     survey.refuse(set(), "nothing in the way")
+    trusting = survey_folder(out, records, verify=False)  # recorded files counted as privis' unread
+    assert trusting.owned == {"a/mine.png", "a/pending.png", "a/edited.png"} and trusting.foreign == {"a/theirs.png"}
     assert clear_owned(out, survey.owned) == 2
     assert sorted(p.name for p in out.rglob("*")) == [".hidden", "a", "edited.png", "theirs.png"]
     empty = out / "keep-me"

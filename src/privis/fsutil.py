@@ -246,7 +246,7 @@ def _safe_rel(rel: object) -> str | None:
     return p.as_posix()
 
 
-def survey_folder(root: Path, records: Iterable[tuple[object, object]]) -> FolderSurvey:
+def survey_folder(root: Path, records: Iterable[tuple[object, object]], *, verify: bool = True) -> FolderSurvey:
     """Sort the non-hidden files under ``root`` into privis' own and everyone else's.
 
     Args:
@@ -255,6 +255,9 @@ def survey_folder(root: Path, records: Iterable[tuple[object, object]]) -> Folde
             written when the run stopped" (a file there with no finished record is privis', whatever its
             bytes: atomic writes leave either nothing or the whole file); a path with a finished record is
             privis' only while its bytes match one. Streamed; memory grows with the folder's files only.
+        verify: check recorded files' SHA-256 (reads them). ``False`` counts every recorded file as
+            privis' own, for callers that will neither remove nor replace a recorded file (a resume
+            only writes items its journal does not list as finished).
     """
     survey = FolderSurvey(root)
     if not root.is_dir():
@@ -278,7 +281,7 @@ def survey_folder(root: Path, records: Iterable[tuple[object, object]]) -> Folde
         target = root / rel
         recorded = hashes - {None} if hashes is not None else set()  # a finished record outranks "being written"
         if hashes is not None and not target.is_symlink() and target.is_file() and (
-                file_sha256(target) in recorded if recorded else None in hashes):
+                not verify or (file_sha256(target) in recorded if recorded else None in hashes)):
             survey.owned.add(rel)
         else:
             survey.foreign.add(rel)
