@@ -248,11 +248,12 @@ def _fit(protector: Protector, source: StreamSource, fit_data: str | Dataset | N
     protector.fit(torch.from_numpy(np.stack(arrays)), torch.tensor(labels, dtype=torch.long))
 
 
-def _refuse_jpeg(ctx: RunContext) -> None:
-    """Measure what JPEG does to the first batch's protected pixels and refuse with the figures (step 5)."""
+def _first_batch(ctx: RunContext) -> np.ndarray | None:
+    """The first batch not done yet, protected in memory: ``(B, C, H, W)`` uint8 stored pixels, or ``None``
+    when nothing is left (a bad parameter or protector fails here, before anything is written)."""
     group = next(iter_groups(ctx.source.items(), ctx.batch_size, ctx.state), None)
     if group is None:
-        return
+        return None
     arrays, labels, keep = [], [], []
     for k, item in enumerate(group.items):
         try:
@@ -262,10 +263,17 @@ def _refuse_jpeg(ctx: RunContext) -> None:
         except ImageFileError:
             continue
     if not arrays:
-        return
+        return None
     protected = protect_batch(ctx.protector, ctx.mode, ctx.seed, torch.from_numpy(np.stack(arrays)),
                               torch.tensor(labels), group.hashes[keep], group.first_id)
-    pixels = quantize(protected)
+    return quantize(protected)
+
+
+def _refuse_jpeg(ctx: RunContext) -> None:
+    """Measure what JPEG does to the first batch's protected pixels and refuse with the figures (step 5)."""
+    pixels = _first_batch(ctx)
+    if pixels is None:
+        return
     worst, sse = 0, 0.0
     for frame in pixels:
         m, s = jpeg_change(frame, encode_frame(frame, "jpeg"))
@@ -436,8 +444,11 @@ def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_s
         if engine == "ray":
             from privis.engine.ray_engine import run_ray
 
+            # Ray's actors write where the journal cannot see them first: a protector that fails on the
+            # first batch does so here, before the journal starts; then every output path is announced
+            _first_batch(ctx)
             for chunk in _chunked(_targets(source, class_dirs, output_format, state), 4096):
-                ctx.journal.append([{"kind": "writing", "paths": chunk}])  # Ray's writers run elsewhere
+                ctx.journal.append([{"kind": "writing", "paths": chunk}])
             run_ray(ctx, address=address, num_cpus=num_cpus)
         else:
             from privis.engine.local import run_local
