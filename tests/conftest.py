@@ -11,6 +11,13 @@ os.environ.setdefault("PRIVIS_NO_PROGRESS", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch):
+    """Every test's protect runs keep their owner-side state in a fresh temporary folder, never in the
+    real cache folder of the user running the tests (subprocesses inherit the variable)."""
+    monkeypatch.setenv("PRIVIS_STATE_DIR", str(tmp_path_factory.mktemp("privis-state")))
+
+
 @pytest.fixture(scope="session")
 def digits_train():
     from privis import data

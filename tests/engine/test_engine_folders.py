@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from privis import data as pdata
 from privis.cli.main import app
 from privis.data.walk import name_text
-from privis.engine import protect
+from privis.engine import journal_path, protect
 from privis.errors import PrivisError
 from privis.methods.baselines import Pixelate
 
@@ -139,7 +139,7 @@ def test_name_that_is_not_utf8_is_written_with_or_without_skip_bad(tmp_path: Pat
         written = manifest(tmp_path / out)
         assert sorted(it["source"] for it in written["items"]) == ["cat/caf%E9.png", "cat/plain.png"]
         assert (tmp_path / out / "cat" / "caf%E9.png").is_file()
-        journal = (tmp_path / out / "manifest.jsonl").read_text(encoding="utf-8")  # valid UTF-8 JSON lines
+        journal = journal_path(tmp_path / out).read_text(encoding="utf-8")  # valid UTF-8 JSON lines
         assert all(json.loads(line) for line in journal.splitlines())
 
     with open(cat + b"/bad\xff.png", "wb") as fh:

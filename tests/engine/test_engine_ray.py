@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from privis.engine import JOURNAL_NAME, protect
+from privis.engine import journal_path, protect
 from privis.methods.baselines import GaussianNoise
 
 ray = pytest.importorskip("ray")  # the optional extra `ray` (ray[data]); installed in CI
@@ -51,11 +51,11 @@ def test_ray_outputs_equal_local_engine(cluster, tmp_path):
     skipped = json.loads((tmp_path / "ray" / "manifest.json").read_text())["skipped"]
     assert skipped[0]["path"] == "c1/broken.png"
     # a resumed Ray run skips what is done: drop the last 30 journal lines and their files
-    lines = (tmp_path / "ray" / JOURNAL_NAME).read_text().splitlines(keepends=True)
+    lines = journal_path(tmp_path / "ray").read_text().splitlines(keepends=True)
     items = [k for k, ln in enumerate(lines) if '"kind":"item"' in ln][-30:]
     for k in items:
         (tmp_path / "ray" / json.loads(lines[k])["path"]).unlink()
-    (tmp_path / "ray" / JOURNAL_NAME).write_text("".join(ln for k, ln in enumerate(lines) if k not in set(items)))
+    journal_path(tmp_path / "ray").write_text("".join(ln for k, ln in enumerate(lines) if k not in set(items)))
     resumed = protect(GaussianNoise(random_state=11), f"folder:{root}", tmp_path / "ray", engine="ray", resume=True,
                       **kwargs)
     assert resumed.done == 30 and resumed.already_done == 90

@@ -15,6 +15,7 @@ from privis.cli.main import (
     JsonOpt,
     ReportOpt,
     SeedOpt,
+    check_paths,
     handle_errors,
     load_model_params,
     parse_params,
@@ -48,8 +49,10 @@ def register(app: typer.Typer) -> None:
         attack's own scores (membership AUC, keyspace bits)."""
         from privis.experiments.leaderboard import run_attack
 
-        result = run_attack(name, method, data=data, params=load_model_params(parse_params(param)),
-                            attack_params=parse_params(attack_param), seed=seed, train_size=train_size,
+        raw, attack_raw = parse_params(param), parse_params(attack_param)
+        check_paths({"--json": json_path, "--report": report}, data=(data,), params=(raw, attack_raw))
+        result = run_attack(name, method, data=data, params=load_model_params(raw),
+                            attack_params=attack_raw, seed=seed, train_size=train_size,
                             test_size=test_size, aux_size=aux_size, attack_size=attack_size)
         write_outputs(result, json_path, report)
 

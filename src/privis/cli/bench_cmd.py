@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import JsonOpt, handle_errors
+from privis.cli.main import JsonOpt, check_paths, handle_errors
 
 _SIZES = "28x28-grey, 32x32-rgb, 224x224-rgb"
 
@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         """Images/s and peak memory of every method at 28x28 grey, 32x32 RGB and 224x224 RGB."""
         from privis.engine.bench import run_bench
 
+        check_paths({"--json": json_path})
         result = run_bench(method or None, sizes=size or None, n=n, threads=threads)
         if json_path:
             result.save_json(json_path)

@@ -163,6 +163,40 @@ def load_model_from(path: str, loader: Callable[..., Any]) -> Any:
     return loader(path)
 
 
+def check_paths(outputs: dict[str, Path | None], *, data: tuple[str | None, ...] = (),
+                files: tuple[str | Path | None, ...] = (), params: tuple[dict[str, Any], ...] = (),
+                folders: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output path that is or touches an input, or cannot be written.
+
+    Inputs are the paths of the ``data`` specs (``folder:``/``npz:``, and the Fashion-MNIST files this
+    machine holds), the ``files`` read (checkpoints, keys) and every ``--param`` value naming an existing
+    path. See :func:`privis.fsutil.check_outputs`.
+
+    Raises:
+        InvalidInputError: one line naming the option, the path and why.
+    """
+    from privis.data.spec import parse_spec
+    from privis.errors import DatasetError
+    from privis.fsutil import check_outputs
+
+    inputs: list[str | Path] = [f for f in files if f is not None]
+    for spec in data:
+        if spec:
+            try:
+                parsed = parse_spec(spec)
+            except DatasetError:
+                continue  # the loader reports a bad spec in its own words
+            if parsed.path is not None:
+                inputs.append(parsed.path)
+            elif parsed.name == "fashion-mnist":  # the files found on this machine (either split may be read)
+                from privis.data.idx import find_fashion_mnist
+
+                inputs += [f for split in ("train", "test") for f in find_fashion_mnist(split) or ()]
+    for given in params:
+        inputs += [v for v in given.values() if isinstance(v, str) and v and Path(v).expanduser().exists()]
+    check_outputs(outputs, inputs, folders=folders)
+
+
 def write_outputs(result: Any, json_path: Path | None, report_path: Path | None) -> None:
     """Write the requested files, then print the summary and where the files went (files first: a reader
     that stops early must not cost one)."""
@@ -205,6 +239,8 @@ def demo(
     """
     from privis.experiments.demo import run_demo
 
+    check_paths({"--out": out, "--out results.json": out / "results.json", "--out report.html": out / "report.html"},
+                folders=("--out",))
     result = run_demo(out=out, seed=seed)
     print_summary(result)
     typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
@@ -229,6 +265,7 @@ def train(
     from privis import data as pdata
     from privis import models
 
+    check_paths({"--out": out}, data=(data, test))
     ds = pdata.load(data)
     torch.manual_seed(seed)
     net = models.create(model, num_classes=ds.num_classes, in_channels=ds.images.shape[1],
@@ -271,7 +308,9 @@ def evaluate(
     from privis.experiments.evaluate import EvalConfig
     from privis.experiments.evaluate import evaluate as run_eval
 
-    params = load_model_params(parse_params(param))
+    raw = parse_params(param)
+    check_paths({"--json": json_path, "--report": report}, data=(data,), params=(raw,))
+    params = load_model_params(raw)
     cfg = EvalConfig(data=data, train_size=train_size, test_size=test_size, model=model, epochs=epochs,
                      augment=augment, service_layer=service_layer, seed=seed, params=params)
     result = run_eval(method, cfg)
@@ -295,6 +334,7 @@ def experiment(
     """Run a named experiment that reproduces a paper's table or figure."""
     from privis import experiments
 
+    check_paths({"--json": json_path, "--report": report}, data=(data,))
     exp = experiments.get(name)
     kwargs: dict[str, Any] = {"seed": seed, "quick": quick}
     if data:

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, load_model_params, parse_params, say
+from privis.cli.main import check_paths, handle_errors, load_model_params, parse_params, say
 from privis.errors import InvalidInputError, PrivisError
 
 
@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
 
         if onnx is None and torchscript is None:
             raise InvalidInputError("give --onnx PATH, --torchscript PATH or both")
+        check_paths({"--onnx": onnx, "--torchscript": torchscript}, files=(generator,))
         model, info = load_checkpoint(generator)
         require_kind(info, "generator", generator)
         channels = (info.get("arch_kwargs") or {}).get("in_channels") or getattr(model, "in_channels", None)
@@ -162,7 +163,9 @@ def register(app: typer.Typer) -> None:
         from privis import models
         from privis.methods.perturbation import ProtectivePerturbation
 
-        params = load_model_params(parse_params(param))
+        raw = parse_params(param)
+        check_paths({"--out": out, "--target-out": target_out}, data=(data,), files=(target, aux), params=(raw,))
+        params = load_model_params(raw)
         for key, path in (("target_model", target), ("aux_model", aux)):
             if path is not None:
                 params[key], info = models.load_checkpoint(path)

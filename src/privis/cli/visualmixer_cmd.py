@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, parse_params
+from privis.cli.main import check_paths, handle_errors, parse_params
 from privis.errors import InvalidInputError
 
 
@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         """Create a secret key for VisualMixer's keyed mode. Keep it away from the protected data."""
         from privis.methods.visualmixer import generate_key
 
+        check_paths({"PATH": path})
         generate_key(path, overwrite=overwrite)
         typer.echo(f"wrote key {path} (permissions 0600); keep it out of every folder you share")
 
@@ -58,6 +59,8 @@ def register(app: typer.Typer) -> None:
         if not data.startswith("folder:"):
             raise InvalidInputError(f"unprotect reads a folder written by privis protect (--data folder:PATH), "
                                     f"got {data!r}")
-        n = unprotect_folder(data.split(":", 1)[1], out, key, method=method, params=parse_params(param),
+        raw = parse_params(param)
+        check_paths({"--out": out}, data=(data,), files=(key,), params=(raw,), folders=("--out",))
+        n = unprotect_folder(data.split(":", 1)[1], out, key, method=method, params=raw,
                              batch_size=batch_size, overwrite=overwrite)
         typer.echo(f"restored {n} images into {out}, each verified against its tag")

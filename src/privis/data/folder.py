@@ -40,7 +40,7 @@ from torch import Tensor
 import privis
 from privis.data.dataset import Dataset
 from privis.errors import DatasetError, ImageFileError, InvalidInputError
-from privis.fsutil import atomic_write_bytes, atomic_write_text
+from privis.fsutil import atomic_write_bytes, atomic_write_text, check_outputs, clear_owned, survey_folder
 from privis.progress import progress
 
 __all__ = [
@@ -51,6 +51,8 @@ __all__ = [
     "decode_image",
     "load_folder",
     "probe_image",
+    "manifest_outputs",
+    "own_manifest",
     "read_image",
     "read_manifest",
     "write_folder",
@@ -447,18 +449,29 @@ def load_folder(path: str | Path, *, skip_bad: bool = False) -> Dataset:
 # ------------------------------------------------------------------------------------------ writer
 
 
-def overlap_error(out_dir: Path, inputs: Sequence[str | Path]) -> str | None:
-    """Why writing to ``out_dir`` could touch an input, or ``None`` when it cannot."""
-    out = out_dir.expanduser().resolve()
-    for given in inputs:
-        inp = Path(given).expanduser().resolve()
-        if out == inp:
-            return f"output folder {out_dir} is the input {given}"
-        if out.is_relative_to(inp):
-            return f"output folder {out_dir} lies inside the input {given}"
-        if inp.is_relative_to(out):
-            return f"input {given} lies inside the output folder {out_dir}"
+def own_manifest(root: str | Path) -> dict[str, Any] | None:
+    """The ``manifest.json`` of ``root`` when privis wrote it (format ``privis-folder`` and a
+    ``privis_version`` marker), unvalidated; ``None`` when absent, unreadable or another tool's."""
+    path = Path(root) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
+            and isinstance(manifest.get("privis_version"), str) and isinstance(manifest.get("items"), list)):
+        return manifest
     return None
+
+
+def manifest_outputs(root: str | Path) -> list[tuple[object, object]]:
+    """``(path, sha256)`` of every file privis' own manifest in ``root`` lists, plus the manifest itself
+    (``sha256`` ``None``: privis may replace it); empty when ``root`` holds no privis manifest."""
+    manifest = own_manifest(root)
+    if manifest is None:
+        return []
+    listed: list[tuple[object, object]] = [(MANIFEST_NAME, None)]
+    listed += [(it.get("path"), it.get("sha256")) for it in manifest["items"] if isinstance(it, dict)]
+    return listed
 
 
 class FolderWriter:
@@ -479,14 +492,16 @@ class FolderWriter:
         extra: JSON-serialisable facts to record (method parameters, package versions, ...).
         inputs: files or folders the output must not overlap; an ``out_dir`` equal to or inside one, or
             containing one, is refused so outputs never overwrite inputs.
-        overwrite: allow an ``out_dir`` that already holds a manifest (its listed files are removed
-            before the first new file is written) and replacing existing files.
+        overwrite: allow an ``out_dir`` that already holds a privis manifest: the files it lists whose
+            SHA-256 still matches are removed before the first new file is written. A file privis did
+            not write (another tool's ``manifest.json``, a user's image, a listed file edited since) is
+            never removed, and one a batch would replace is listed and refused.
         skipped: input files left out upstream, each ``{"path", "reason"}``, recorded in the manifest.
         source: the spec of the data being written, recorded in the manifest.
 
     Raises:
-        InvalidInputError: overlapping input and output, an existing manifest without ``overwrite``,
-            unusable class names or ``extra``.
+        InvalidInputError: overlapping input and output, an output that cannot be written, an existing
+            manifest without ``overwrite`` (or another tool's with it), unusable class names or ``extra``.
     """
 
     def __init__(
@@ -519,37 +534,27 @@ class FolderWriter:
         self._prepared = False
         self._closed = False
 
-        why = overlap_error(self.out_dir, self.inputs)
-        if why is not None:
-            raise InvalidInputError(f"refusing to write: {why} (outputs must never overwrite inputs)")
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise InvalidInputError(f"output {self.out_dir} exists and is not a folder")
+        check_outputs({"output folder": self.out_dir}, self.inputs, folders=("output folder",))
         if (self.out_dir / MANIFEST_NAME).exists() and not overwrite:
             raise InvalidInputError(
                 f"output folder {self.out_dir} already holds a {MANIFEST_NAME}; "
                 "choose a new folder or pass overwrite"
             )
+        # what an earlier privis run wrote here (and nobody changed since) may be replaced; nothing else
+        self._survey = survey_folder(self.out_dir, manifest_outputs(self.out_dir) if overwrite else ())
+        if overwrite:
+            self._survey.refuse(self._survey.foreign & {MANIFEST_NAME}, "this writer replaces manifest.json")
 
     # -- helpers
 
     def _prepare(self) -> None:
-        """On first use with ``overwrite``: remove the files an earlier manifest lists, then the manifest."""
+        """On first use with ``overwrite``: remove the files an earlier privis manifest lists (unchanged
+        since), then that manifest."""
         if self._prepared:
             return
         self._prepared = True
-        manifest_path = self.out_dir / MANIFEST_NAME
-        if not (self.overwrite and manifest_path.exists()):
-            return
-        try:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"{manifest_path}: unreadable manifest, not overwriting ({exc})") from exc
-        if isinstance(old, dict) and old.get("format") == MANIFEST_FORMAT:
-            for item in old.get("items", []):
-                rel = _safe_relative(str(item.get("path", ""))) if isinstance(item, dict) else None
-                if rel is not None:
-                    (self.out_dir / rel).unlink(missing_ok=True)
-        manifest_path.unlink()
+        if self.overwrite:
+            clear_owned(self.out_dir, self._survey.owned)
 
     def _target(self, label: int, path: str | None, index: int) -> str:
         class_dir = self.class_dirs[label]
@@ -621,6 +626,7 @@ class FolderWriter:
                 raise InvalidInputError(
                     f"{self.out_dir / target} already exists; pass overwrite to replace it"
                 )
+        self._survey.refuse(self._survey.foreign.intersection(targets), f"in {self.out_dir}")
         self._prepare()
 
         pixels = values.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()

@@ -37,7 +37,7 @@ from privis.methods.base import Protector
 from privis.sysinfo import peak_rss_mb
 
 __all__ = ["Group", "RunContext", "RunSummary", "batch_tags", "conform", "derive_seed", "fitted_fingerprint",
-           "ids_mode", "iter_groups", "protect_batch", "public_params", "seed_fingerprint"]
+           "ids_mode", "iter_groups", "protect_batch", "public_params"]
 
 
 def ids_mode(protector: Protector) -> str:
@@ -87,27 +87,21 @@ def batch_tags(protector: Protector, images: Tensor, ids: list[str]) -> list[str
     return [str(t) for t in tags]
 
 
-def seed_fingerprint(seed: int | None) -> str | None:
-    """SHA-256 of ``privis-seed:<seed>``: lets a resume check it got the same seed without storing it.
-
-    A small integer seed can be found from its fingerprint by trying seeds: use a large random seed when
-    the seed itself must stay secret.
-    """
-    if seed is None:
-        return None
-    return "sha256:" + hashlib.sha256(f"privis-seed:{int(seed)}".encode()).hexdigest()
+#: Parameter-name endings that hold the owner's file paths (a key file, ...): never written into OUT.
+_PATH_PARAMS = ("_file", "_path", "_dir")
 
 
-def public_params(protector: Protector) -> dict[str, Any]:
-    """Constructor parameters safe to record: models named by class; ``random_state`` and the protector's
-    ``private_params`` (e.g. a key file's path) left out.
+def public_params(protector: Protector, *, secret: bool = False) -> dict[str, Any]:
+    """Constructor parameters as JSON values: models named by class, other objects by ``repr``.
 
-    The seed regenerates a method's masks and noise, so it is never written next to the outputs (the
-    journal keeps only :func:`seed_fingerprint`).
+    ``random_state`` is always left out (the seed regenerates a method's masks and noise; the owner-side
+    run state keeps only a salted check value of it). Unless ``secret``, parameters naming the owner's
+    files (``key_file``, any ``*_file``, ``*_path``, ``*_dir``) are left out too: this is what may be
+    written next to the outputs. ``secret=True`` keeps them, for the owner-side identity of a run.
     """
     out: dict[str, Any] = {}
     for key, value in protector.get_params().items():
-        if key == "random_state" or key in protector.private_params:
+        if key == "random_state" or (not secret and (key in protector.private_params or key.endswith(_PATH_PARAMS))):
             continue
         if isinstance(value, nn.Module):
             out[key] = type(value).__name__
@@ -144,8 +138,9 @@ def fitted_fingerprint(protector: Protector) -> str:
     """SHA-256 over the fitted state (public attributes ending in ``_``: tensors, models, arrays, numbers).
 
     Figures of a ``transform`` call are not fitted state: protectors keep them in private attributes (read
-    by ``diagnostics``), so every public ``*_`` attribute is hashed. A resume refits the protector and must
-    find the same fingerprint, else its outputs would not match the interrupted run's.
+    by ``diagnostics``), so every public ``*_`` attribute is hashed. A resume reloads the fitted protector
+    the interrupted run saved (or refits one that could not be pickled) and must find the same
+    fingerprint, else its outputs would not match the interrupted run's.
     """
     h = hashlib.sha256()
     for key in sorted(vars(protector)):
@@ -314,8 +309,10 @@ class RunContext:
         self.summary.skipped += 1
 
     def record_failure(self, item: StreamItem, reason: str) -> None:
-        """Journal the bad input that stops the run (a resume retries it)."""
-        self.journal.append([{"kind": "failed", "id": item.id, "source": item.source, "reason": reason}])
+        """Journal the bad input that stops the run (a resume retries it); a run that has written nothing
+        yet leaves no journal for it."""
+        self.journal.append([{"kind": "failed", "id": item.id, "source": item.source, "reason": reason}],
+                            start=False)
         self.summary.failed += 1
 
     def finish_records(self, records: list[dict[str, Any]]) -> None:

@@ -5,7 +5,8 @@ Pipeline (memory bounded by about ``2 * PREFETCH + 1`` batches, whatever the dat
     source.items() --aligned batches--> reader pool (decode, ``workers`` threads, PREFETCH batches ahead)
         --> protector.transform (this thread; torch uses its own intra-op threads)
         --> writer pool (encode, atomic write, SHA-256; ``4 * workers`` threads, PREFETCH batches in flight)
-        --> journal (this thread; one append + fsync per batch, in batch order)
+        --> journal (this thread; the batch's output paths before it is written, then one append + fsync
+            of its items per batch, in batch order)
 
 Pillow's decoders and encoders, zlib and hashlib release the GIL, so the pools overlap file I/O and
 (de)compression with the protector's compute. An item reaches the journal only after its file is in
@@ -130,6 +131,9 @@ def run_local(ctx: RunContext) -> None:
             pixels = quantize(protected)
             entries = [EncodedItem(it, output_rel(it, ctx.class_dirs, ctx.fmt), tag)
                        for it, tag in zip(items, tags, strict=True)]
+            # the first write of a run starts its journal; a file named here is privis' even if a crash
+            # comes before its item line
+            ctx.journal.append([{"kind": "writing", "paths": [e.target for e in entries]}])
             parts = list(zip(_chunks(entries, n_writers), _chunks(list(range(len(items))), n_writers),
                              strict=True))
             writes.append([writers.submit(write_chunk, ctx.out, e, pixels[idx[0]:idx[-1] + 1], ctx.fmt,

@@ -7,7 +7,7 @@ Plan (one Ray Data pipeline, streamed)::
       -> map_batches(ProtectWorker)     actor pool (``workers`` actors): the fitted protector is unpickled
                                         once per actor in ``__init__``; each batch is decoded, protected,
                                         and written atomically, and its journal records are returned
-      -> iter_batches on the driver     records appended to OUT/manifest.jsonl as they arrive
+      -> iter_batches on the driver     records appended to the run journal as they arrive
 
 Everything else (refusals, fitting, the journal, resume, the final manifest, the summary) is the driver's
 and identical to the local engine (:mod:`privis.engine.run`). Items are seeded exactly as locally, so a
@@ -243,7 +243,7 @@ def run_ray(ctx: RunContext, *, address: str | None = None, num_cpus: int | None
             for r in bad:
                 if not ctx.skip_bad:
                     ctx.journal.append([{"kind": "failed", "id": r["id"], "source": r["source"],
-                                         "reason": r["reason"]}])
+                                         "reason": r["reason"]}], start=False)
                     ctx.summary.failed += 1
                     raise ImageFileError(r["where"], r["reason"])
                 r.pop("where", None)

@@ -133,7 +133,6 @@ import concurrent.futures as cf
 import hashlib
 import hmac
 import math
-import os
 import secrets
 import sys
 import warnings
@@ -184,8 +183,7 @@ def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise InvalidInputError(f"key file {path} already exists; refusing to overwrite it")
-    atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES))  # mkstemp creates the file 0600
-    os.chmod(path, 0o600)
+    atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES), private=True)  # 0600 before any byte lands
     return path
 
 
