@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, load_model_params, parse_params
+from privis.cli.main import PARAM_HELP, handle_errors, load_model_params, method_class, parse_params
 
 
 def register(app: typer.Typer) -> None:
@@ -17,14 +17,12 @@ def register(app: typer.Typer) -> None:
         method: Annotated[str, typer.Argument(help="Protection method (see `privis methods`).")],
         data: Annotated[str, typer.Option("--data", help="Dataset spec, e.g. digits, folder:PATH, npz:PATH.")],
         out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.jsonl + manifest.json).")],
-        param: Annotated[
-            list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")
-        ] = None,
+        param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
         seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy.")] = None,
         fit_data: Annotated[
             str | None,
-            typer.Option("--fit-data", help="Data the protector is fitted on (default: the data being protected, "
-                         "at most --fit-size items sampled from it)."),
+            typer.Option("--fit-data", help="Data the protector is fitted on, with the data's image size and "
+                         "channels (default: the data being protected, at most --fit-size items sampled from it)."),
         ] = None,
         fit_size: Annotated[
             int, typer.Option("--fit-size", min=1, help="Most items sampled from a folder/npz stream to fit on.")
@@ -63,13 +61,14 @@ def register(app: typer.Typer) -> None:
         Streams in batches (memory bounded by the batch size), saves each output atomically as soon as it is
         made, keeps the input's relative path and stem, and journals every finished item in OUT/manifest.jsonl
         so that --resume continues after any crash. Secrets (masks, permutations, the seed) are never written.
+        Every parameter is checked before any work: `privis methods METHOD` lists them.
         """
         from privis import methods
         from privis.engine import protect as run_protect
 
-        params = load_model_params(parse_params(param))
-        cls = methods.available().get(method)
-        if cls is not None and "random_state" in cls._param_names() and seed is not None:
+        cls = method_class(method)
+        params = load_model_params(parse_params(param, cls))
+        if "random_state" in cls._param_names() and seed is not None:
             params.setdefault("random_state", seed)
         protector = methods.create(method, **params)
         summary = run_protect(
