@@ -262,6 +262,9 @@ def experiment(
     accepted = inspect.signature(exp.run).parameters
     for key, value in (("train_size", train_size), ("test_size", test_size)):
         if value is not None:
+            if value < 1:
+                raise InvalidInputError(f"--{key.replace('_', '-')} must be an integer >= 1 (leave it out for the "
+                                        f"default), got {value}")
             if key not in accepted:
                 raise InvalidInputError(f"experiment {name!r} takes no --{key.replace('_', '-')}")
             kwargs[key] = value
