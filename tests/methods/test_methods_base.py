@@ -211,3 +211,12 @@ def test_check_memory_refuses_with_the_estimate_and_the_limit(monkeypatch: pytes
     check_memory(1024**3, "something")
     with pytest.raises(InvalidInputError, match=r"something needs about 3\.0 GiB of memory, more than the 2\.0 GiB"):
         check_memory(3 * 1024**3, "something")
+
+
+def test_structured_literal_parameters_are_parsed_and_their_content_checked() -> None:
+    bank = ATTACKS["filters"].parse_param("bank", "[('tv', 0.1), ('median', 3)]")
+    assert bank == [("tv", 0.1), ("median", 3)]
+    attacks.create("filters", bank=bank)
+    for raw in ("[('tv', 1e999)]", "[('zzz', 1)]", "[('tv', -1)]", "[('tv',)]"):
+        with pytest.raises(InvalidInputError, match="filters: parameter bank"):
+            attacks.create("filters", bank=ATTACKS["filters"].parse_param("bank", raw))

@@ -207,6 +207,14 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
         baseline: a baseline model already trained on the original training slice (reused by sweeps).
         extra_augments: more service models to train on the same protected data, one per named
             augmentation; their accuracies land in the table ``service models by augmentation``.
+
+    The summary's ``train_size``, ``test_size`` and ``fit_size`` (images the protector was fitted on) are the
+    numbers used, and so are the protocol's ``train_size``/``test_size`` in ``config``.
+
+    Raises:
+        DatasetError: fewer than two classes, or a split lacking classes of the other
+            (:func:`privis.data.checks.check_classes`), before any work.
+        InvalidInputError: training and test images of different sizes or channel counts.
     """
     t_start = time.perf_counter()
     train, test = data or load_train_test(cfg)

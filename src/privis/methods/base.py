@@ -129,8 +129,8 @@ class Param:
     Declared once per class in ``param_specs`` (see :class:`ParamsMixin`) and used to parse command-line
     ``KEY=VALUE`` strings (:meth:`parse`), to validate values before work (:meth:`check`) and to document
     the parameter (:meth:`describe`, ``privis methods NAME``). Build them with :func:`int_param`,
-    :func:`float_param`, :func:`bool_param`, :func:`choice_param`, :func:`str_param`, :func:`path_param`
-    and :func:`model_param`.
+    :func:`float_param`, :func:`bool_param`, :func:`choice_param`, :func:`str_param`, :func:`path_param`,
+    :func:`model_param` and :func:`seed_param`.
 
     Attributes:
         kind: one of :data:`PARAM_KINDS`. ``int``: an integer (not a bool); ``float``: a finite real number;
