@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from privis.engine import journal_path
+
 ROOT = Path(__file__).resolve().parents[1]
 PRIVIS = [str(Path(sys.executable).parent / "privis"), "protect"]
 
@@ -107,7 +109,7 @@ def tree_digest(out: Path) -> dict[str, str]:
 
 def journal_items(out: Path) -> int:
     try:
-        return sum(1 for line in open(out / "manifest.jsonl", "rb") if line.startswith(b'{"kind":"item"'))
+        return sum(1 for line in open(journal_path(out), "rb") if line.startswith(b'{"kind":"item"'))
     except FileNotFoundError:
         return 0
 
@@ -141,7 +143,7 @@ def part_kill(work: Path, n: int, seed: int, batch: int, rng: random.Random) -> 
     assert proc.returncode == 0, proc.stderr
     final = parse_summary(proc.stdout)
     ref_d, vic_d = tree_digest(ref), tree_digest(victim)
-    lines = (victim / "manifest.jsonl").read_text().splitlines()
+    lines = journal_path(victim).read_text().splitlines()
     ids = [json.loads(line)["id"] for line in lines if line.startswith('{"kind":"item"')]
     manifest = json.loads((victim / "manifest.json").read_text())
     temps = [f for _d, _s, fs in os.walk(victim) for f in fs if f.endswith(".tmp")]
@@ -253,6 +255,7 @@ def main() -> None:
     os.environ.setdefault("PRIVIS_NO_PROGRESS", "1")
     args.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=args.work))
+    os.environ.setdefault("PRIVIS_STATE_DIR", str(work / "state"))  # the runs' journals, kept out of ~/.cache
     rng = random.Random(args.seed)
     results: dict = {"load_average_start": load_average()}
     try:

@@ -71,7 +71,7 @@ def _worker(kind: str, ckpt: str, n: int, steps: int, seed: int, queue: mp.Queue
     else:
         veil = Veil(local_model=model, steps=steps, random_state=seed).fit(images)
         veil.transform(images)
-        reached = veil.stop_reached_fraction_
+        reached = veil.diagnostics()["stop_reached_fraction"]
     seconds = time.perf_counter() - t0
     queue.put({"kind": kind, "n": images.shape[0], "seconds": seconds, "images_per_second": images.shape[0] / seconds,
                "stop_reached_fraction": reached, "peak_rss_mb": peak_rss_mb()})

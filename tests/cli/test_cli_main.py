@@ -74,12 +74,14 @@ def test_train_and_use_checkpoint(tmp_path):
 def test_errors_are_one_line_with_exit_codes(tmp_path):
     result = runner.invoke(app, ["evaluate", "nope", "--data", "digits"])
     assert result.exit_code == 2 and "unknown method" in result.output
-    result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{tmp_path}", "--out", str(tmp_path / "o")])
+    data = tmp_path / "in"  # the output folder is outside the input: an output inside it is refused first
+    data.mkdir()
+    result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{data}", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "error" in result.output
-    bad = tmp_path / "cls"
+    bad = data / "cls"
     bad.mkdir()
     (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{tmp_path}", "--out", str(tmp_path / "o")])
+    result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{data}", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "broken.png" in result.output
     result = runner.invoke(app, ["evaluate", "veil", "--data", "digits", "--param", "flip_ratio=2"])
     assert result.exit_code == 2 and "flip_ratio" in result.output

@@ -53,10 +53,9 @@ def grey_tree(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
         "cat/x/y/deep.png": save(root / "cat/x/y/deep.png", grey()),
         "dog/b.png": save(root / "dog/b.png", grey()),
     }
-    (root / "cat" / ".DS_Store").write_bytes(b"junk")  # hidden: ignored
+    (root / "cat" / ".DS_Store").write_bytes(b"junk")  # hidden: ignored (listed, counted, not read)
     (root / ".hidden").mkdir()
     save(root / ".hidden/c.png", grey())
-    (root / "README.txt").write_text("not a class")  # root-level files belong to no class
     return root, arrays
 
 
@@ -70,6 +69,8 @@ def test_load_grey_nested(grey_tree: tuple[Path, dict[str, np.ndarray]]) -> None
     assert ds.paths == ["cat/a.png", "cat/x/img01.png", "cat/x/y/deep.png", "dog/b.png"]
     assert ds.labels.tolist() == [0, 0, 0, 1]
     assert ds.shape == (1, 6, 5) and ds.skipped == []
+    assert ds.ignored == [{"path": ".hidden", "reason": "hidden folder"},
+                          {"path": "cat/.DS_Store", "reason": "hidden file"}]
     for i, rel in enumerate(ds.paths):
         assert torch.equal(ds.images[i], as_chw(arrays[rel]))
     assert load(f"folder:{root}").name == f"folder:{root}"
@@ -184,8 +185,8 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
     (tmp_path / "file.png").write_bytes(b"x")
     with pytest.raises(DatasetError, match="not a folder"):
         load_folder(tmp_path / "file.png")
-    (tmp_path / "cat" / "bad.txt").write_text("nope")
-    with pytest.raises(DatasetError, match="none of its 1 files"):
+    (tmp_path / "cat" / "bad.txt").write_text("nope")  # file.png in ROOT is an item too (the unnamed class)
+    with pytest.raises(DatasetError, match="none of its 2 files"):
         load_folder(tmp_path, skip_bad=True)
 
 

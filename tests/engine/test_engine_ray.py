@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from privis.engine import JOURNAL_NAME, protect
+from privis.engine import journal_path, protect
 from privis.methods.baselines import GaussianNoise
 
 ray = pytest.importorskip("ray")  # the optional extra `ray` (ray[data]); installed in CI
@@ -51,12 +51,33 @@ def test_ray_outputs_equal_local_engine(cluster, tmp_path):
     skipped = json.loads((tmp_path / "ray" / "manifest.json").read_text())["skipped"]
     assert skipped[0]["path"] == "c1/broken.png"
     # a resumed Ray run skips what is done: drop the last 30 journal lines and their files
-    lines = (tmp_path / "ray" / JOURNAL_NAME).read_text().splitlines(keepends=True)
+    lines = journal_path(tmp_path / "ray").read_text().splitlines(keepends=True)
     items = [k for k, ln in enumerate(lines) if '"kind":"item"' in ln][-30:]
     for k in items:
         (tmp_path / "ray" / json.loads(lines[k])["path"]).unlink()
-    (tmp_path / "ray" / JOURNAL_NAME).write_text("".join(ln for k, ln in enumerate(lines) if k not in set(items)))
+    journal_path(tmp_path / "ray").write_text("".join(ln for k, ln in enumerate(lines) if k not in set(items)))
     resumed = protect(GaussianNoise(random_state=11), f"folder:{root}", tmp_path / "ray", engine="ray", resume=True,
                       **kwargs)
     assert resumed.done == 30 and resumed.already_done == 90
     assert files(tmp_path / "ray") == a
+
+
+def test_ray_keyed_run_records_the_local_tags_and_restores(cluster, tmp_path):
+    from privis.engine.restore import unprotect_folder
+    from privis.methods.visualmixer import VisualMixer, generate_key
+
+    root = make_folder(tmp_path / "in", 24, size=12)
+    key = generate_key(tmp_path / "k.key")  # the actors get a pickled protector without it and read the file
+    protect(VisualMixer(key_file=str(key)), f"folder:{root}", tmp_path / "local", batch_size=8)
+    protect(VisualMixer(key_file=str(key)), f"folder:{root}", tmp_path / "ray", engine="ray", workers=2,
+            batch_size=8)
+    assert files(tmp_path / "local") == files(tmp_path / "ray")
+
+    def tags(out: Path) -> dict[str, str]:
+        return {i["path"]: i["tag"] for i in json.loads((out / "manifest.json").read_text())["items"]}
+
+    assert tags(tmp_path / "ray") == tags(tmp_path / "local") and len(tags(tmp_path / "ray")) == 24
+    assert unprotect_folder(tmp_path / "ray", tmp_path / "restored", key) == 24
+    restored = tmp_path / "restored"
+    for rel in files(root):
+        assert np.array_equal(np.asarray(Image.open(restored / rel)), np.asarray(Image.open(root / rel))), rel

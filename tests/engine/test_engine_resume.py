@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from privis import data as pdata
-from privis.engine import JOURNAL_NAME, protect
+from privis.engine import journal_path, protect
 from privis.engine.journal import JournalState
 from privis.errors import InvalidInputError
 from privis.methods.baselines import GaussianNoise
@@ -44,7 +44,7 @@ def files(out: Path) -> dict[str, bytes]:
 
 
 def journal_ids(out: Path) -> list[str]:
-    return [json.loads(line)["id"] for line in (out / JOURNAL_NAME).read_text().splitlines()
+    return [json.loads(line)["id"] for line in journal_path(out).read_text().splitlines()
             if '"kind":"item"' in line]
 
 
@@ -109,7 +109,7 @@ def test_resume_after_sigkill_is_byte_identical(folder, reference, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if (out / JOURNAL_NAME).exists() and len(journal_ids(out)) >= 60:
+        if journal_path(out).exists() and len(journal_ids(out)) >= 60:
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
@@ -128,15 +128,15 @@ def test_resume_after_sigkill_is_byte_identical(folder, reference, tmp_path):
 def test_torn_journal_line_is_cut_and_item_redone(folder, reference, tmp_path):
     out = tmp_path / "out"
     protect(GaussianNoise(random_state=5), f"folder:{folder}", out, batch_size=32)
-    lines = (out / JOURNAL_NAME).read_bytes().splitlines(keepends=True)
+    lines = journal_path(out).read_bytes().splitlines(keepends=True)
     item_lines = [k for k, ln in enumerate(lines) if b'"kind":"item"' in ln]
     last = item_lines[-1]
     victim = json.loads(lines[last])["path"]
     # crash while appending the last item's line, its file half-written by a non-atomic writer
-    (out / JOURNAL_NAME).write_bytes(b"".join(lines[:last]) + lines[last][:20])
+    journal_path(out).write_bytes(b"".join(lines[:last]) + lines[last][:20])
     (out / victim).write_bytes(b"\x89PNG partial")
     (out / "manifest.json").unlink()
-    state = JournalState(out / JOURNAL_NAME)
+    state = JournalState(journal_path(out))
     assert state.done.size == 299
     summary = protect(GaussianNoise(random_state=5), f"folder:{folder}", out, batch_size=32, resume=True)
     assert summary.done == 1
@@ -147,7 +147,7 @@ def test_resume_refuses_a_different_run(folder, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(RuntimeError):
         protect(CrashingNoise(random_state=5, crash_at=2), f"folder:{folder}", out, batch_size=32)
-    with pytest.raises(InvalidInputError, match="seed_fingerprint"):
+    with pytest.raises(InvalidInputError, match="its seed was"):
         protect(GaussianNoise(random_state=6), f"folder:{folder}", out, batch_size=32, resume=True)
     with pytest.raises(InvalidInputError, match="method"):
         protect(Veil(steps=1, local_epochs=1, random_state=5), f"folder:{folder}", out, resume=True)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from privis import data as pdata
-from privis.engine import JOURNAL_NAME, ids_mode, protect
+from privis.engine import ids_mode, journal_path, protect
 from privis.engine.core import derive_seed, protect_batch
 from privis.errors import ImageFileError, InvalidInputError
 from privis.methods.baselines import GaussianBlur, GaussianNoise
@@ -65,7 +65,7 @@ def test_refuses_a_folder_written_by_another_tool_or_run(tmp_path):
     pdata.write_folder(pdata.load("digits:train[:4]"), written)
     with pytest.raises(InvalidInputError, match="another run's outputs"):
         protect(GaussianBlur(), f"folder:{root}", written)
-    with pytest.raises(InvalidInputError, match="no manifest.jsonl"):
+    with pytest.raises(InvalidInputError, match="no run to resume"):
         protect(GaussianBlur(), f"folder:{root}", written, resume=True)
     protect(GaussianBlur(), f"folder:{root}", written, force=True)
     assert not list(written.glob("[0-9]/*.png"))  # the earlier dataset's files were removed
@@ -83,7 +83,7 @@ def test_bad_file_stops_with_its_name_or_is_skipped(tmp_path):
     with pytest.raises(ImageFileError) as err:
         protect(GaussianBlur(), f"folder:{root}", tmp_path / "stop", batch_size=4)
     assert err.value.path == bad
-    records = [json.loads(x) for x in (tmp_path / "stop" / JOURNAL_NAME).read_text().splitlines()]
+    records = [json.loads(x) for x in journal_path(tmp_path / "stop").read_text().splitlines()]
     failed = [r for r in records if r["kind"] == "failed"]
     assert len(failed) == 1 and failed[0]["source"] == "c1/sub/im005.png" and "not an image" in failed[0]["reason"]
     assert not (tmp_path / "stop" / "manifest.json").exists()
@@ -152,7 +152,7 @@ def test_journal_records_source_output_and_checksum(tmp_path):
     root = make_folder(tmp_path / "in", 3)
     out = tmp_path / "out"
     protect(GaussianBlur(), f"folder:{root}", out)
-    records = [json.loads(line) for line in (out / JOURNAL_NAME).read_text().splitlines()]
+    records = [json.loads(line) for line in journal_path(out).read_text().splitlines()]
     assert records[0]["kind"] == "run" and records[0]["method"] == "blur"
     items = [r for r in records if r["kind"] == "item"]
     assert len(items) == 3
@@ -165,5 +165,5 @@ def test_journal_records_source_output_and_checksum(tmp_path):
 def test_seed_is_never_written(tmp_path):
     root = make_folder(tmp_path / "in", 2)
     protect(GaussianNoise(random_state=123456789), f"folder:{root}", tmp_path / "out")
-    for name in (JOURNAL_NAME, "manifest.json"):
-        assert "123456789" not in (tmp_path / "out" / name).read_text()
+    for path in (journal_path(tmp_path / "out"), tmp_path / "out" / "manifest.json"):
+        assert "123456789" not in path.read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from privis import methods, metrics
+from privis import methods, metrics, models
 from privis.errors import InvalidInputError
 from privis.methods.base import NotFittedError
 from privis.methods.veil import (
@@ -92,7 +92,7 @@ def test_veil_transform_contract(digits_lenet, digits_test):
     out = veil.transform(digits_test.images[:32])
     assert out.shape == (32, 1, 8, 8) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
-    assert 0.0 <= veil.stop_reached_fraction_ <= 1.0
+    assert 0.0 <= veil.diagnostics()["stop_reached_fraction"] <= 1.0
     assert set(veil.diagnostics()) >= {"stop_reached_fraction", "gia_steps_mean"}
     # reproducible with a seed, different without one
     again = Veil(local_model=digits_lenet, steps=50, random_state=0).fit(digits_test.images)
@@ -146,3 +146,29 @@ def test_registry_and_params():
     assert params["steps"] == 10 and params["flip_ratio"] == 0.5 and params["alpha"] == 0.999
     with pytest.raises(InvalidInputError, match="unknown method"):
         methods.create("nope")
+
+
+def _weights(veil: Veil) -> torch.Tensor:
+    return torch.cat([p.detach().flatten().cpu() for p in veil.local_model_.parameters()])
+
+
+def test_veil_fit_trains_its_local_model_from_os_entropy_without_a_seed(digits_train):
+    """random_state=None means OS entropy (DESIGN.md), for the local model's training as for the masks."""
+    x, y = digits_train.images[:200], digits_train.labels[:200]
+    rng = torch.get_rng_state()
+    a, b = (Veil(local_epochs=1, steps=0).fit(x, y) for _ in range(2))
+    assert not torch.equal(_weights(a), _weights(b))
+    c, d = (Veil(local_epochs=1, steps=0, random_state=3).fit(x, y) for _ in range(2))
+    torch.testing.assert_close(_weights(c), _weights(d))
+    assert torch.equal(torch.get_rng_state(), rng)  # the caller's global RNG is left alone
+
+
+def test_veil_leaves_the_callers_model_as_it_was(digits_test):
+    torch.manual_seed(0)
+    model = models.create("lenet5", num_classes=10, in_channels=1, image_size=8)  # train mode, gradients on
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    veil = Veil(local_model=model, steps=2).fit(digits_test.images)
+    veil.transform(digits_test.images[:8])
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert not veil.local_model_.training and not any(p.requires_grad for p in veil.local_model_.parameters())

@@ -51,6 +51,23 @@ def _region_labels(x: np.ndarray, mixer: VisualMixer) -> np.ndarray:
     return labels
 
 
+def _q8(x: torch.Tensor) -> torch.Tensor:
+    """The 8-bit values the keyed mode works on and restores: ``round(255 x) / 255``."""
+    return torch.round(x * 255) / 255
+
+
+def _assert_region_multisets(x: torch.Tensor, y: torch.Tensor, mixer: VisualMixer) -> None:
+    """Every final region keeps its multiset of values per channel (values may repeat)."""
+    labels = torch.from_numpy(_region_labels(x.numpy(), mixer))
+    n, c = x.shape[:2]
+    for i in range(n):
+        order = torch.argsort(labels[i].reshape(-1), stable=True)
+        key = labels[i].reshape(-1)[order].double() * 4
+        for ch in range(c):
+            a, b = x[i, ch].reshape(-1)[order], y[i, ch].reshape(-1)[order]
+            assert torch.equal(torch.sort(key + a.double()).values, torch.sort(key + b.double()).values)
+
+
 def _assert_moves_within_regions(x: torch.Tensor, y: torch.Tensor, mixer: VisualMixer) -> None:
     """Every output value comes from the same channel and the same final region (values are unique)."""
     labels = _region_labels(x.numpy(), mixer)
@@ -164,17 +181,20 @@ def test_keyed_inverse_is_bit_exact(tmp_path, digits_test) -> None:
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600 and key.stat().st_size == 32
     with pytest.raises(InvalidInputError, match="already exists"):
         generate_key(key)
-    for x in (digits_test.images, _coded(5, 3, 30, 22)):
+    for x in (digits_test.images, _coded(5, 3, 30, 22)):  # values finer than 8 bits: restored at 8 bits
         vm = VisualMixer(key_file=str(key)).fit(x)
-        y = vm.transform(x)
-        assert not torch.equal(x, y)
-        assert torch.equal(vm.inverse_transform(y), x)
+        with pytest.warns(UserWarning, match="8 bits"):
+            y = vm.transform(x)
+        assert torch.equal(y, _q8(y))  # an 8-bit PNG stores the output exactly
+        assert not torch.equal(_q8(x), y)
+        assert torch.equal(vm.inverse_transform(y), _q8(x))
+        assert torch.equal(vm.transform(_q8(x)), y)  # the keyed mode shuffles exactly what is stored
         ids = [f"item-{i}" for i in range(x.shape[0])]
         y2 = vm.transform(x, ids=ids)
-        assert torch.equal(vm.inverse_transform(y2, ids=ids), x)
-        assert not torch.equal(vm.inverse_transform(y2), x)  # the wrong ids do not invert
+        assert torch.equal(vm.inverse_transform(y2, ids=ids), _q8(x))
+        assert not torch.equal(vm.inverse_transform(y2), _q8(x))  # the wrong ids do not invert
     other = VisualMixer(key_file=str(generate_key(tmp_path / "other.key"))).fit(x)
-    assert not torch.equal(other.inverse_transform(y), x)
+    assert not torch.equal(other.inverse_transform(y), _q8(x))
 
 
 def test_inverse_needs_a_key_and_the_invariant_statistic(tmp_path) -> None:
@@ -187,6 +207,55 @@ def test_inverse_needs_a_key_and_the_invariant_statistic(tmp_path) -> None:
     with pytest.raises(InvalidInputError, match="32 bytes"):
         (tmp_path / "short").write_bytes(b"abc")
         VisualMixer(key_file=str(tmp_path / "short")).fit(x)
+
+
+def test_key_check_and_item_tags_identify_key_id_and_pixels(tmp_path) -> None:
+    from privis.methods.visualmixer import item_tag, key_check_value, stored_pixels
+
+    x = _q8(_coded(4, 3, 12, 10, seed=2))
+    key = generate_key(tmp_path / "k")
+    vm = VisualMixer(key_file=str(key)).fit(x)
+    assert vm.needs_exact_output() and not VisualMixer(random_state=0).needs_exact_output()
+    check = vm.public_record()["key_check"]
+    assert check == vm.key_check_ == key_check_value(key.read_bytes()) and len(check) == 32
+    assert key.read_bytes().hex() not in check
+    other = VisualMixer(key_file=str(generate_key(tmp_path / "k2"))).fit(x)
+    assert other.public_record()["key_check"] != check
+    assert VisualMixer(random_state=0).fit(x).public_record() == {}
+    assert VisualMixer(random_state=0).fit(x).item_tags(x, ["a"] * 4) is None
+    ids = ["a/0.png", "a/1.png", "b/2.png", "b/3.png"]
+    tags = vm.item_tags(x, ids)
+    assert len(set(tags)) == 4 and tags == vm.item_tags(x.clone(), ids)
+    assert tags == vm.item_tags(x + 0.4 / 255, ids)  # tags are of the stored 8-bit values round(255 x)
+    assert vm.item_tags(x, ids[1:] + ids[:1]) != tags  # bound to the item's id
+    assert other.item_tags(x, ids)[0] != tags[0]  # and to the key
+    pixels = stored_pixels(x.numpy())
+    pixels[0, 1, 3, 4] ^= 1  # one level of one pixel
+    assert item_tag(key.read_bytes(), ids[0], pixels[0]) != tags[0]
+    assert item_tag(key.read_bytes(), ids[1], pixels[1]) == tags[1]
+    with pytest.raises(InvalidInputError, match="statistic='variance'"):
+        VisualMixer(key_file=str(key), statistic="vfe").fit(x)  # a keyed output it could not invert
+
+
+def test_pickled_keyed_protector_holds_no_key(tmp_path) -> None:
+    import pickle
+
+    x = _q8(_coded(3, 1, 16, 16, seed=3))
+    key = generate_key(tmp_path / "k")
+    vm = VisualMixer(key_file=str(key)).fit(x)
+    y = vm.transform(x)
+    blob = pickle.dumps(vm)
+    secret = key.read_bytes()
+    assert secret not in blob and secret.hex().encode() not in blob
+    back = pickle.loads(blob)
+    assert torch.equal(back.transform(x), y) and torch.equal(back.inverse_transform(y), x)  # key read again
+    assert secret not in pickle.dumps(back)
+    generate_key(key, overwrite=True)  # another key under the same name is not silently used
+    with pytest.raises(InvalidInputError, match="no longer holds the key"):
+        pickle.loads(blob).inverse_transform(y)
+    key.unlink()
+    with pytest.raises(InvalidInputError, match="key file not found"):
+        pickle.loads(blob).transform(x)
 
 
 def test_shared_permutation_across_channels() -> None:
@@ -308,12 +377,14 @@ def test_every_path_keeps_regions_and_inverts_exactly(tmp_path, params) -> None:
         x = _coded(4, *shape, seed=5)
         seeded = VisualMixer(random_state=11, **params).fit(x)
         _assert_moves_within_regions(x, seeded.transform(x), seeded)
-        keyed = VisualMixer(key_file=str(key), **params).fit(x)
-        y = keyed.transform(x)
-        _assert_moves_within_regions(x, y, keyed)
-        assert not torch.equal(x, y) and torch.equal(keyed.inverse_transform(y), x)
+        xq = _q8(x)  # the keyed mode works on 8-bit values (several pixels may share one)
+        keyed = VisualMixer(key_file=str(key), **params).fit(xq)
+        y = keyed.transform(xq)
+        _assert_region_multisets(xq, y, keyed)
+        assert not torch.equal(xq, y) and torch.equal(keyed.inverse_transform(y), xq)
 
 
+@pytest.mark.filterwarnings("ignore:keyed VisualMixer stores:UserWarning")
 def test_batched_output_does_not_depend_on_the_batch(tmp_path, monkeypatch) -> None:
     from privis.methods import visualmixer as vm_module
 

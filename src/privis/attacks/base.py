@@ -60,9 +60,11 @@ def image_leakage(recovered: Tensor, targets: Tensor, labels: Tensor | None = No
 
 
 def class_means(images: Tensor, labels: Tensor, classes: Tensor) -> Tensor:
-    """Mean image ``(len(classes), C, H, W)`` of each class in ``classes`` (one ``index_add`` for the batch)."""
+    """Mean image ``(len(classes), C, H, W)`` of each class in ``classes`` (one ``index_add`` for the batch),
+    on the device of ``images``."""
     k = max(int(classes.max()), int(labels.max())) + 1
-    sums = torch.zeros((k, *images.shape[1:]), dtype=images.dtype).index_add_(0, labels, images)
+    labels, classes = labels.to(images.device), classes.to(images.device)
+    sums = torch.zeros((k, *images.shape[1:]), dtype=images.dtype, device=images.device).index_add_(0, labels, images)
     counts = torch.bincount(labels, minlength=k).clamp_min(1).to(images.dtype)
     return (sums / counts.view(-1, 1, 1, 1))[classes]
 

@@ -93,6 +93,6 @@ class Filters(Attack):
             raise InvalidInputError("filters needs a non-empty bank of (kind, strength) pairs")
         x = protected.detach().cpu().double().numpy()
         candidates = {f"{kind}-{strength:g}": torch.from_numpy(apply_filter(x, kind, float(strength))).float()
-                      for kind, strength in self.bank}
+                      .to(protected.device) for kind, strength in self.bank}
         return AttackOutcome(self.name, context.method, candidates=candidates,
                              notes=[f"{len(candidates)} filters tried on the protected images"])

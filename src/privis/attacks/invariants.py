@@ -40,16 +40,17 @@ from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplicableError
 from privis.methods.base import int_param, to_signed
 from privis.methods.baselines import gaussian_kernel1d
+from privis.models import model_device
 
 Candidates = dict[str, Tensor]
 
 
-def region_index(height: int, width: int, window: int) -> tuple[Tensor, int]:
-    """Region id ``(H * W,)`` of every pixel for ``window x window`` tiles from the top left, the last tile
-    along each axis absorbing the remainder (VisualMixer's cut); returns the ids and the region count."""
+def region_index(height: int, width: int, window: int, device: torch.device | str = "cpu") -> tuple[Tensor, int]:
+    """Region id ``(H * W,)`` (on ``device``) of every pixel for ``window x window`` tiles from the top left, the
+    last tile along each axis absorbing the remainder (VisualMixer's cut); returns the ids and the region count."""
     s = max(1, min(window, height, width))
-    rows = (torch.arange(height) // s).clamp(max=height // s - 1)
-    cols = (torch.arange(width) // s).clamp(max=width // s - 1)
+    rows = (torch.arange(height, device=device) // s).clamp(max=height // s - 1)
+    cols = (torch.arange(width, device=device) // s).clamp(max=width // s - 1)
     n_cols = width // s
     return (rows[:, None] * n_cols + cols[None, :]).reshape(-1), (height // s) * n_cols
 
@@ -57,9 +58,9 @@ def region_index(height: int, width: int, window: int) -> tuple[Tensor, int]:
 def region_means(images: Tensor, window: int) -> Tensor:
     """Every pixel replaced by the mean of its region (per image and channel), vectorised over the batch."""
     n, c, h, w = images.shape
-    index, regions = region_index(h, w, window)
+    index, regions = region_index(h, w, window, images.device)
     flat = images.reshape(n, c, h * w)
-    sums = torch.zeros(n, c, regions, dtype=flat.dtype).index_add_(2, index, flat)
+    sums = torch.zeros(n, c, regions, dtype=flat.dtype, device=flat.device).index_add_(2, index, flat)
     counts = torch.bincount(index, minlength=regions).to(flat.dtype)
     return (sums / counts)[:, :, index].reshape(n, c, h, w)
 
@@ -71,7 +72,7 @@ def magnitude_candidates(protected: Tensor, context: AttackContext) -> tuple[Can
     notes = ["|2y - 1| survives the sign flips; the sign is taken from a prior"]
     if context.aux_images is not None:
         aux, _ = context.aux("invariants")
-        positive = (to_signed(aux) > 0).float().mean(0, keepdim=True) > 0.5  # per-position majority sign
+        positive = (to_signed(aux.to(protected.device)) > 0).float().mean(0, keepdim=True) > 0.5  # majority sign
         out["sign-prior"] = torch.where(positive, out["sign-bright"], out["sign-dark"])
         notes.append(f"sign-prior: majority sign per position over {aux.shape[0]} auxiliary originals")
     return out, notes
@@ -89,10 +90,13 @@ def visualmixer_candidates(protected: Tensor, context: AttackContext) -> tuple[C
 
 def perturbation_candidates(protected: Tensor, context: AttackContext, steps: int = 30,
                             ) -> tuple[Candidates, list[str]]:
-    """Invert ``y = clamp(x + U(x))`` with the public generator ``U``."""
+    """Invert ``y = clamp(x + U(x))`` with the public generator ``U`` (on the generator's device; the
+    candidates come back on the device of ``protected``)."""
     generator = getattr(context.attacker_protector("invariants"), "generator_", None)
     if generator is None:
         raise NotApplicableError("the perturbation protector exposes no generator (generator_)")
+    where = protected.device
+    protected = protected.to(model_device(generator))
     with torch.no_grad():
         x = protected.clone()
         for _ in range(steps):
@@ -105,7 +109,7 @@ def perturbation_candidates(protected: Tensor, context: AttackContext, steps: in
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return ({"fixed-point": fixed, "optimised": torch.sigmoid(z).detach()},
+    return ({"fixed-point": fixed.to(where), "optimised": torch.sigmoid(z).detach().to(where)},
             [f"public generator inverted by {steps} fixed-point steps and {steps} Adam steps"])
 
 
@@ -115,11 +119,11 @@ def blur_candidates(protected: Tensor, context: AttackContext) -> tuple[Candidat
     k = gaussian_kernel1d(sigma)
     psf = torch.outer(k, k)[None].double().numpy()  # (1, k, k): one kernel per image plane, planes independent
     n, c, h, w = protected.shape
-    stack = protected.reshape(n * c, h, w).double().numpy()
+    stack = protected.detach().cpu().reshape(n * c, h, w).double().numpy()
     out = {}
     for iters in (10, 30):
         restored = restoration.richardson_lucy(stack, psf, num_iter=iters, clip=True)
-        out[f"richardson-lucy-{iters}"] = torch.from_numpy(restored).float().reshape(n, c, h, w)
+        out[f"richardson-lucy-{iters}"] = torch.from_numpy(restored).float().reshape(n, c, h, w).to(protected.device)
     return out, [f"Richardson-Lucy with the public Gaussian kernel (sigma {sigma:g})"]
 
 

@@ -62,7 +62,7 @@ class Keyspace(Attack):
         if method == "visualmixer":
             mixer = context.attacker_protector(self.name)
             mixer.transform(getattr(self, "_originals", protected))
-            bits = np.asarray(mixer.last_keyspace_bits_, dtype=np.float64)
+            bits = mixer.keyspace_bits()
             extra["bits_paper_mean"] = float(mixer.diagnostics().get("keyspace_bits_paper_mean", float("nan")))
             note = "prod over regions of (pixels!)^channels, from the actual partitions"
         elif method == "veil":

@@ -23,15 +23,19 @@ from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, ssim_window
 from privis.errors import InvalidInputError
 from privis.methods.base import float_param, int_param
-from privis.random import resolve_seed
+from privis.random import default_device, resolve_seed
 
 
 def train_restorer(inputs: Tensor, targets: Tensor, *, width: int, epochs: int, batch_size: int, lr: float,
                    seed: int) -> nn.Module:
-    """Train a U-Net ``inputs -> targets`` (both ``(N, C, H, W)`` in [0, 1]) with ``L1 + (1 - SSIM)``."""
-    torch.manual_seed(seed)
-    net = models.create("unet-perturbation", num_classes=1, in_channels=inputs.shape[1],
-                        image_size=tuple(inputs.shape[-2:]), width=width)
+    """Train a U-Net ``inputs -> targets`` (both ``(N, C, H, W)`` in [0, 1]) with ``L1 + (1 - SSIM)``, on
+    :func:`privis.random.default_device` (the data moves there one batch at a time)."""
+    device = default_device()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = models.create("unet-perturbation", num_classes=1, in_channels=inputs.shape[1],
+                            image_size=tuple(inputs.shape[-2:]), width=width)
+    net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     win = ssim_window(*inputs.shape[-2:])
@@ -42,8 +46,9 @@ def train_restorer(inputs: Tensor, targets: Tensor, *, width: int, epochs: int, 
             idx = order[start:start + batch_size]
             if idx.numel() < 2:  # BatchNorm needs two samples
                 continue
-            out = net(inputs[idx])
-            loss = F.l1_loss(out, targets[idx]) + (1.0 - metrics.ssim(out, targets[idx], win_size=win).mean())
+            x, y = inputs[idx].to(device), targets[idx].to(device)
+            out = net(x)
+            loss = F.l1_loss(out, y) + (1.0 - metrics.ssim(out, y, win_size=win).mean())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -51,9 +56,12 @@ def train_restorer(inputs: Tensor, targets: Tensor, *, width: int, epochs: int, 
 
 
 def restore(net: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
-    """Run a trained restorer over ``images`` in batches, without gradients."""
+    """Run a trained restorer over ``images`` in batches (on the restorer's device), without gradients;
+    the result is on the device of ``images``."""
+    device = models.model_device(net)
     with torch.no_grad():
-        return torch.cat([net(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)])
+        return torch.cat([net(images[i:i + batch_size].to(device)).to(images.device)
+                          for i in range(0, images.shape[0], batch_size)])
 
 
 @register_attack

@@ -42,7 +42,8 @@ from privis.random import resolve_seed
 
 def output_features(model: nn.Module, images: Tensor, labels: Tensor) -> np.ndarray:
     """Per-sample attack features ``(N, 5)``: top-3 probabilities (sorted), true-class probability, CE loss."""
-    logits = models.predict(model, images)
+    logits = models.predict(model, images)  # on the CPU
+    labels = labels.cpu()
     probs = logits.softmax(1)
     k = min(3, probs.shape[1])
     top = probs.topk(k, dim=1).values

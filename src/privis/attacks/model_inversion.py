@@ -96,13 +96,14 @@ class ModelInversion(Attack):
         shape = tuple(protected.shape[1:])
         references: dict[str, Tensor] = {}
         if context.reference_model is not None:
-            references["reference_model"] = self._invert(context.reference_model, classes, shape, seed)
+            references["reference_model"] = self._invert(context.reference_model, classes, shape, seed).to(
+                protected.device)
         if context.aux_images is not None and context.aux_labels is not None:
             aux, aux_labels = context.aux(self.name)
             if set(classes.tolist()) <= set(aux_labels.tolist()):
-                references["aux_class_means"] = class_means(aux, aux_labels, classes)
-        return AttackOutcome(self.name, context.method, recovered=self._invert(context.service_model, classes,
-                                                                               shape, seed),
+                references["aux_class_means"] = class_means(aux, aux_labels, classes).to(protected.device)
+        recovered = self._invert(context.service_model, classes, shape, seed).to(protected.device)
+        return AttackOutcome(self.name, context.method, recovered=recovered,
                              target_labels=classes, variant="tv-prior", references=references,
                              notes=[f"{self.steps} Adam steps per class, TV weight {self.tv_weight}; compared with "
                                     "each class's mean original"])

@@ -44,7 +44,7 @@ def neighbour_mean(images: Tensor) -> Tensor:
 def reassemble(protected: Tensor, window: int, rounds: int) -> Tensor:
     """Rearrange each ``window x window`` region's pixels (per channel) to follow their neighbours."""
     n, c, h, w = protected.shape
-    index, _ = region_index(h, w, window)
+    index, _ = region_index(h, w, window, protected.device)
     key_base = index.to(torch.float64)[None, None, :]
     flat = protected.reshape(n, c, h * w).to(torch.float64)
     scale = 0.5 / (1.0 + float(flat.abs().max()))  # keeps value keys inside their region's unit interval

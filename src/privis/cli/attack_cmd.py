@@ -17,12 +17,12 @@ from privis.cli.main import (
     JsonOpt,
     ReportOpt,
     SeedOpt,
+    check_paths,
     handle_errors,
     load_model_params,
     method_class,
     parse_params,
     print_param_table,
-    print_summary,
     write_outputs,
 )
 from privis.errors import InvalidInputError
@@ -63,11 +63,12 @@ def register(app: typer.Typer) -> None:
         attack's own scores (membership AUC, keyspace bits)."""
         from privis.experiments.leaderboard import run_attack
 
-        params = load_model_params(parse_params(param, method_class(method)))
-        result = run_attack(name, method, data=data, params=params,
-                            attack_params=parse_params(attack_param, _attack_class(name)), seed=seed,
-                            train_size=train_size, test_size=test_size, aux_size=aux_size, attack_size=attack_size)
-        print_summary(result)
+        raw = parse_params(param, method_class(method))
+        attack_raw = parse_params(attack_param, _attack_class(name))
+        check_paths({"--json": json_path, "--report": report}, data=(data,), params=(raw, attack_raw))
+        result = run_attack(name, method, data=data, params=load_model_params(raw),
+                            attack_params=attack_raw, seed=seed, train_size=train_size,
+                            test_size=test_size, aux_size=aux_size, attack_size=attack_size)
         write_outputs(result, json_path, report)
 
     @app.command("attacks")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import JsonOpt, handle_errors
+from privis.cli.main import JsonOpt, check_paths, handle_errors
 
 _SIZES = "28x28-grey, 32x32-rgb, 224x224-rgb"
 
@@ -25,7 +25,10 @@ def register(app: typer.Typer) -> None:
         """Images/s and peak memory of every method at 28x28 grey, 32x32 RGB and 224x224 RGB."""
         from privis.engine.bench import run_bench
 
+        check_paths({"--json": json_path})
         result = run_bench(method or None, sizes=size or None, n=n, threads=threads)
+        if json_path:
+            result.save_json(json_path)
         typer.echo(f"{'method':<13} {'size':<12} {'n':>6} {'images/s':>10} {'peak MiB':>9} {'fit s':>7}  load")
         for row in result.tables["throughput"]:
             if "error" in row:
@@ -34,7 +37,6 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{row['method']:<13} {row['size']:<12} {row['n']:>6} {row['images_per_second']:>10.1f} "
                            f"{row['peak_rss_mb']:>9.1f} {row['fit_seconds']:>7.1f}  {row['load_average']}")
         if json_path:
-            result.save_json(json_path)
             typer.echo(f"wrote {json_path}")
 
 

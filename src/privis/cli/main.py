@@ -1,7 +1,16 @@
 """The ``privis`` command: thin wrappers over the Python API (DESIGN.md, "The command line").
 
-Exit status: 0 on success, 2 on a usage error, 1 on failure. Errors go to stderr as one line naming the
-cause (and the file, for a bad file).
+Exit status, one rule for every command: 0 on success; 2 when the command line asks for something that
+cannot be done (:class:`~privis.errors.InvalidInputError`: an unknown name, a bad option or parameter, an
+unusable path); 1 when the work itself failed (a dataset or image file that cannot be used, training that
+diverged, the operating system); 130 when interrupted. Errors go to stderr as one line naming the cause
+(and the file, for a bad file), never as a traceback.
+
+Output: every command writes its files first and prints afterwards, so a reader that stops early
+(``privis evaluate ... --json e.json | head -1``) never costs a file. Such a reader closes the pipe; that is
+a normal end of the command (exit 0, nothing on stderr), handled once for every command by
+:class:`PrivisGroup`, and progress lines printed while work goes on (:func:`say`) are dropped from then on
+instead of stopping the work.
 """
 
 from __future__ import annotations
@@ -9,17 +18,61 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from privis.errors import ImageFileError, InvalidInputError, PrivisError
 from privis.methods.base import ParamsMixin, Protector, parse_literal
 
+
+def _stdout_to_devnull() -> None:
+    """Point file descriptor 1 at the null device: the reader of a pipe has gone, and Python would
+    otherwise fail again when it flushes stdout at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. a test runner's buffer)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+@contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """A closed stdout pipe ends the command normally: exit 0, no traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        raise typer.Exit(0) from None
+
+
+class PrivisGroup(TyperGroup):
+    """The ``privis`` command group: :func:`_reader_may_leave` around parsing (``--help`` output) and
+    around every command, the one place where a closed stdout pipe is handled."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: typer.Context | None = None,
+                     **extra: Any) -> typer.Context:
+        with _reader_may_leave():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        with _reader_may_leave():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
+    cls=PrivisGroup,
+    rich_markup_mode=None,  # plain click help: printed through click.echo, so a closed pipe ends it quietly
     name="privis",
     help="Protect image data handed to deep-learning pipelines, and measure the utility that survives "
     "and what an attacker can still recover.",
@@ -37,7 +90,10 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn privis errors into one stderr line and the documented exit status."""
+    """Turn the errors a command can expect into one stderr line and the exit status of the module's rule.
+
+    A closed stdout pipe (``BrokenPipeError``) is passed on to :class:`PrivisGroup`: it is not an error.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -49,12 +105,25 @@ def handle_errors(fn: F) -> F:
             fail(str(exc), 2)
         except PrivisError as exc:
             fail(str(exc), 1)
+        except FloatingPointError as exc:
+            fail(f"numerical failure: {exc}", 1)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except BrokenPipeError:
+            raise
         except (OSError, MemoryError) as exc:
             fail(f"{type(exc).__name__}: {exc}", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def say(line: str) -> None:
+    """Print ``line`` on stdout while work goes on (progress, per-run summaries). When the reader has gone
+    (a closed pipe), this line and all later output are dropped and the work continues."""
+    try:
+        typer.echo(line)
+    except BrokenPipeError:
+        _stdout_to_devnull()
 
 
 def parse_params(pairs: list[str] | None, cls: type[ParamsMixin] | None = None) -> dict[str, Any]:
@@ -106,12 +175,18 @@ def print_param_table(cls: type[ParamsMixin]) -> None:
 
 
 def load_model_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Replace a ``*model`` parameter given as a checkpoint path by the loaded model."""
-    from privis.models import load_checkpoint
+    """Replace a ``*model`` parameter given as a checkpoint path by the loaded model.
+
+    ``generator_model`` must hold a generator, every other ``*model`` a classifier (checked against the
+    checkpoint's recorded architecture).
+    """
+    from privis.models import load_checkpoint, require_kind
 
     for key, value in list(params.items()):
         if key.endswith("model") and isinstance(value, str) and value.endswith((".pt", ".pth", ".ts")):
-            params[key], _ = load_model_from(value, load_checkpoint)
+            params[key], info = load_model_from(value, load_checkpoint)
+            require_kind(info, "generator" if key == "generator_model" else "classifier", value,
+                         hint=f"--param {key} takes a {'generator' if key == 'generator_model' else 'classifier'}")
     return params
 
 
@@ -121,15 +196,55 @@ def load_model_from(path: str, loader: Callable[..., Any]) -> Any:
     return loader(path)
 
 
+def check_paths(outputs: dict[str, Path | None], *, data: tuple[str | None, ...] = (),
+                files: tuple[str | Path | None, ...] = (), params: tuple[dict[str, Any], ...] = (),
+                folders: tuple[str, ...] = ()) -> None:
+    """Refuse, before any work, an output path that is or touches an input, or cannot be written.
+
+    Inputs are the paths of the ``data`` specs (``folder:``/``npz:``, and the Fashion-MNIST files this
+    machine holds), the ``files`` read (checkpoints, keys) and every ``--param`` value naming an existing
+    path. See :func:`privis.fsutil.check_outputs`.
+
+    Raises:
+        InvalidInputError: one line naming the option, the path and why.
+    """
+    from privis.data.spec import parse_spec
+    from privis.errors import DatasetError
+    from privis.fsutil import check_outputs
+
+    inputs: list[str | Path] = [f for f in files if f is not None]
+    for spec in data:
+        if spec:
+            try:
+                parsed = parse_spec(spec)
+            except DatasetError:
+                continue  # the loader reports a bad spec in its own words
+            if parsed.path is not None:
+                inputs.append(parsed.path)
+            elif parsed.name == "fashion-mnist":  # the files found on this machine (either split may be read)
+                from privis.data.idx import find_fashion_mnist
+
+                inputs += [f for split in ("train", "test") for f in find_fashion_mnist(split) or ()]
+    for given in params:
+        inputs += [v for v in given.values() if isinstance(v, str) and v and Path(v).expanduser().exists()]
+    check_outputs(outputs, inputs, folders=folders)
+
+
 def write_outputs(result: Any, json_path: Path | None, report_path: Path | None) -> None:
+    """Write the requested files, then print the summary and where the files went (files first: a reader
+    that stops early must not cost one)."""
     from privis.report import save_report
 
+    written = []
     if json_path:
         result.save_json(json_path)
-        typer.echo(f"wrote {json_path}")
+        written.append(json_path)
     if report_path:
         save_report(result, report_path)
-        typer.echo(f"wrote {report_path}")
+        written.append(report_path)
+    print_summary(result)
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 def print_summary(result: Any) -> None:
@@ -160,6 +275,8 @@ def demo(
     """
     from privis.experiments.demo import run_demo
 
+    check_paths({"--out": out, "--out results.json": out / "results.json", "--out report.html": out / "report.html"},
+                folders=("--out",))
     result = run_demo(out=out, seed=seed)
     print_summary(result)
     typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
@@ -184,6 +301,7 @@ def train(
     from privis import data as pdata
     from privis import models
 
+    check_paths({"--out": out}, data=(data, test))
     ds = pdata.load(data)
     torch.manual_seed(seed)
     net = models.create(model, num_classes=ds.num_classes, in_channels=ds.images.shape[1],
@@ -230,11 +348,12 @@ def evaluate(
     from privis.experiments.evaluate import EvalConfig
     from privis.experiments.evaluate import evaluate as run_eval
 
-    params = load_model_params(parse_params(param, method_class(method)))
+    raw = parse_params(param, method_class(method))
+    check_paths({"--json": json_path, "--report": report}, data=(data,), params=(raw,))
+    params = load_model_params(raw)
     cfg = EvalConfig(data=data, train_size=train_size, test_size=test_size, model=model, epochs=epochs,
                      augment=augment, service_layer=service_layer, seed=seed, params=params)
     result = run_eval(method, cfg)
-    print_summary(result)
     write_outputs(result, json_path, report)
 
 
@@ -255,6 +374,7 @@ def experiment(
     """Run a named experiment that reproduces a paper's table or figure."""
     from privis import experiments
 
+    check_paths({"--json": json_path, "--report": report}, data=(data,))
     exp = experiments.get(name)
     kwargs: dict[str, Any] = {"seed": seed, "quick": quick}
     if data:
@@ -269,7 +389,6 @@ def experiment(
                 raise InvalidInputError(f"experiment {name!r} takes no --{key.replace('_', '-')}")
             kwargs[key] = value
     result = exp.run(**kwargs)
-    print_summary(result)
     write_outputs(result, json_path, report)
 
 

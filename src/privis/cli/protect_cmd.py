@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import PARAM_HELP, handle_errors, load_model_params, method_class, parse_params
+from privis.cli.main import PARAM_HELP, check_paths, handle_errors, load_model_params, method_class, parse_params, say
 
 
 def register(app: typer.Typer) -> None:
@@ -16,9 +16,11 @@ def register(app: typer.Typer) -> None:
     def protect(
         method: Annotated[str, typer.Argument(help="Protection method (see `privis methods`).")],
         data: Annotated[str, typer.Option("--data", help="Dataset spec, e.g. digits, folder:PATH, npz:PATH.")],
-        out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.jsonl + manifest.json).")],
+        out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.json).")],
         param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy.")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy. A seed below "
+                                                 "2**48 can be found from the outputs (warned): draw one with "
+                                                 "secrets.randbits(63).")] = None,
         fit_data: Annotated[
             str | None,
             typer.Option("--fit-data", help="Data the protector is fitted on, with the data's image size and "
@@ -34,10 +36,11 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--workers", min=1, help="Reader/writer workers (local) or Ray actors (ray).")
         ] = 1,
         resume: Annotated[
-            bool, typer.Option("--resume", help="Continue the interrupted run whose manifest.jsonl is in OUT.")
+            bool, typer.Option("--resume", help="Continue the interrupted run writing to OUT.")
         ] = False,
         force: Annotated[
-            bool, typer.Option("--force", help="Delete another run's outputs found in OUT and start over.")
+            bool, typer.Option("--force", help="Replace another run's outputs found in OUT (only files privis "
+                               "wrote and nobody changed; other files in the way are refused).")
         ] = False,
         overwrite: Annotated[
             bool, typer.Option("--overwrite", hidden=True, help="Same as --force (kept for old scripts).")
@@ -55,25 +58,63 @@ def register(app: typer.Typer) -> None:
         address: Annotated[
             str | None, typer.Option("--address", help="Ray cluster address (default: start a local cluster).")
         ] = None,
+        state_dir: Annotated[
+            Path | None,
+            typer.Option("--state-dir", help="Private folder for the run state --resume needs (journal, fitted "
+                         "protector); default $PRIVIS_STATE_DIR, else ~/.cache/privis/runs. Never inside OUT."),
+        ] = None,
     ) -> None:
         """Protect a dataset and write it as a folder readable back as folder:OUT.
 
         Streams in batches (memory bounded by the batch size), saves each output atomically as soon as it is
-        made, keeps the input's relative path and stem, and journals every finished item in OUT/manifest.jsonl
-        so that --resume continues after any crash. Secrets (masks, permutations, the seed) are never written.
+        made, keeps the input's relative path and stem, and journals every finished item in a private run
+        state outside OUT (see --state-dir) so that --resume continues after any crash with the same fitted
+        protector. OUT gets only the images and manifest.json: secrets (masks, permutations, the seed, keys)
+        and the owner's absolute paths are never written there. A seed below 2**48 is warned about.
         Every parameter is checked before any work: `privis methods METHOD` lists them.
         """
         from privis import methods
+        from privis.data.stream import open_source
         from privis.engine import protect as run_protect
 
         cls = method_class(method)
-        params = load_model_params(parse_params(param, cls))
+        raw = parse_params(param, cls)
+        check_paths({"--out": out, "--state-dir": state_dir}, data=(data, fit_data), params=(raw,),
+                    folders=("--out", "--state-dir"))
+        params = load_model_params(raw)
         if "random_state" in cls._param_names() and seed is not None:
             params.setdefault("random_state", seed)
         protector = methods.create(method, **params)
+        source = open_source(data)
         summary = run_protect(
-            protector, data, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
+            protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),
-            allow_lossy=allow_lossy, engine=engine, address=address, report=lambda line: typer.echo(line),
+            allow_lossy=allow_lossy, engine=engine, address=address, report=say,
+            warn=lambda line: typer.echo(f"privis: {line}", err=True), state_dir=state_dir,
         )
+        _echo_left_out(out, state_dir, source.ignored)
         typer.echo(f"protected {summary.done} images with {method}; wrote {out}")
+
+
+#: Names listed on screen per kind; the rest are counted (skipped ones are all in OUT/manifest.json).
+SHOWN_NAMES = 50
+
+
+def _echo_left_out(out: Path, state_dir: Path | None, ignored: list[dict[str, str]]) -> None:
+    """Print the name and reason of every input the run left out: skipped bad inputs (from the run's
+    journal, this run's and a resumed run's) and entries ignored by rule (hidden files, link loops)."""
+    from privis.data.walk import printable_name
+    from privis.engine.journal import JournalState
+    from privis.engine.state import journal_path
+
+    skipped = [(str(r.get("source", r.get("id"))), str(r.get("reason", "")))
+               for r in JournalState(journal_path(out, state_dir)).skipped.values()]
+    for kind, entries, where in (("skipped", skipped, f" (all listed in {out / 'manifest.json'})"),
+                                 ("ignored", [(e["path"], e["reason"]) for e in ignored], "")):
+        if not entries:
+            continue
+        typer.echo(f"{kind} {len(entries)}:")
+        for path, reason in entries[:SHOWN_NAMES]:
+            typer.echo(f"  {printable_name(path)}: {reason}")
+        if len(entries) > SHOWN_NAMES:
+            typer.echo(f"  ... and {len(entries) - SHOWN_NAMES} more{where}")

@@ -12,13 +12,42 @@ Workflow::
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, load_model_params, parse_params
+from privis.cli.main import check_paths, handle_errors, load_model_params, parse_params, say
+from privis.errors import InvalidInputError, PrivisError
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening, for uvicorn to serve on.
+
+    Raises:
+        InvalidInputError: ``host`` does not resolve.
+        PrivisError: the address cannot be bound (port in use, address not on this machine, no permission);
+            the message names the address and the cause.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise InvalidInputError(f"cannot serve on {host}:{port}: unknown host ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a just-stopped server's port, not a live one
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        cause = "the port is in use by another process; choose another --port" if exc.errno == errno.EADDRINUSE \
+            else (exc.strerror or str(exc))
+        raise PrivisError(f"cannot serve on {host}:{port}: {cause}") from None
+    return sock
 
 
 def register(app: typer.Typer) -> None:
@@ -34,16 +63,30 @@ def register(app: typer.Typer) -> None:
         max_files: Annotated[int, typer.Option("--max-files", min=1, help="Most images per request.")] = 256,
     ) -> None:
         """Serve an unchanged classifier over HTTP: POST /v1/predict, GET /v1/health, GET /v1/model,
-        OpenAPI at /openapi.json."""
+        OpenAPI at /openapi.json.
+
+        The model is loaded and the address bound before anything is printed: a generator checkpoint, a port
+        in use or an address that cannot be bound ends the command with one line (exit 2 or 1) and no
+        "serving on" line. ``--port 0`` takes a free port, shown in the "serving on" line. A closed stdout
+        does not stop the server.
+        """
         import uvicorn
 
         from privis.serve.app import create_app
 
         api = create_app(model, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, max_files=max_files)
-        served = api.state.served
-        typer.echo(f"serving {served.arch or 'model'} from {model} ({served.channels}x{served.image_size[0]}x"
-                   f"{served.image_size[1]}, {len(served.class_names)} classes) on http://{host}:{port}")
-        uvicorn.run(api, host=host, port=port, log_level="warning", limit_concurrency=256, timeout_keep_alive=5)
+        sock = listen(host, port)
+        try:
+            served = api.state.served
+            bound = sock.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            say(f"serving {served.arch or 'model'} from {model} ({served.channels}x{served.image_size[0]}x"
+                f"{served.image_size[1]}, {len(served.class_names)} classes) on http://{shown}:{bound}")
+            config = uvicorn.Config(api, host=host, port=bound, log_level="warning", limit_concurrency=256,
+                                    timeout_keep_alive=5)
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            sock.close()
 
     @app.command()
     @handle_errors
@@ -81,13 +124,14 @@ def register(app: typer.Typer) -> None:
         PyTorch's output (several batch and image sizes)."""
         import torch
 
-        from privis.errors import InvalidInputError
-        from privis.models import load_checkpoint
+        from privis.models import load_checkpoint, require_kind
         from privis.models.export import export_generator
 
         if onnx is None and torchscript is None:
             raise InvalidInputError("give --onnx PATH, --torchscript PATH or both")
+        check_paths({"--onnx": onnx, "--torchscript": torchscript}, files=(generator,))
         model, info = load_checkpoint(generator)
+        require_kind(info, "generator", generator)
         channels = (info.get("arch_kwargs") or {}).get("in_channels") or getattr(model, "in_channels", None)
         if not isinstance(channels, int):
             raise InvalidInputError(f"{generator}: cannot tell the generator's input channels")
@@ -119,11 +163,13 @@ def register(app: typer.Typer) -> None:
         from privis import models
         from privis.methods.perturbation import ProtectivePerturbation
 
-        params = load_model_params(parse_params(param))
-        if target is not None:
-            params["target_model"], _ = models.load_checkpoint(target)
-        if aux is not None:
-            params["aux_model"], _ = models.load_checkpoint(aux)
+        raw = parse_params(param)
+        check_paths({"--out": out, "--target-out": target_out}, data=(data,), files=(target, aux), params=(raw,))
+        params = load_model_params(raw)
+        for key, path in (("target_model", target), ("aux_model", aux)):
+            if path is not None:
+                params[key], info = models.load_checkpoint(path)
+                models.require_kind(info, "classifier", path)
         params.setdefault("random_state", seed)
         ds = pdata.load(data)
         pp = ProtectivePerturbation(**params).fit(ds.images, ds.labels)

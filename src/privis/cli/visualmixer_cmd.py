@@ -6,78 +6,22 @@ Protect with a key through the generic command::
     privis protect visualmixer --data fashion-mnist:test --out shuffled --param key_file=~/secrets/vm.key
     privis unprotect visualmixer --key ~/secrets/vm.key --data folder:shuffled --out restored
 
-``unprotect`` rebuilds the protector from the parameters recorded in ``shuffled/manifest.json`` (the key
-itself is never recorded), and the item ids the engine gave ``transform`` from the run journal
-``shuffled/manifest.jsonl`` (without a journal, the protector's shuffle-invariant content ids), so the
-partition and permutations are the ones used to protect. Bit-exact when the folder stores the protected
-values losslessly (8-bit data such as Fashion-MNIST; the PNG writer rounds other values to 8 bits).
+``unprotect`` is :func:`privis.engine.restore.unprotect_folder`: it rebuilds the protector from the public
+parameters in ``shuffled/manifest.json``, checks the key against the recorded key check value, and
+verifies every restored image against its recorded tag before writing any (a wrong key, a folder
+protected without a key, an edited or lossily re-encoded file are refused by name). Restored images
+equal the originals at 8 bits, ``round(255 x) / 255``, exactly.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from privis.cli.main import handle_errors, parse_params
+from privis.cli.main import check_paths, handle_errors, parse_params
 from privis.errors import InvalidInputError
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = path.expanduser().resolve(), folder.expanduser().resolve()
-    return path == folder or folder in path.parents
-
-
-def _manifest_params(data: str) -> dict[str, Any]:
-    """VisualMixer parameters recorded by ``privis protect`` in a ``folder:`` dataset's manifest."""
-    if not data.startswith("folder:"):
-        return {}
-    path = Path(data.split(":", 1)[1]).expanduser() / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{path}: unreadable manifest ({exc})") from exc
-    extra = manifest.get("extra") or {}
-    if extra.get("method") not in (None, "visualmixer"):
-        raise InvalidInputError(f"{path}: the data was protected with {extra.get('method')!r}, not visualmixer")
-    return dict(extra.get("params") or {})
-
-
-def _journal_ids(data: str, paths: list[str] | None) -> list[int] | None:
-    """The item ids ``privis protect`` passed to ``transform`` (``item_hash`` of the journal's ``id``).
-
-    The engine derives each item's randomness from its id; the journal ``OUT/manifest.jsonl`` records
-    ``{"kind": "item", "id", "path"}`` per item. None when the data is not such a folder (the protector
-    then falls back to its shuffle-invariant content ids).
-    """
-    if not data.startswith("folder:") or not paths:
-        return None
-    journal = Path(data.split(":", 1)[1]).expanduser() / "manifest.jsonl"
-    if not journal.is_file():
-        return None
-    from privis.engine.journal import item_hash
-
-    by_path: dict[str, str] = {}
-    with journal.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("kind") == "item" and "path" in record:
-                by_path[str(record["path"])] = str(record["id"])
-    if not all(p in by_path for p in paths):
-        return None
-    return [item_hash(by_path[p]) for p in paths]
-
-
-def _source_folders(data: str) -> list[Path]:
-    """The input folder of a ``folder:`` spec, so the writer refuses to write into it."""
-    return [Path(data.split(":", 1)[1]).expanduser()] if data.startswith("folder:") else []
 
 
 def register(app: typer.Typer) -> None:
@@ -90,6 +34,7 @@ def register(app: typer.Typer) -> None:
         """Create a secret key for VisualMixer's keyed mode. Keep it away from the protected data."""
         from privis.methods.visualmixer import generate_key
 
+        check_paths({"PATH": path})
         generate_key(path, overwrite=overwrite)
         typer.echo(f"wrote key {path} (permissions 0600); keep it out of every folder you share")
 
@@ -98,7 +43,7 @@ def register(app: typer.Typer) -> None:
     def unprotect(
         method: Annotated[str, typer.Argument(help="Method whose keyed output to invert (visualmixer).")],
         key: Annotated[Path, typer.Option("--key", help="Key file used to protect the data.")],
-        data: Annotated[str, typer.Option("--data", help="Protected dataset, e.g. folder:PATH.")],
+        data: Annotated[str, typer.Option("--data", help="Folder written by privis protect with a key: folder:PATH.")],
         out: Annotated[Path, typer.Option("--out", help="Output folder for the restored images.")],
         param: Annotated[
             list[str] | None, typer.Option("--param", help="Override a recorded parameter KEY=VALUE; repeatable.")
@@ -106,34 +51,16 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1024,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier run's outputs.")] = False,
     ) -> None:
-        """Restore images protected with a key, bit-exactly (VisualMixer's keyed mode)."""
-        from privis import data as pdata
-        from privis.methods.visualmixer import VisualMixer
-        from privis.results import package_versions
+        """Restore images protected with a key, bit-exactly, each verified before any is written."""
+        from privis.engine.restore import unprotect_folder
 
         if method != "visualmixer":
             raise InvalidInputError(f"unprotect supports only 'visualmixer', got {method!r}")
-        if _inside(key, out):
-            raise InvalidInputError(f"the key file {key} must not live inside the output folder {out}")
-        recorded = _manifest_params(data)
-        valid = set(VisualMixer._param_names())
-        params = {k: v for k, v in recorded.items() if k in valid}
-        params.update(parse_params(param))
-        params["key_file"] = str(key)
-        params.pop("n_jobs", None)
-        dataset = pdata.load(data)
-        mixer = VisualMixer(**params).fit(dataset.images[:1])
-        writer = pdata.FolderWriter(
-            out, dataset.class_names, inputs=_source_folders(data), overwrite=overwrite, source=dataset.name,
-            extra={"method": "visualmixer-inverse",
-                   "params": {k: v for k, v in params.items() if k != "key_file"},
-                   "versions": package_versions()})
-        n = len(dataset)
-        ids = _journal_ids(data, dataset.paths)
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            restored = mixer.inverse_transform(dataset.images[start:stop],
-                                               ids=None if ids is None else ids[start:stop])
-            writer.write(restored, dataset.labels[start:stop], dataset.paths[start:stop] if dataset.paths else None)
-        writer.close()
-        typer.echo(f"restored {n} images into {out}")
+        if not data.startswith("folder:"):
+            raise InvalidInputError(f"unprotect reads a folder written by privis protect (--data folder:PATH), "
+                                    f"got {data!r}")
+        raw = parse_params(param)
+        check_paths({"--out": out}, data=(data,), files=(key,), params=(raw,), folders=("--out",))
+        n = unprotect_folder(data.split(":", 1)[1], out, key, method=method, params=raw,
+                             batch_size=batch_size, overwrite=overwrite)
+        typer.echo(f"restored {n} images into {out}, each verified against its tag")

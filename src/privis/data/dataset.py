@@ -31,7 +31,11 @@ class Dataset:
         class_names: the name of each class, indexed by label.
         name: the spec the data came from (e.g. ``"fashion-mnist:train[:2000]"``, ``"folder:data/x"``).
         paths: for folder data, each image's path relative to the folder root (POSIX style), else None.
-        skipped: files left out while loading, each ``{"path": str, "reason": str}``.
+        skipped: bad files left out while loading, each ``{"path": str, "reason": str}`` (plus
+            ``"path_b64"``, the raw bytes, for a name that is not valid UTF-8).
+        ignored: entries a folder's walk does not read by rule (hidden files and folders, link loops),
+            in the same form; ``len(dataset) + len(skipped) + len(ignored)`` is everything found.
+        oriented: relative path -> EXIF orientation (2-8) applied on read, for the images turned upright.
 
     Construction checks shapes, dtypes, label range and that the images are finite and within
     ``[0, 1]``, so a ``Dataset`` that exists is always in canonical form. Equality is identity (comparing
@@ -44,6 +48,8 @@ class Dataset:
     name: str
     paths: list[str] | None = None
     skipped: list[dict] = field(default_factory=list)
+    ignored: list[dict] = field(default_factory=list)
+    oriented: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         images, labels = self.images, self.labels
@@ -97,7 +103,8 @@ class Dataset:
         """A one-line summary (the default would print every path of a large folder)."""
         return (
             f"Dataset(name={self.name!r}, n={len(self)}, shape={self.shape}, classes={self.num_classes}, "
-            f"paths={'yes' if self.paths is not None else 'no'}, skipped={len(self.skipped)})"
+            f"paths={'yes' if self.paths is not None else 'no'}, skipped={len(self.skipped)}, "
+            f"ignored={len(self.ignored)})"
         )
 
     def __len__(self) -> int:
@@ -123,8 +130,8 @@ class Dataset:
                 mask of length N.
 
         Returns:
-            A ``Dataset`` whose images, labels and paths are those at ``index`` (tensors are views for
-            a slice, copies otherwise).
+            A ``Dataset`` whose images, labels, paths (and their ``oriented`` entries) are those at
+            ``index`` (tensors are views for a slice, copies otherwise).
         """
         if isinstance(index, slice):
             idx: slice | Tensor = index
@@ -154,6 +161,9 @@ class Dataset:
             name=self.name,
             paths=paths,
             skipped=[dict(s) for s in self.skipped],
+            ignored=[dict(s) for s in self.ignored],
+            oriented=({p: self.oriented[p] for p in paths if p in self.oriented} if paths is not None
+                      else dict(self.oriented)),
         )
 
 

@@ -1,21 +1,23 @@
-"""Image folders: the class-per-subfolder loader and the writer whose output loads back the same.
+"""Image folders: one image read, the loader, and the writer whose output loads back the same.
 
 Layout read and written::
 
-    ROOT/<class>/<any/nested/path>/<file>     every non-hidden file under a class folder is one image
+    ROOT/<class>/<any/nested/path>/<file>     every file under a class folder is one image
+    ROOT/<file>                               files directly in ROOT: the unnamed class ""
     ROOT/manifest.json                        written by :class:`FolderWriter` (optional when reading)
 
-Class names are the sorted names of the immediate subfolders, unless ROOT holds a privis manifest, which
-then fixes the class order and maps class names to folder names (a class name such as ``T-shirt/top``
-cannot be a folder name). Files directly in ROOT belong to no class and are not read.
+Which files a folder holds, their classes and order, hidden files, links, odd names, and the one size
+and channel count of a folder are the walker's rules (:mod:`privis.data.walk`), shared with the
+streaming reader of ``privis protect``. A folder holding a privis manifest keeps the class order and
+folder mapping the manifest gives (a class name such as ``T-shirt/top`` cannot be a folder name).
 
 Every image is decoded fully (``img.load()``); a truncated file is an error, never a partial image.
-Pixels are taken as stored (an EXIF orientation tag is not applied), so what is read is what is written
-back. Only
-modes whose meaning is unambiguous are accepted (``1``, ``L``, ``P`` without transparency, ``RGB``, and
-16-bit / 32-bit integer and float grey); anything with alpha is refused rather than flattened, so no
-information is dropped silently. A bad file raises :class:`~privis.errors.ImageFileError` naming it, or,
-with ``skip_bad=True``, is listed in ``Dataset.skipped`` with the reason.
+Pixels are returned as the image displays: an EXIF orientation tag is applied (a phone portrait stored
+24x16 with orientation 6 reads 16x24), and no metadata (EXIF, GPS, ICC) is kept. Only modes whose
+meaning is unambiguous are accepted (``1``, ``L``, ``P`` without transparency, ``RGB``, and 16-bit /
+32-bit integer and float grey); anything with alpha is refused rather than flattened, so no information
+is dropped silently. A bad file raises :class:`~privis.errors.ImageFileError` naming it, or, with
+``skip_bad=True``, is listed in ``Dataset.skipped`` with the reason.
 
 The writer saves lossless 8-bit PNGs (``round(x * 255)``), each file atomically, and a manifest listing
 every file with its label and SHA-256; it refuses an output folder that overlaps its inputs.
@@ -26,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,7 +40,7 @@ from torch import Tensor
 import privis
 from privis.data.dataset import Dataset
 from privis.errors import DatasetError, ImageFileError, InvalidInputError
-from privis.fsutil import atomic_write_bytes, atomic_write_text
+from privis.fsutil import atomic_write_bytes, atomic_write_text, check_outputs, clear_owned, survey_folder
 from privis.progress import progress
 
 __all__ = [
@@ -48,7 +48,11 @@ __all__ = [
     "MANIFEST_NAME",
     "FolderWriter",
     "class_dir_names",
+    "decode_image",
     "load_folder",
+    "probe_image",
+    "manifest_outputs",
+    "own_manifest",
     "read_image",
     "read_manifest",
     "write_folder",
@@ -66,7 +70,7 @@ _VALUE_TOLERANCE = 1e-6
 
 
 def read_image(path: str | Path, data: bytes | None = None) -> tuple[np.ndarray, float]:
-    """Decode one image file fully and check that its mode can be represented without loss of meaning.
+    """Decode one image file fully, turned upright by its EXIF orientation, and check its mode.
 
     Args:
         path: the file (named in errors; read unless ``data`` is given).
@@ -74,13 +78,26 @@ def read_image(path: str | Path, data: bytes | None = None) -> tuple[np.ndarray,
 
     Returns:
         ``(array, scale)``: ``array`` is ``(H, W)`` for grey or ``(H, W, 3)`` for colour, in the file's
-        own dtype (bool, uint8, uint16, int32 or float32); ``array / scale`` lies in [0, 1]. Scales:
-        1 for mode ``1`` and ``F``, 255 for 8-bit, 65535 for 16-bit and ``I``. A palette image becomes
-        grey when its colours are all grey, else RGB.
+        own dtype (bool, uint8, uint16, int32 or float32), as the image displays (an EXIF orientation
+        tag 2-8 is applied, see :func:`decode_image`); ``array / scale`` lies in [0, 1]. Scales: 1 for
+        mode ``1`` and ``F``, 255 for 8-bit, 65535 for 16-bit and ``I``. A palette image becomes grey
+        when its colours are all grey, else RGB.
 
     Raises:
         ImageFileError: unreadable, truncated, multi-frame, transparent or unsupported mode, or out-of
             range values; the error names the file.
+    """
+    array, scale, _ = decode_image(path, data)
+    return array, scale
+
+
+def decode_image(path: str | Path, data: bytes | None = None) -> tuple[np.ndarray, float, int]:
+    """:func:`read_image`, also returning the EXIF orientation applied (1 = none, 2-8 = the tag's value).
+
+    The orientation is read from the header before decoding (as :func:`probe_image` reads it) and applied
+    to the pixels exactly as :func:`PIL.ImageOps.exif_transpose` does (tag 6, a phone held upright:
+    stored 24x16, returned 16x24). Only the pixels are returned, so no metadata (EXIF, GPS, ICC) ever
+    reaches an output.
     """
     path = Path(path)
     if data is None:
@@ -90,20 +107,98 @@ def read_image(path: str | Path, data: bytes | None = None) -> tuple[np.ndarray,
             raise ImageFileError(path, f"cannot read file ({exc.strerror or exc})") from exc
     try:
         with Image.open(io.BytesIO(data)) as img:
+            orientation = _orientation(img)
             img.load()
-            return _to_array(path, img)
+            array, scale = _to_array(path, img)
     except ImageFileError:
         raise
-    except UnidentifiedImageError:
-        raise ImageFileError(path, "not an image file Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageFileError(path, f"too large to decode safely ({exc})") from exc
-    except Exception as exc:  # every decoder failure (truncated data, bad chunk, bomb) means a bad file
-        raise ImageFileError(path, f"unreadable or truncated image ({exc})") from exc
+    except Exception as exc:
+        raise _pillow_error(path, exc) from exc
+    return _orient(array, orientation), scale, orientation
 
 
-def _to_array(path: Path, img: Image.Image) -> tuple[np.ndarray, float]:
-    """Convert a loaded Pillow image per the rules of :func:`read_image`."""
+def probe_image(path: str | Path) -> tuple[tuple[int, int], int, int]:
+    """What an image file's header says, without decoding its pixels (palette images excepted).
+
+    Returns:
+        ``((width, height), channels, orientation)``: the size as displayed (EXIF orientation 5-8 swaps
+        width and height), 1 for grey or 3 for colour (as :func:`read_image` would return it; a palette
+        image is decoded to tell), and the EXIF orientation (1-8).
+
+    Raises:
+        ImageFileError: the header shows a file :func:`read_image` refuses (not an image, multi-frame,
+            alpha, unsupported mode); a file whose pixels are bad (truncated data, out-of-range values)
+            passes here and fails in :func:`read_image`.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            orientation = _orientation(img)
+            channels = _header_channels(path, img)
+            if channels is None:  # a palette: grey or colour depends on the colours used
+                img.load()
+                channels = 3 if _to_array(path, img)[0].ndim == 3 else 1
+            width, height = img.size
+    except ImageFileError:
+        raise
+    except OSError as exc:
+        if isinstance(exc, UnidentifiedImageError) or exc.errno is None:
+            raise _pillow_error(path, exc) from exc
+        raise ImageFileError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    except Exception as exc:
+        raise _pillow_error(path, exc) from exc
+    if orientation >= 5:
+        width, height = height, width
+    return (width, height), channels, orientation
+
+
+def _pillow_error(path: Path, exc: BaseException) -> ImageFileError:
+    """The one-line :class:`ImageFileError` for an exception Pillow raised on ``path``."""
+    if isinstance(exc, UnidentifiedImageError):
+        return ImageFileError(path, "not an image file Pillow can read")
+    if isinstance(exc, Image.DecompressionBombError):
+        return ImageFileError(path, f"too large to decode safely ({exc})")
+    # every decoder failure (truncated data, bad chunk, bomb) means a bad file
+    return ImageFileError(path, f"unreadable or truncated image ({exc})")
+
+
+#: EXIF orientation -> the array operation :func:`PIL.ImageOps.exif_transpose` applies for it.
+_ORIENT = {
+    2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: a.swapaxes(0, 1),  # TRANSPOSE
+    6: lambda a: np.rot90(a, -1),  # ROTATE_270 (counter-clockwise)
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),  # TRANSVERSE
+    8: lambda a: np.rot90(a, 1),  # ROTATE_90
+}
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1-8) as the header gives it; 1 when absent or out of range.
+
+    Read with the base class's ``getexif`` so that no format decodes its pixels to find it (PNG's own
+    ``getexif`` loads the image when the eXIf chunk follows the pixel data): the header pass and the
+    decoding pass always agree.
+    """
+    try:
+        value = Image.Image.getexif(img).get(0x0112, 1)
+    except Exception:  # a malformed EXIF block: the pixels are still the image as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    op = _ORIENT.get(orientation)
+    return array if op is None else np.ascontiguousarray(op(array))
+
+
+def _header_channels(path: Path, img: Image.Image) -> int | None:
+    """1 or 3 channels from the mode alone, ``None`` for a palette (decided by its pixels).
+
+    Raises:
+        ImageFileError: multi-frame, alpha, a transparency key, an alpha palette or an unsupported mode.
+    """
     frames = getattr(img, "n_frames", 1)
     if frames > 1:
         raise ImageFileError(path, f"has {frames} frames; only single-frame images are supported")
@@ -118,21 +213,34 @@ def _to_array(path: Path, img: Image.Image) -> tuple[np.ndarray, float]:
             path, f"image mode {mode} with a transparency key (alpha); privis does not drop alpha "
             "silently, remove the transparency first"
         )
-    if mode == "1":
-        return np.asarray(img, dtype=bool), 1.0
-    if mode in ("L", "RGB"):
-        return np.asarray(img, dtype=np.uint8), 255.0
+    if mode in ("1", "L", "I", "F") or (mode.startswith("I;16") and mode[4:] in ("", "L", "B", "N")):
+        return 1
+    if mode == "RGB":
+        return 3
     if mode == "P":
         palette_mode = img.palette.mode if img.palette is not None else "RGB"
         if palette_mode not in ("RGB", "L"):
             raise ImageFileError(
                 path, f"palette image with a {palette_mode} palette (alpha) is not supported"
             )
+        return None
+    raise ImageFileError(path, f"unsupported image mode {mode} (supported: {_SUPPORTED_MODES})")
+
+
+def _to_array(path: Path, img: Image.Image) -> tuple[np.ndarray, float]:
+    """Convert a loaded Pillow image per the rules of :func:`read_image` (before orientation)."""
+    _header_channels(path, img)
+    mode = img.mode
+    if mode == "1":
+        return np.asarray(img, dtype=bool), 1.0
+    if mode in ("L", "RGB"):
+        return np.asarray(img, dtype=np.uint8), 255.0
+    if mode == "P":
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
         if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
             return np.ascontiguousarray(rgb[..., 0]), 255.0
         return rgb, 255.0
-    if mode.startswith("I;16") and mode[4:] in ("", "L", "B", "N"):
+    if mode.startswith("I;16"):
         return np.asarray(img).astype(np.uint16), 65535.0
     if mode == "I":
         array = np.asarray(img, dtype=np.int32)
@@ -142,15 +250,13 @@ def _to_array(path: Path, img: Image.Image) -> tuple[np.ndarray, float]:
                 "bit depth unknown (only values within 0..65535, read as 16-bit, are supported)"
             )
         return array, 65535.0
-    if mode == "F":
-        array = np.asarray(img, dtype=np.float32)
-        if not np.isfinite(array).all():
-            raise ImageFileError(path, "float image contains NaN or infinity")
-        lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        if lo < 0.0 or hi > 1.0:
-            raise ImageFileError(path, f"float image values span [{lo}, {hi}], not within [0, 1]")
-        return array, 1.0
-    raise ImageFileError(path, f"unsupported image mode {mode} (supported: {_SUPPORTED_MODES})")
+    array = np.asarray(img, dtype=np.float32)  # mode F (_header_channels refused every other mode)
+    if not np.isfinite(array).all():
+        raise ImageFileError(path, "float image contains NaN or infinity")
+    lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if lo < 0.0 or hi > 1.0:
+        raise ImageFileError(path, f"float image values span [{lo}, {hi}], not within [0, 1]")
+    return array, 1.0
 
 
 # ---------------------------------------------------------------------------------------- manifest
@@ -230,7 +336,7 @@ def read_manifest(root: str | Path) -> dict[str, Any] | None:
         manifest["class_dirs"] = dirs
     if not isinstance(dirs, list) or len(dirs) != len(names) or not all(isinstance(d, str) for d in dirs):
         raise bad("class_dirs must list one folder name per class")
-    plain = all(_safe_relative(d) is not None and "/" not in d for d in dirs)
+    plain = all(d == "" or (_safe_relative(d) is not None and "/" not in d) for d in dirs)  # "": ROOT
     if len({d.lower() for d in dirs}) != len(dirs) or not plain:
         raise bad("class_dirs must be distinct plain folder names")
     if not isinstance(items, list):
@@ -251,122 +357,78 @@ def read_manifest(root: str | Path) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------------------ loader
 
 
-def _walk_class(root: Path, class_dir: str) -> list[str]:
-    """Relative POSIX paths of every non-hidden file under ``root/class_dir``, sorted."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root / class_dir):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for fname in filenames:
-            if fname.startswith(".") or fname == MANIFEST_NAME:
-                continue
-            found.append((Path(dirpath) / fname).relative_to(root).as_posix())
-    return sorted(found)
-
-
 def load_folder(path: str | Path, *, skip_bad: bool = False) -> Dataset:
-    """Load a class-per-subfolder image folder.
+    """Load a folder of images, walked by the rules of :mod:`privis.data.walk` (the same as ``protect``).
 
     Args:
-        path: the folder ROOT holding ``ROOT/<class>/.../<file>``.
-        skip_bad: record unreadable, unsupported or odd-sized files in ``Dataset.skipped`` and go on,
-            instead of raising. With it, the most common image size wins.
+        path: the folder ROOT: ``ROOT/<class>/.../<file>``, files directly in ROOT (the unnamed class
+            ``""``), or both.
+        skip_bad: record bad items (unreadable, unsupported, another size, ...) in ``Dataset.skipped``
+            and go on, instead of raising.
 
     Returns:
-        ``Dataset`` with images ``(N, C, H, W)`` float32 in [0, 1] (C = 3 when any image is colour, grey
-        images then repeated over 3 channels; else C = 1), labels ``(N,)`` by class folder order,
-        ``paths`` relative to ROOT (POSIX), name ``"folder:<path>"``. Items follow the manifest order for
-        a folder written by :class:`FolderWriter`, else class order then path order.
+        ``Dataset`` with images ``(N, C, H, W)`` float32 in [0, 1], upright (EXIF orientation applied;
+        ``oriented`` lists them), of the folder's size and channels (decided from every header: the most
+        common size, C = 3 when any image of it is colour, grey ones then repeated over 3 channels);
+        labels ``(N,)`` by class order; ``paths`` relative to ROOT (POSIX, :func:`~privis.data.walk.name_text`);
+        ``skipped`` and ``ignored`` (hidden entries, link loops) as ``{"path", "reason"}`` records, so
+        ``len + len(skipped) + len(ignored)`` is everything found; name ``"folder:<path>"``. Items follow
+        the walk order (a privis folder: its manifest's order first).
 
     Raises:
-        DatasetError: ROOT missing, not a folder, or holding no image files; a folder that the manifest
-            does not know.
-        ImageFileError: (without ``skip_bad``) a bad file, naming it: unreadable, truncated, unsupported
-            mode, a size differing from the first image (both sizes named), or a SHA-256 that differs
-            from the manifest.
+        DatasetError: ROOT missing, not a folder, or holding no image files (or, with ``skip_bad``, no
+            usable one); a subfolder or root file the manifest does not know.
+        ImageFileError: (without ``skip_bad``) a bad item, naming it: unreadable, truncated, unsupported
+            mode, a size other than the folder's (both sizes named), a SHA-256 that differs from the
+            manifest, a broken link or a name that cannot be written.
     """
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise DatasetError(f"folder {root} does not exist")
-    if not root.is_dir():
-        raise DatasetError(f"{root} is not a folder (folder: specs need a folder of class subfolders)")
+    from privis.data.walk import FolderTree, name_record
 
-    manifest = read_manifest(root)
-    on_disk = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if manifest is not None:
-        class_names, class_dirs = list(manifest["class_names"]), list(manifest["class_dirs"])
-        unknown = sorted(set(on_disk) - set(class_dirs))
-        if unknown:
-            raise DatasetError(
-                f"folder {root}: subfolder {unknown[0]!r} is not a class in its {MANIFEST_NAME} "
-                f"(classes: {', '.join(class_dirs)})"
-            )
-    else:
-        class_names, class_dirs = on_disk, on_disk
-    if not class_dirs:
-        raise DatasetError(f"folder {root} holds no class subfolders (expected {root}/<class>/<image files>)")
-
-    label_of_dir = {d: i for i, d in enumerate(class_dirs)}
-    files = {rel: label for label, d in enumerate(class_dirs) for rel in _walk_class(root, d)}
-    expected_sha: dict[str, str] = {}
-    order: list[tuple[str, int]] = []
-    skipped: list[dict] = []
-    if manifest is not None:
-        for item in manifest["items"]:
-            rel = str(_safe_relative(item["path"]))  # validated by read_manifest
-            if label_of_dir.get(rel.split("/", 1)[0]) != item["label"]:
-                raise DatasetError(
-                    f"folder {root}: {MANIFEST_NAME} gives {rel} label {item['label']}, "
-                    f"but its folder is class {rel.split('/', 1)[0]!r}"
-                )
-            if rel not in files:
-                error = ImageFileError(root / rel, f"listed in {MANIFEST_NAME} but missing")
-                if not skip_bad:
-                    raise error
-                skipped.append({"path": rel, "reason": error.reason})
-                continue
-            expected_sha[rel] = item["sha256"]
-            order.append((rel, files.pop(rel)))
-    order += sorted(files.items(), key=lambda kv: (kv[1], kv[0]))
-    if not order:
-        raise DatasetError(f"folder {root} holds no image files under its class subfolders {class_dirs}")
-
+    tree = FolderTree(path)
+    plan = tree.plan()
+    if plan.items == 0:
+        ignored = f" ({len(plan.ignored)} hidden or looping entries ignored)" if plan.ignored else ""
+        raise DatasetError(f"folder {tree.shown} holds no image files{ignored} (expected "
+                           f"{tree.shown}/<class>/<image files> or image files in it)")
+    if plan.size is None and not skip_bad:
+        raise tree.no_image()
     decoded: list[tuple[str, int, np.ndarray, float]] = []
-    first: tuple[str, tuple[int, int]] | None = None
-    for rel, label in progress(order, total=len(order), desc=f"reading {root.name}", unit="img"):
-        file = root / rel
+    skipped: list[dict] = []
+    oriented: dict[str, int] = {}
+    entries = (e for e in tree.entries() if not e.ignored)
+    for entry in progress(entries, total=plan.items, desc=f"reading {tree.root.name}", unit="img"):
+        shown = tree.shown_path(entry.rel)
         try:
+            if entry.error is not None:
+                raise ImageFileError(shown, entry.error)
             try:
-                data = file.read_bytes()
+                data = (tree.root / entry.rel).read_bytes()
             except OSError as exc:
-                raise ImageFileError(file, f"cannot read file ({exc.strerror or exc})") from exc
-            if rel in expected_sha and hashlib.sha256(data).hexdigest() != expected_sha[rel]:
-                raise ImageFileError(
-                    file, f"SHA-256 differs from {MANIFEST_NAME}: the file changed after writing"
-                )
-            array, scale = read_image(file, data)
-            size = (array.shape[1], array.shape[0])
-            if first is None:
-                first = (rel, size)
-            elif size != first[1] and not skip_bad:
-                raise ImageFileError(file, f"size {_wxh(size)} differs from {_wxh(first[1])} of {first[0]}")
+                raise ImageFileError(shown, f"cannot read file ({exc.strerror or exc})") from exc
+            if entry.sha256 is not None and hashlib.sha256(data).hexdigest() != entry.sha256:
+                raise ImageFileError(shown, f"SHA-256 differs from {MANIFEST_NAME}: the file changed after writing")
+            array, scale, orientation = decode_image(shown, data)
+            why = tree.size_error(array.shape[1], array.shape[0])
+            if why is None and array.ndim == 3 and plan.channels == 1:
+                why = f"colour image in a grey folder (its headers said grey; first: {plan.first})"
+            if why is not None:
+                raise ImageFileError(shown, why)
         except ImageFileError as exc:
             if not skip_bad:
                 raise
-            skipped.append({"path": rel, "reason": exc.reason})
+            skipped.append(name_record(entry.rel, exc.reason))
             continue
-        decoded.append((rel, label, array, scale))
+        if orientation != 1:
+            oriented[entry.text] = orientation
+        decoded.append((entry.text, entry.label, array, scale))
 
     if not decoded:
         raise DatasetError(
-            f"folder {root}: none of its {len(order)} files is a usable image "
+            f"folder {tree.shown}: none of its {plan.items} files is a usable image "
             f"(first: {skipped[0]['path']}: {skipped[0]['reason']})"
         )
-    if skip_bad:
-        decoded = _keep_common_size(decoded, skipped)
-
     height, width = decoded[0][2].shape[:2]
-    channels = 3 if any(a.ndim == 3 for _, _, a, _ in decoded) else 1
-    images = torch.empty((len(decoded), channels, height, width), dtype=torch.float32)
+    images = torch.empty((len(decoded), plan.channels, height, width), dtype=torch.float32)
     for i, (_, _, array, scale) in enumerate(decoded):
         values = torch.from_numpy(array.astype(np.float32))
         if scale != 1.0:
@@ -375,51 +437,41 @@ def load_folder(path: str | Path, *, skip_bad: bool = False) -> Dataset:
     return Dataset(
         images=images,
         labels=torch.tensor([label for _, label, _, _ in decoded], dtype=torch.long),
-        class_names=class_names,
+        class_names=tree.class_names,
         name=f"folder:{path}",
         paths=[rel for rel, _, _, _ in decoded],
         skipped=skipped,
+        ignored=plan.ignored,
+        oriented=oriented,
     )
-
-
-def _wxh(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]} (WxH)"
-
-
-def _keep_common_size(
-    decoded: list[tuple[str, int, np.ndarray, float]], skipped: list[dict]
-) -> list[tuple[str, int, np.ndarray, float]]:
-    """Keep images of the most common size (ties: the earliest); record the others in ``skipped``."""
-    sizes = [(a.shape[1], a.shape[0]) for _, _, a, _ in decoded]
-    counts = Counter(sizes)
-    best = max(counts.values())
-    common = next(s for s in sizes if counts[s] == best)
-    example = decoded[sizes.index(common)][0]
-    kept = []
-    for item, size in zip(decoded, sizes, strict=True):
-        if size == common:
-            kept.append(item)
-        else:
-            reason = f"size {_wxh(size)} differs from {_wxh(common)} of {example}"
-            skipped.append({"path": item[0], "reason": reason})
-    return kept
 
 
 # ------------------------------------------------------------------------------------------ writer
 
 
-def overlap_error(out_dir: Path, inputs: Sequence[str | Path]) -> str | None:
-    """Why writing to ``out_dir`` could touch an input, or ``None`` when it cannot."""
-    out = out_dir.expanduser().resolve()
-    for given in inputs:
-        inp = Path(given).expanduser().resolve()
-        if out == inp:
-            return f"output folder {out_dir} is the input {given}"
-        if out.is_relative_to(inp):
-            return f"output folder {out_dir} lies inside the input {given}"
-        if inp.is_relative_to(out):
-            return f"input {given} lies inside the output folder {out_dir}"
+def own_manifest(root: str | Path) -> dict[str, Any] | None:
+    """The ``manifest.json`` of ``root`` when privis wrote it (format ``privis-folder`` and a
+    ``privis_version`` marker), unvalidated; ``None`` when absent, unreadable or another tool's."""
+    path = Path(root) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (isinstance(manifest, dict) and manifest.get("format") == MANIFEST_FORMAT
+            and isinstance(manifest.get("privis_version"), str) and isinstance(manifest.get("items"), list)):
+        return manifest
     return None
+
+
+def manifest_outputs(root: str | Path) -> list[tuple[object, object]]:
+    """``(path, sha256)`` of every file privis' own manifest in ``root`` lists, plus the manifest itself
+    (``sha256`` ``None``: privis may replace it); empty when ``root`` holds no privis manifest."""
+    manifest = own_manifest(root)
+    if manifest is None:
+        return []
+    listed: list[tuple[object, object]] = [(MANIFEST_NAME, None)]
+    listed += [(it.get("path"), it.get("sha256")) for it in manifest["items"] if isinstance(it, dict)]
+    return listed
 
 
 class FolderWriter:
@@ -440,14 +492,16 @@ class FolderWriter:
         extra: JSON-serialisable facts to record (method parameters, package versions, ...).
         inputs: files or folders the output must not overlap; an ``out_dir`` equal to or inside one, or
             containing one, is refused so outputs never overwrite inputs.
-        overwrite: allow an ``out_dir`` that already holds a manifest (its listed files are removed
-            before the first new file is written) and replacing existing files.
+        overwrite: allow an ``out_dir`` that already holds a privis manifest: the files it lists whose
+            SHA-256 still matches are removed before the first new file is written. A file privis did
+            not write (another tool's ``manifest.json``, a user's image, a listed file edited since) is
+            never removed, and one a batch would replace is listed and refused.
         skipped: input files left out upstream, each ``{"path", "reason"}``, recorded in the manifest.
         source: the spec of the data being written, recorded in the manifest.
 
     Raises:
-        InvalidInputError: overlapping input and output, an existing manifest without ``overwrite``,
-            unusable class names or ``extra``.
+        InvalidInputError: overlapping input and output, an output that cannot be written, an existing
+            manifest without ``overwrite`` (or another tool's with it), unusable class names or ``extra``.
     """
 
     def __init__(
@@ -480,37 +534,27 @@ class FolderWriter:
         self._prepared = False
         self._closed = False
 
-        why = overlap_error(self.out_dir, self.inputs)
-        if why is not None:
-            raise InvalidInputError(f"refusing to write: {why} (outputs must never overwrite inputs)")
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise InvalidInputError(f"output {self.out_dir} exists and is not a folder")
+        check_outputs({"output folder": self.out_dir}, self.inputs, folders=("output folder",))
         if (self.out_dir / MANIFEST_NAME).exists() and not overwrite:
             raise InvalidInputError(
                 f"output folder {self.out_dir} already holds a {MANIFEST_NAME}; "
                 "choose a new folder or pass overwrite"
             )
+        # what an earlier privis run wrote here (and nobody changed since) may be replaced; nothing else
+        self._survey = survey_folder(self.out_dir, manifest_outputs(self.out_dir) if overwrite else ())
+        if overwrite:
+            self._survey.refuse(self._survey.foreign & {MANIFEST_NAME}, "this writer replaces manifest.json")
 
     # -- helpers
 
     def _prepare(self) -> None:
-        """On first use with ``overwrite``: remove the files an earlier manifest lists, then the manifest."""
+        """On first use with ``overwrite``: remove the files an earlier privis manifest lists (unchanged
+        since), then that manifest."""
         if self._prepared:
             return
         self._prepared = True
-        manifest_path = self.out_dir / MANIFEST_NAME
-        if not (self.overwrite and manifest_path.exists()):
-            return
-        try:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"{manifest_path}: unreadable manifest, not overwriting ({exc})") from exc
-        if isinstance(old, dict) and old.get("format") == MANIFEST_FORMAT:
-            for item in old.get("items", []):
-                rel = _safe_relative(str(item.get("path", ""))) if isinstance(item, dict) else None
-                if rel is not None:
-                    (self.out_dir / rel).unlink(missing_ok=True)
-        manifest_path.unlink()
+        if self.overwrite:
+            clear_owned(self.out_dir, self._survey.owned)
 
     def _target(self, label: int, path: str | None, index: int) -> str:
         class_dir = self.class_dirs[label]
@@ -582,6 +626,7 @@ class FolderWriter:
                 raise InvalidInputError(
                     f"{self.out_dir / target} already exists; pass overwrite to replace it"
                 )
+        self._survey.refuse(self._survey.foreign.intersection(targets), f"in {self.out_dir}")
         self._prepare()
 
         pixels = values.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()

@@ -4,11 +4,12 @@
 :func:`open_source` turns a dataset spec into a :class:`StreamSource` whose :meth:`~StreamSource.items`
 yields :class:`StreamItem` records lazily:
 
-- ``folder:PATH``: file paths are found by a sorted, lazy walk of each class subfolder (one directory
-  listing at a time) and decoded later, by the caller, with :func:`decode_item` (which uses
-  :func:`privis.data.read_image`, so a file reads exactly as :func:`privis.data.load_folder` reads it).
-  A folder written by privis (with a ``manifest.json``) keeps its class names and folder mapping, and
-  every file it lists is checked against its SHA-256 (the manifest itself is read whole).
+- ``folder:PATH``: walked lazily by the one folder walker (:mod:`privis.data.walk`: classes, root files,
+  hidden files, links, odd names, one size and channel count decided from every header) and decoded
+  later, by the caller, with :func:`decode_item` (which uses :func:`privis.data.folder.decode_image`), so
+  a folder streams exactly as :func:`privis.data.load_folder` reads it. A folder written by privis (with
+  a ``manifest.json``) keeps its class names and folder mapping, and every file it lists is checked
+  against its SHA-256 (the manifest itself is read whole).
 - ``npz:PATH``: the ``images`` array is read row block by row block straight from the archive member
   (compressed or stored), never as a whole; ``labels`` and ``paths`` (small, one value per item) are read
   whole.
@@ -26,17 +27,17 @@ order, so the union of the shards is the whole source, each item once.
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from privis.data.dataset import Dataset
-from privis.data.folder import MANIFEST_NAME, read_image, read_manifest
+from privis.data.folder import MANIFEST_NAME, decode_image
 from privis.data.spec import parse_spec
+from privis.data.walk import FolderTree, item_id, name_text, printable_name
 from privis.errors import DatasetError, ImageFileError
 
 __all__ = [
@@ -67,6 +68,9 @@ class StreamItem:
         scale: divisor bringing ``array`` to [0, 1].
         sha256: expected SHA-256 of ``file`` (folders written by privis), or ``None``.
         error: why the item is unusable, known at enumeration (e.g. an output name collision), or ``None``.
+        orientation: the EXIF orientation :func:`decode_item` applied to the file (1 = none, 2-8 = the
+            tag: the output is the image as it displays, not as stored), or ``None`` before decoding and
+            for arrays.
     """
 
     id: str
@@ -79,6 +83,7 @@ class StreamItem:
     scale: float = 1.0
     sha256: str | None = None
     error: str | None = None
+    orientation: int | None = None
 
 
 def to_chw(array: np.ndarray, scale: float, path: str | Path = "<array>") -> np.ndarray:
@@ -109,22 +114,25 @@ def to_chw(array: np.ndarray, scale: float, path: str | Path = "<array>") -> np.
 def decode_item(item: StreamItem) -> np.ndarray:
     """Decode one item to a float32 ``(C, H, W)`` array in [0, 1] (thread-safe; meant for reader pools).
 
+    A file is turned upright by its EXIF orientation, and ``item.orientation`` is set to the tag applied
+    (1 = none), for the run's records. Errors name the file by :func:`~privis.data.walk.printable_name`.
+
     Raises:
         ImageFileError: the item is bad (known at enumeration, unreadable, truncated, a SHA-256 that
             differs from the folder's manifest, unsupported mode ...); the error names the file.
     """
-    where: str | Path = item.file if item.file is not None else item.source
+    where: str | Path = printable_name(str(item.file)) if item.file is not None else item.source
     if item.error is not None:
         raise ImageFileError(where, item.error)
     if item.file is not None:
         try:
             data = item.file.read_bytes()
         except OSError as exc:
-            raise ImageFileError(item.file, f"cannot read file ({exc.strerror or exc})") from exc
+            raise ImageFileError(where, f"cannot read file ({exc.strerror or exc})") from exc
         if item.sha256 is not None and hashlib.sha256(data).hexdigest() != item.sha256:
-            raise ImageFileError(item.file, f"SHA-256 differs from {MANIFEST_NAME}: the file changed after writing")
-        array, scale = read_image(item.file, data)
-        return to_chw(array, scale, item.file)
+            raise ImageFileError(where, f"SHA-256 differs from {MANIFEST_NAME}: the file changed after writing")
+        array, scale, item.orientation = decode_image(where, data)
+        return to_chw(array, scale, where)
     if item.array is None:
         raise ImageFileError(where, "item has neither a file nor pixels")
     return to_chw(item.array, item.scale, where)
@@ -139,12 +147,15 @@ class StreamSource:
         class_dirs: output folder name of each class (the input's own folder names for folders), or
             ``None`` to let the writer derive them from ``class_names``.
         inputs: files or folders the output must never overlap.
+        ignored: entries found but never items by rule (a folder's hidden files, link loops), each
+            ``{"path", "reason"}``; ``count() + len(ignored)`` is everything found.
     """
 
     name: str = ""
     class_names: list[str]
     class_dirs: list[str] | None = None
     inputs: list[Path]
+    ignored: list[dict[str, str]] = []
 
     def items(self, shard: int = 0, num_shards: int = 1) -> Iterator[StreamItem]:
         """Yield the items whose position is ``shard`` modulo ``num_shards``, in enumeration order."""
@@ -153,6 +164,16 @@ class StreamSource:
     def count(self) -> int:
         """Number of items (one enumeration pass without decoding; cheap next to protecting)."""
         return sum(1 for _ in self.items())
+
+    def run_shape(self) -> tuple[tuple[int, int, int], str]:
+        """The run's image shape ``(C, H, W)`` decided over the whole source, and what fixed it (the
+        first item of that shape, named in size errors).
+
+        Raises:
+            ImageFileError: (folders) no item has a usable header: the first bad one.
+            DatasetError: the source holds no items.
+        """
+        raise NotImplementedError
 
 
 def _check_shard(shard: int, num_shards: int) -> None:
@@ -163,85 +184,50 @@ def _check_shard(shard: int, num_shards: int) -> None:
 # ------------------------------------------------------------------------------------------- folders
 
 
-def _sorted_entries(directory: Path) -> tuple[list[str], list[str]]:
-    """Non-hidden file and folder names of ``directory`` (one listing), each sorted."""
-    files: list[str] = []
-    dirs: list[str] = []
-    with os.scandir(directory) as it:
-        for entry in it:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=True):
-                dirs.append(entry.name)
-            elif entry.name != MANIFEST_NAME:
-                files.append(entry.name)
-    return sorted(files), sorted(dirs)
-
-
 class FolderSource(StreamSource):
-    """A class-per-subfolder image folder (the layout :func:`privis.data.load_folder` reads), streamed.
+    """A folder of images, walked by the rules of :mod:`privis.data.walk` (as :func:`privis.data.load_folder`).
 
-    Order: classes in class order; within a class, each folder's files (sorted) then its subfolders
-    (sorted, recursively). Only one directory listing is held at a time. Two files of one folder whose
-    stems are equal (``a.jpg``, ``a.png``) would share an output name: the later one is a bad item.
+    Items are enumerated lazily (one listing per folder level held; a privis folder's manifest is read
+    whole). Ids are :func:`~privis.data.walk.item_id`, ``rel`` and ``source`` the
+    :func:`~privis.data.walk.name_text` of the relative path (valid UTF-8 whatever the OS's bytes), and
+    ``file`` the file itself. Bad items known without reading pixels (broken links, output name
+    collisions, ...) carry their ``error``; ignored entries (hidden, link loops) are no items but are
+    listed in :attr:`ignored`. The size and channels of a run are decided over the whole folder's
+    headers (:meth:`run_shape`, one pass, cached).
     """
 
     def __init__(self, path: str | Path) -> None:
-        root = Path(path).expanduser()
-        if not root.exists():
-            raise DatasetError(f"folder {root} does not exist")
-        if not root.is_dir():
-            raise DatasetError(f"{root} is not a folder (folder: specs need a folder of class subfolders)")
-        self.root = root
-        self.name = f"folder:{path}"
-        self.inputs = [root]
-        manifest = read_manifest(root)
-        on_disk = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        self._expected: dict[str, str] = {}
-        if manifest is not None:
-            self.class_names = list(manifest["class_names"])
-            self.class_dirs = list(manifest["class_dirs"])
-            unknown = sorted(set(on_disk) - set(self.class_dirs))
-            if unknown:
-                raise DatasetError(
-                    f"folder {root}: subfolder {unknown[0]!r} is not a class in its {MANIFEST_NAME} "
-                    f"(classes: {', '.join(self.class_dirs)})"
-                )
-            self._expected = {str(item["path"]): str(item["sha256"]) for item in manifest["items"]}
-        else:
-            self.class_names = list(on_disk)
-            self.class_dirs = list(on_disk)
-        if not self.class_dirs:
-            raise DatasetError(f"folder {root} holds no class subfolders (expected {root}/<class>/<image files>)")
+        self.tree = FolderTree(path)
+        self.root = self.tree.root
+        self.name = f"folder:{name_text(str(path))}"
+        self.inputs = [self.root]
+        self.class_names = list(self.tree.class_names)
+        self.class_dirs = list(self.tree.class_dirs)
 
-    def _walk(self, rel_dir: PurePosixPath) -> Iterator[tuple[str, str | None]]:
-        """``(relative path, error or None)`` of every file under ``root/rel_dir``, depth first, sorted."""
-        directory = self.root / rel_dir
-        if not directory.is_dir():
-            return
-        files, dirs = _sorted_entries(directory)
-        first_of_stem: dict[str, str] = {}
-        for fname in files:
-            rel = (rel_dir / fname).as_posix()
-            stem = PurePosixPath(fname).stem
-            if stem in first_of_stem:
-                yield rel, f"its output name {stem}.* collides with {first_of_stem[stem]} (same folder and stem)"
-            else:
-                first_of_stem[stem] = rel
-                yield rel, None
-        del files, first_of_stem
-        for dname in dirs:
-            yield from self._walk(rel_dir / dname)
+    @property
+    def ignored(self) -> list[dict[str, str]]:  # type: ignore[override]
+        return self.tree.plan().ignored
+
+    def count(self) -> int:
+        return self.tree.plan().items
+
+    def run_shape(self) -> tuple[tuple[int, int, int], str]:
+        plan = self.tree.plan()
+        if plan.size is None:
+            raise self.tree.no_image()
+        return (plan.channels, plan.size[1], plan.size[0]), plan.first
 
     def items(self, shard: int = 0, num_shards: int = 1) -> Iterator[StreamItem]:
         _check_shard(shard, num_shards)
         position = 0
-        for label, class_dir in enumerate(self.class_dirs):
-            for rel, error in self._walk(PurePosixPath(class_dir)):
-                if position % num_shards == shard:
-                    yield StreamItem(id=rel, position=position, label=label, rel=rel, source=rel,
-                                     file=self.root / rel, sha256=self._expected.get(rel), error=error)
-                position += 1
+        for entry in self.tree.entries():
+            if entry.ignored:
+                continue
+            if position % num_shards == shard:
+                text = entry.text
+                yield StreamItem(id=item_id(entry.rel), position=position, label=entry.label, rel=text,
+                                 source=text, file=self.root / entry.rel, sha256=entry.sha256, error=entry.error)
+            position += 1
 
 
 # ---------------------------------------------------------------------------------------------- npz
@@ -330,6 +316,12 @@ class NpzSource(StreamSource):
     def count(self) -> int:
         return int(self.shape[0])
 
+    def run_shape(self) -> tuple[tuple[int, int, int], str]:
+        if len(self.shape) == 3:
+            return (1, self.shape[1], self.shape[2]), f"{self.name}#0"
+        _, a, b, c = self.shape
+        return ((c, a, b) if self.layout == "NHWC" else (a, b, c)), f"{self.name}#0"
+
     def items(self, shard: int = 0, num_shards: int = 1) -> Iterator[StreamItem]:
         _check_shard(shard, num_shards)
         n, row_shape = self.shape[0], self.shape[1:]
@@ -387,6 +379,9 @@ class ArraySource(StreamSource):
     def count(self) -> int:
         return len(self.dataset)
 
+    def run_shape(self) -> tuple[tuple[int, int, int], str]:
+        return self.dataset.shape, self.name
+
     def items(self, shard: int = 0, num_shards: int = 1) -> Iterator[StreamItem]:
         _check_shard(shard, num_shards)
         ds = self.dataset
@@ -420,5 +415,5 @@ def open_source(spec: str | Dataset | StreamSource) -> StreamSource:
         from privis.data.registry import load
 
         source = ArraySource(load(spec), offset=parsed.start or 0)
-    source.name = spec.strip()
+    source.name = name_text(spec.strip())  # recorded in journals: valid UTF-8 whatever the path's bytes
     return source

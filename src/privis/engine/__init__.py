@@ -3,7 +3,8 @@
 - :func:`protect`: stream a dataset spec (``folder:``, ``npz:``, built-in) or a ``Dataset`` through a
   protector into an output folder, batch by batch, with memory bounded by the batch size; reader and
   writer thread pools (``workers``); every output atomic, every finished item journalled in
-  ``OUT/manifest.jsonl``; ``resume`` after any crash; ``engine="ray"`` for Ray Data.
+  the owner-side run state (:mod:`privis.engine.state`, never in OUT); ``resume`` after any crash, with
+  the fitted state the first run saved; one run per output folder at a time; ``engine="ray"`` for Ray Data.
 - :func:`protect_dataset`: the earlier in-memory entry point, now a wrapper over :func:`protect`.
 - The ``ids`` contract: a protector whose ``transform(images, labels=None, *, ids=None)`` takes ``ids``
   receives ``(B,)`` int64 item ids and must derive item ``i``'s randomness from ``(random_state, ids[i])``
@@ -14,5 +15,7 @@ from privis.engine.core import RunSummary, ids_mode
 from privis.engine.journal import JOURNAL_NAME, item_hash
 from privis.engine.local import protect_dataset
 from privis.engine.run import ENGINES, protect
+from privis.engine.state import journal_path
 
-__all__ = ["ENGINES", "JOURNAL_NAME", "RunSummary", "ids_mode", "item_hash", "protect", "protect_dataset"]
+__all__ = ["ENGINES", "JOURNAL_NAME", "RunSummary", "ids_mode", "item_hash", "journal_path", "protect",
+           "protect_dataset"]

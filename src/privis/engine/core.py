@@ -32,12 +32,12 @@ from torch import Tensor, nn
 
 from privis.data.stream import StreamItem, StreamSource
 from privis.engine.journal import Journal, JournalState, item_hash, item_hashes
-from privis.errors import ImageFileError
+from privis.errors import ImageFileError, InvalidInputError
 from privis.methods.base import Protector
 from privis.sysinfo import peak_rss_mb
 
-__all__ = ["Group", "RunContext", "RunSummary", "conform", "derive_seed", "fitted_fingerprint", "ids_mode",
-           "iter_groups", "protect_batch", "public_params", "seed_fingerprint"]
+__all__ = ["Group", "RunContext", "RunSummary", "batch_tags", "conform", "derive_seed", "fitted_fingerprint",
+           "ids_mode", "iter_groups", "protect_batch", "public_params"]
 
 
 def ids_mode(protector: Protector) -> str:
@@ -72,26 +72,36 @@ def protect_batch(protector: Protector, mode: str, seed: int | None, images: Ten
     return protector.transform(images, labels)
 
 
-def seed_fingerprint(seed: int | None) -> str | None:
-    """SHA-256 of ``privis-seed:<seed>``: lets a resume check it got the same seed without storing it.
+def batch_tags(protector: Protector, images: Tensor, ids: list[str]) -> list[str | None]:
+    """The protector's public per-item tags (:meth:`~privis.methods.base.Protector.item_tags`) for the batch
+    about to be protected, one per item (None where it gives none); recorded as each item's ``tag``.
 
-    A small integer seed can be found from its fingerprint by trying seeds: use a large random seed when
-    the seed itself must stay secret.
+    Raises:
+        InvalidInputError: the protector returned a number of tags other than one per item.
     """
-    if seed is None:
-        return None
-    return "sha256:" + hashlib.sha256(f"privis-seed:{int(seed)}".encode()).hexdigest()
+    tags = protector.item_tags(images, ids)
+    if tags is None:
+        return [None] * len(ids)
+    if len(tags) != len(ids):
+        raise InvalidInputError(f"{protector.name}.item_tags returned {len(tags)} tags for {len(ids)} images")
+    return [str(t) for t in tags]
 
 
-def public_params(protector: Protector) -> dict[str, Any]:
-    """Constructor parameters safe to record: models named by class; ``random_state`` left out.
+#: Parameter-name endings that hold the owner's file paths (a key file, ...): never written into OUT.
+_PATH_PARAMS = ("_file", "_path", "_dir")
 
-    The seed regenerates a method's masks and noise, so it is never written next to the outputs (the
-    journal keeps only :func:`seed_fingerprint`).
+
+def public_params(protector: Protector, *, secret: bool = False) -> dict[str, Any]:
+    """Constructor parameters as JSON values: models named by class, other objects by ``repr``.
+
+    ``random_state`` is always left out (the seed regenerates a method's masks and noise; the owner-side
+    run state keeps only a salted check value of it). Unless ``secret``, parameters naming the owner's
+    files (``key_file``, any ``*_file``, ``*_path``, ``*_dir``) are left out too: this is what may be
+    written next to the outputs. ``secret=True`` keeps them, for the owner-side identity of a run.
     """
     out: dict[str, Any] = {}
     for key, value in protector.get_params().items():
-        if key == "random_state":
+        if key == "random_state" or (not secret and (key in protector.private_params or key.endswith(_PATH_PARAMS))):
             continue
         if isinstance(value, nn.Module):
             out[key] = type(value).__name__
@@ -127,12 +137,14 @@ def _hash_value(h: Any, value: Any) -> bool:
 def fitted_fingerprint(protector: Protector) -> str:
     """SHA-256 over the fitted state (public attributes ending in ``_``: tensors, models, arrays, numbers).
 
-    A resume refits the protector and must find the same fingerprint, else its outputs would not match
-    the interrupted run's.
+    Figures of a ``transform`` call are not fitted state: protectors keep them in private attributes (read
+    by ``diagnostics``), so every public ``*_`` attribute is hashed. A resume reloads the fitted protector
+    the interrupted run saved (or refits one that could not be pickled) and must find the same
+    fingerprint, else its outputs would not match the interrupted run's.
     """
     h = hashlib.sha256()
     for key in sorted(vars(protector)):
-        if key.endswith("_") and not key.startswith("_") and key not in ("stats_", "stop_reached_fraction_"):
+        if key.endswith("_") and not key.startswith("_"):
             h.update(key.encode())
             _hash_value(h, getattr(protector, key))
     return h.hexdigest()
@@ -198,10 +210,13 @@ def iter_groups(items: Iterator[StreamItem], batch_size: int, state: JournalStat
 
 @dataclass
 class RunSummary:
-    """What a run did. ``done`` counts items finished by this run, ``already_done`` those a resumed run
-    found finished; ``skipped`` bad inputs passed over (``--skip-bad``); ``failed`` the bad input that
-    stopped the run (0 or 1); ``images_per_second`` = done / seconds of the protecting loop (for Ray, after
-    ``startup_seconds`` spent starting or joining the cluster)."""
+    """What a run did. ``found`` counts everything the source holds (items and ignored entries);
+    ``done`` items finished by this run, ``already_done`` those a resumed run found finished; ``skipped``
+    bad inputs passed over (``--skip-bad``); ``ignored`` entries never read by rule (a folder's hidden
+    files, link loops); ``failed`` the bad input that stopped the run (0 or 1). A complete run accounts for
+    every input: ``found == done + already_done + skipped + ignored``. ``images_per_second`` = done /
+    seconds of the protecting loop (for Ray, after ``startup_seconds`` spent starting or joining the
+    cluster)."""
 
     out: str
     engine: str = "local"
@@ -209,6 +224,8 @@ class RunSummary:
     already_done: int = 0
     skipped: int = 0
     failed: int = 0
+    found: int = 0
+    ignored: int = 0
     seconds: float = 0.0
     complete: bool = False
     startup_seconds: float = 0.0
@@ -241,10 +258,21 @@ class RunSummary:
         out["images_per_second"] = self.images_per_second
         return out
 
+    @property
+    def unaccounted(self) -> int:
+        """Inputs found but neither written nor skipped nor ignored: 0 for a complete run, the items not
+        reached when a run stopped."""
+        return self.found - self.done - self.already_done - self.skipped - self.ignored - self.failed
+
     def line(self) -> str:
-        text = (f"done {self.done}, already done {self.already_done}, skipped {self.skipped}, "
-                f"failed {self.failed}, {self.images_per_second:.1f} images/s ({self.seconds:.1f} s, "
-                f"peak memory {self.peak_rss_mb:.1f} MiB)")
+        """One line: ``found N: done, already done, skipped, failed, ignored`` (plus ``not reached`` for a
+        stopped run), then speed, time and memory."""
+        text = (f"found {self.found}: done {self.done}, already done {self.already_done}, skipped {self.skipped}, "
+                f"failed {self.failed}, ignored {self.ignored}")
+        if self.unaccounted > 0:
+            text += f", not reached {self.unaccounted}"
+        text += (f"; {self.images_per_second:.1f} images/s ({self.seconds:.1f} s, "
+                 f"peak memory {self.peak_rss_mb:.1f} MiB)")
         if self.startup_seconds:
             text += f"; cluster start {self.startup_seconds:.1f} s"
         if self.jpeg_max_abs_change is not None:
@@ -281,8 +309,10 @@ class RunContext:
         self.summary.skipped += 1
 
     def record_failure(self, item: StreamItem, reason: str) -> None:
-        """Journal the bad input that stops the run (a resume retries it)."""
-        self.journal.append([{"kind": "failed", "id": item.id, "source": item.source, "reason": reason}])
+        """Journal the bad input that stops the run (a resume retries it); a run that has written nothing
+        yet leaves no journal for it."""
+        self.journal.append([{"kind": "failed", "id": item.id, "source": item.source, "reason": reason}],
+                            start=False)
         self.summary.failed += 1
 
     def finish_records(self, records: list[dict[str, Any]]) -> None:

@@ -1,11 +1,14 @@
-"""The run journal: a JSONL manifest recording each finished item, the basis of ``--resume``.
+"""The run journal: a JSONL file recording each finished item, the basis of ``--resume``.
 
-``OUT/manifest.jsonl`` (a file directly in OUT, which :func:`privis.data.load_folder` never reads as an
-image) holds one JSON object per line:
+The journal lives in the run's owner-side state folder (:mod:`privis.engine.state`), never in the output
+folder, and holds one JSON object per line:
 
-- ``{"kind": "run", ...}``: first line, the run's identity (method, public parameters, a fingerprint of
-  the seed, the source, output format, image shape, a fingerprint of the fitted state, ...). A resumed run
-  must match it, so one folder never mixes the outputs of two different runs.
+- ``{"kind": "run", ...}``: first line, the run's identity (method, parameters, a salted check value of
+  the seed, the source, output format, image shape, a fingerprint of the fitted state, the random
+  ``run_id``, ...). A resumed run must match it, so one folder never mixes the outputs of two runs.
+- ``{"kind": "writing", "paths"}``: the output paths of a batch, appended before its files are written:
+  a file there that no ``item`` line lists was still written by privis (a crash between the rename and
+  the ``item`` line), so a resume or ``--force`` may replace it.
 - ``{"kind": "item", "id", "source", "path", "label", "sha256"}``: appended once the output file is in
   place (written atomically: temporary file, fsync, rename). A crash between the rename and this line
   only means the item is protected again on resume, to the same bytes, under the same name.
@@ -13,12 +16,14 @@ image) holds one JSON object per line:
 - ``{"kind": "failed", "id", "source", "reason"}``: the bad input that stopped a run without ``--skip-bad``.
 - ``{"kind": "resume"}`` / ``{"kind": "end", ...}``: bookkeeping.
 
-Lines are appended in batches, flushed and fsynced. A line torn by a crash is cut off on the next
-open. The journal is only ever read line by line (resuming keeps 8 bytes per finished item: a sorted
-array of 64-bit id hashes), so its size never bounds the dataset's.
+The file is created (and a resumed run's ``resume`` line appended) only when the run writes its first
+output: a run that fails before that leaves no journal. Lines are appended in batches, flushed and
+fsynced. A line torn by a crash is cut off on the next open. The journal is only ever read line by line
+(resuming keeps 8 bytes per finished item: a sorted array of 64-bit id hashes), so its size never bounds
+the dataset's.
 
-At the end of a complete run ``OUT/manifest.json`` (the ``privis-folder`` manifest that
-``folder:OUT`` reads back) is written from the journal, streamed, atomically.
+At the end of a complete run ``OUT/manifest.json`` (the ``privis-folder`` manifest that ``folder:OUT``
+reads back) is written from the journal, streamed, atomically, with only what is safe to hand out.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +50,12 @@ __all__ = [
     "JournalState",
     "item_hash",
     "item_hashes",
+    "journal_outputs",
     "read_journal",
     "remove_temp_files",
 ]
 
-JOURNAL_NAME = "manifest.jsonl"
+JOURNAL_NAME = "journal.jsonl"
 JOURNAL_FORMAT = "privis-run"
 JOURNAL_VERSION = 1
 _MASK63 = (1 << 63) - 1
@@ -65,12 +72,19 @@ def item_hashes(ids: list[str]) -> np.ndarray:
     return np.fromiter((item_hash(i) for i in ids), dtype=np.int64, count=len(ids))
 
 
-def remove_temp_files(out: Path) -> int:
-    """Delete temporary files a killed atomic write left under ``out`` (``.NAME.XXXX.tmp``); return how many."""
+_TEMP_RE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_temp_files(out: Path, suffixes: tuple[str, ...]) -> int:
+    """Delete the temporary files killed atomic writes left under ``out`` (``.NAME.XXXXXXXX.tmp`` beside a
+    ``NAME`` ending in one of ``suffixes``); return how many. Other hidden files are the user's and stay."""
     removed = 0
+    if not out.is_dir():
+        return 0
     for dirpath, _dirnames, filenames in os.walk(out):
         for fname in filenames:
-            if fname.startswith(".") and fname.endswith(".tmp"):
+            match = _TEMP_RE.match(fname)
+            if match is not None and match["target"].endswith(suffixes):
                 os.unlink(os.path.join(dirpath, fname))
                 removed += 1
     return removed
@@ -149,19 +163,47 @@ class JournalState:
 
 
 class Journal:
-    """Append-only writer of ``OUT/manifest.jsonl`` (one flush + fsync per :meth:`append`)."""
+    """Append-only writer of a run journal (one flush + fsync per :meth:`append`), created on first use.
 
-    def __init__(self, out: Path, header: dict[str, Any] | None) -> None:
-        self.path = out / JOURNAL_NAME
-        out.mkdir(parents=True, exist_ok=True)
-        if header is None:
+    Args:
+        path: the journal file (in the private state folder; created 0600).
+        header: the ``run`` record of a new run, or ``None`` to continue an existing journal.
+        on_start: called once just before the file is first written (e.g. to clear what a replaced run
+            left); nothing is written, and ``on_start`` is not called, by a run that never gets that far.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any] | None,
+                 on_start: Callable[[], None] | None = None) -> None:
+        self.path = path
+        self._header = header
+        self._on_start = on_start
+        self._fh: Any = None
+        self._closed = False
+
+    @property
+    def started(self) -> bool:
+        return self._fh is not None
+
+    def start(self) -> None:
+        """Create the journal (or reopen it, cutting a torn tail) and write the ``run``/``resume`` line."""
+        if self._fh is not None:
+            return
+        if self._closed:
+            raise DatasetError(f"{self.path}: journal already closed")
+        if self._on_start is not None:
+            self._on_start()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._header is None:
             self._cut_torn_tail()
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
-        if header is not None:
-            record = {"kind": "run", "format": JOURNAL_FORMAT, "version": JOURNAL_VERSION, **header}
-            self.append([record])
+            flags = os.O_WRONLY | os.O_APPEND
         else:
-            self.append([{"kind": "resume"}])
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+        self._fh = os.fdopen(os.open(self.path, flags, 0o600), "ab")
+        os.fchmod(self._fh.fileno(), 0o600)
+        if self._header is not None:
+            self._write([{"kind": "run", "format": JOURNAL_FORMAT, "version": JOURNAL_VERSION, **self._header}])
+        else:
+            self._write([{"kind": "resume"}])
 
     def _cut_torn_tail(self) -> None:
         """Truncate a last line that a crash left without its newline."""
@@ -185,26 +227,51 @@ class Journal:
                 pos = start
             fh.truncate(0)
 
-    def append(self, records: list[dict[str, Any]]) -> None:
+    def append(self, records: list[dict[str, Any]], *, start: bool = True) -> None:
+        """Append ``records`` (starting the journal first); with ``start=False`` a journal not started yet
+        drops them (a run that wrote nothing leaves nothing behind)."""
         if not records:
             return
+        if self._fh is None:
+            if not start:
+                return
+            self.start()
+        self._write(records)
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
         self._fh.write(text.encode("utf-8"))
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        if not self._fh.closed:
+        self._closed = True
+        if self._fh is not None and not self._fh.closed:
             self._fh.close()
 
 
-def write_folder_manifest(out: Path, header: dict[str, Any], extra: dict[str, Any]) -> Path:
+def journal_outputs(path: Path) -> Iterator[tuple[str, str | None]]:
+    """``(relative output path, sha256 or None)`` of every file a journal says privis wrote or was writing."""
+    if not path.is_file():
+        return
+    for record in read_journal(path):
+        kind = record.get("kind")
+        if kind == "item":
+            yield str(record.get("path")), str(record.get("sha256"))
+        elif kind == "writing":
+            for rel in record.get("paths") or []:
+                yield str(rel), None
+
+
+def write_folder_manifest(out: Path, journal: Path, header: dict[str, Any], extra: dict[str, Any],
+                          public: Callable[[str], str] = str) -> Path:
     """Write ``OUT/manifest.json`` (format ``privis-folder``) from the journal, streamed and atomic.
 
-    Items appear in journal order (the order they finished); ``skipped`` lists bad inputs that were never
-    finished afterwards.
+    Items appear in journal order (the order they finished), each with ``path``, ``label``, ``class_name``,
+    ``sha256``, ``id`` (the engine's item id), ``source`` and, when the journal has one, ``tag``;
+    ``skipped`` lists bad inputs that were never finished afterwards. ``public`` rewrites every source
+    and reason text before it is written (the caller strips the owner's absolute paths with it).
     """
-    journal = out / JOURNAL_NAME
     class_names = list(header["class_names"])
     class_dirs = list(header["class_dirs"])
     skipped: dict[str, dict[str, Any]] = {}
@@ -215,7 +282,7 @@ def write_folder_manifest(out: Path, header: dict[str, Any], extra: dict[str, An
             "format": MANIFEST_FORMAT,
             "version": MANIFEST_VERSION,
             "privis_version": privis.__version__,
-            "source": header.get("source"),
+            "source": public(str(header.get("source"))),
             "class_names": class_names,
             "class_dirs": class_dirs,
         }
@@ -225,12 +292,15 @@ def write_folder_manifest(out: Path, header: dict[str, Any], extra: dict[str, An
             if kind == "item":
                 item = {"path": record["path"], "label": record["label"],
                         "class_name": class_names[record["label"]], "sha256": record["sha256"],
-                        "source": record["source"]}
+                        "id": str(record["id"]), "source": public(str(record["source"]))}
+                if "tag" in record:
+                    item["tag"] = record["tag"]
                 fh.write(("\n    " if count == 0 else ",\n    ") + json.dumps(item, ensure_ascii=False))
                 count += 1
                 skipped.pop(str(record["id"]), None)  # a bad input fixed and finished on a resume
             elif kind == "skipped":
-                skipped[str(record["id"])] = {"path": str(record["source"]), "reason": str(record["reason"])}
+                skipped[str(record["id"])] = {"path": public(str(record["source"])),
+                                              "reason": public(str(record["reason"]))}
         tail = {"count": count, "skipped": list(skipped.values()), "extra": extra}
         fh.write("\n  ],\n" + json.dumps(tail, ensure_ascii=False, indent=2)[2:] + "\n")
     return path

@@ -5,7 +5,8 @@ Pipeline (memory bounded by about ``2 * PREFETCH + 1`` batches, whatever the dat
     source.items() --aligned batches--> reader pool (decode, ``workers`` threads, PREFETCH batches ahead)
         --> protector.transform (this thread; torch uses its own intra-op threads)
         --> writer pool (encode, atomic write, SHA-256; ``4 * workers`` threads, PREFETCH batches in flight)
-        --> journal (this thread; one append + fsync per batch, in batch order)
+        --> journal (this thread; the batch's output paths before it is written, then one append + fsync
+            of its items per batch, in batch order)
 
 Pillow's decoders and encoders, zlib and hashlib release the GIL, so the pools overlap file I/O and
 (de)compression with the protector's compute. An item reaches the journal only after its file is in
@@ -25,7 +26,7 @@ import torch
 
 from privis.data.dataset import Dataset
 from privis.data.stream import StreamItem, decode_item
-from privis.engine.core import Group, RunContext, conform, iter_groups, protect_batch
+from privis.engine.core import Group, RunContext, batch_tags, conform, iter_groups, protect_batch
 from privis.engine.output import EncodedItem, output_rel, quantize, write_chunk
 from privis.errors import ImageFileError, InvalidInputError
 from privis.methods.base import Protector
@@ -122,12 +123,17 @@ def run_local(ctx: RunContext) -> None:
                 continue
             images = torch.from_numpy(stacked)
             labels = torch.tensor([it.label for it in items], dtype=torch.long)
+            tags = batch_tags(ctx.protector, images, [it.id for it in items])
             protected = protect_batch(ctx.protector, ctx.mode, ctx.seed, images, labels, hashes, group.first_id)
             if not isinstance(protected, torch.Tensor) or protected.ndim != 4 or protected.shape[0] != len(items):
                 raise InvalidInputError(f"{ctx.protector.name}.transform returned "
                                         f"{getattr(protected, 'shape', type(protected))} for {len(items)} images")
             pixels = quantize(protected)
-            entries = [EncodedItem(it, output_rel(it, ctx.class_dirs, ctx.fmt)) for it in items]
+            entries = [EncodedItem(it, output_rel(it, ctx.class_dirs, ctx.fmt), tag)
+                       for it, tag in zip(items, tags, strict=True)]
+            # the first write of a run starts its journal; a file named here is privis' even if a crash
+            # comes before its item line
+            ctx.journal.append([{"kind": "writing", "paths": [e.target for e in entries]}])
             parts = list(zip(_chunks(entries, n_writers), _chunks(list(range(len(items))), n_writers),
                              strict=True))
             writes.append([writers.submit(write_chunk, ctx.out, e, pixels[idx[0]:idx[-1] + 1], ctx.fmt,

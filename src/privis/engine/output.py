@@ -88,10 +88,12 @@ def jpeg_change(pixels: np.ndarray, data: bytes) -> tuple[int, float]:
 
 @dataclass
 class EncodedItem:
-    """What the writer needs of one protected item."""
+    """What the writer needs of one protected item: the item, its output path and its public tag (if any,
+    see :func:`privis.engine.core.batch_tags`)."""
 
     item: StreamItem
     target: str
+    tag: str | None = None
 
 
 def write_chunk(out: Path, entries: list[EncodedItem], pixels: np.ndarray, fmt: str,
@@ -105,8 +107,8 @@ def write_chunk(out: Path, entries: list[EncodedItem], pixels: np.ndarray, fmt: 
         fmt: ``"png"`` or ``"jpeg"``.
 
     Returns:
-        One ``item`` record per entry (``id``, ``source``, ``path``, ``label``, ``sha256``; JPEG also
-        ``max_abs_change`` and ``sse`` in 8-bit levels).
+        One ``item`` record per entry (``id``, ``source``, ``path``, ``label``, ``sha256``; ``tag`` when the
+        entry has one; JPEG also ``max_abs_change`` and ``sse`` in 8-bit levels).
     """
     records: list[dict[str, Any]] = []
     for entry, frame in zip(entries, pixels, strict=True):
@@ -115,6 +117,8 @@ def write_chunk(out: Path, entries: list[EncodedItem], pixels: np.ndarray, fmt: 
         record: dict[str, Any] = {"kind": "item", "id": entry.item.id, "source": entry.item.source,
                                   "path": entry.target, "label": entry.item.label,
                                   "sha256": hashlib.sha256(data).hexdigest()}
+        if entry.tag is not None:
+            record["tag"] = entry.tag
         if fmt == "jpeg":
             record["max_abs_change"], record["sse"] = jpeg_change(frame, data)
             record["pixels"] = int(frame.size)

@@ -7,7 +7,7 @@ Plan (one Ray Data pipeline, streamed)::
       -> map_batches(ProtectWorker)     actor pool (``workers`` actors): the fitted protector is unpickled
                                         once per actor in ``__init__``; each batch is decoded, protected,
                                         and written atomically, and its journal records are returned
-      -> iter_batches on the driver     records appended to OUT/manifest.jsonl as they arrive
+      -> iter_batches on the driver     records appended to the run journal as they arrive
 
 Everything else (refusals, fitting, the journal, resume, the final manifest, the summary) is the driver's
 and identical to the local engine (:mod:`privis.engine.run`). Items are seeded exactly as locally, so a
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from privis.data.stream import StreamItem, StreamSource, decode_item
-from privis.engine.core import RunContext, conform, protect_batch
+from privis.engine.core import RunContext, batch_tags, conform, protect_batch
 from privis.engine.journal import item_hashes
 from privis.engine.output import EncodedItem, output_rel, quantize, write_chunk
 from privis.errors import ImageFileError, InvalidInputError, PrivisError
@@ -166,12 +166,14 @@ class ProtectWorker:
         if good:
             hashes = np.asarray(batch["hash"], dtype=np.int64)[keep]
             labels = torch.tensor([it.label for it in good], dtype=torch.long)
-            protected = protect_batch(self.protector, self.mode, self.seed, torch.from_numpy(np.stack(arrays)),
-                                      labels, hashes, good[0].id)
+            images = torch.from_numpy(np.stack(arrays))
+            tags = batch_tags(self.protector, images, [it.id for it in good])
+            protected = protect_batch(self.protector, self.mode, self.seed, images, labels, hashes, good[0].id)
             pixels = quantize(protected)
-            entries = [EncodedItem(it, output_rel(it, self.class_dirs, self.fmt)) for it in good]
+            entries = [EncodedItem(it, output_rel(it, self.class_dirs, self.fmt), tag)
+                       for it, tag in zip(good, tags, strict=True)]
             records.extend(write_chunk(self.out, entries, pixels, self.fmt, self.class_names))
-        keys = ("kind", "id", "source", "path", "label", "sha256", "reason", "where", "max_abs_change", "sse",
+        keys = ("kind", "id", "source", "path", "label", "sha256", "tag", "reason", "where", "max_abs_change", "sse",
                 "pixels")
         defaults: dict[str, Any] = {"label": -1, "max_abs_change": -1, "sse": 0.0, "pixels": 0}
         return {key: np.array([r.get(key, defaults.get(key, "")) for r in records],
@@ -187,6 +189,8 @@ def _records(batch: dict[str, np.ndarray]) -> list[dict[str, Any]]:
             r: dict[str, Any] = {"kind": "item", "id": str(batch["id"][k]), "source": str(batch["source"][k]),
                                  "path": str(batch["path"][k]), "label": int(batch["label"][k]),
                                  "sha256": str(batch["sha256"][k])}
+            if batch["tag"][k]:
+                r["tag"] = str(batch["tag"][k])
             if int(batch["max_abs_change"][k]) >= 0:
                 r.update(max_abs_change=int(batch["max_abs_change"][k]), sse=float(batch["sse"][k]),
                          pixels=int(batch["pixels"][k]))
@@ -239,7 +243,7 @@ def run_ray(ctx: RunContext, *, address: str | None = None, num_cpus: int | None
             for r in bad:
                 if not ctx.skip_bad:
                     ctx.journal.append([{"kind": "failed", "id": r["id"], "source": r["source"],
-                                         "reason": r["reason"]}])
+                                         "reason": r["reason"]}], start=False)
                     ctx.summary.failed += 1
                     raise ImageFileError(r["where"], r["reason"])
                 r.pop("where", None)

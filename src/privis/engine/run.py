@@ -2,29 +2,44 @@
 
 Steps (issue 6):
 
-1. The run's image shape: the most common among the first 64 readable items (3 channels if any is
-   colour); an input without one usable image stops here, naming its first bad file.
-2. Refusals, before any protecting: an output folder equal to, inside or containing an input (outputs
-   never overwrite inputs); an output folder holding another run's outputs (its journal or a privis
-   ``manifest.json``) unless ``resume`` (continue that run) or ``force`` (delete its listed outputs and
-   start over); a non-empty folder that is not a privis run unless ``force``.
+1. The run's image shape, decided over the whole source (:meth:`~privis.data.stream.StreamSource.run_shape`;
+   for folders, from every header: the most common size, 3 channels if any image of it is colour); an
+   input without one usable image stops here, naming its first bad file.
+2. Refusals, before any protecting: an output path equal to, inside or containing an input, or not
+   writable (:func:`privis.fsutil.check_outputs`; outputs never overwrite inputs). The output folder is
+   then locked for this run (a second run into it is refused, naming the holder). An output folder
+   holding another run's outputs (its owner-side run state, :mod:`privis.engine.state`, or a privis
+   ``manifest.json``) is refused unless ``resume`` (continue that run) or ``force`` (replace it); any
+   other non-empty folder unless ``force``; ``resume`` into an empty or missing folder starts a new run.
+   ``force`` removes only files privis recorded as its own whose SHA-256 still matches; a file privis did
+   not write (another tool's ``manifest.json``, a user's image, a privis output edited since) that this
+   run would replace is listed and refused. A randomised method run with a guessable seed gets a warning
+   (:func:`seed_warning`).
 3. Fitting, for protectors that override ``fit``: on ``fit_data`` when given (loaded in memory), on an
    in-memory dataset as a whole, else on a reproducible reservoir sample of at most ``fit_size`` items of
-   the stream (so a folder of millions is never loaded to fit).
-4. A resumed run must match the interrupted one: method, public parameters, seed fingerprint, source,
+   the stream (so a folder of millions is never loaded to fit). A resumed run reloads the fitted
+   protector the interrupted run saved in its state (refitting, e.g. on a GPU, is not bit-identical).
+4. A resumed run must match the interrupted one: method, parameters, seed (a salted check value), source,
    classes, shape, format, seeding mode and the fingerprint of the fitted state.
 5. JPEG (lossy) output is refused unless ``allow_lossy``; the refusal reports the change JPEG would make to
-   the protected pixels of the first batch.
+   the protected pixels of the first batch. A protector whose outputs its owner inverts (keyed mode,
+   ``needs_exact_output``) gets no lossy output at all, refused before any work.
 6. The engine (``local`` or ``ray``) protects what is not done yet; items are journalled as they land.
-7. A complete run writes ``manifest.json`` (``folder:OUT`` reads the outputs back) and a summary.
+   Nothing is written (no output, no journal, nothing of a replaced run removed) before the first batch
+   is protected, so a run that fails on a bad parameter or input leaves the folder and the state as they
+   were.
+7. A complete run writes ``manifest.json`` (``folder:OUT`` reads the outputs back; it holds public
+   parameters, relative paths, checksums and item ids: no seed or seed hash, no fitted secret, no
+   absolute path of the owner's) and a summary.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import re
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +47,7 @@ import numpy as np
 import torch
 
 from privis.data.dataset import Dataset
-from privis.data.folder import MANIFEST_NAME, overlap_error
+from privis.data.folder import MANIFEST_NAME, manifest_outputs, own_manifest
 from privis.data.stream import StreamSource, decode_item, open_source
 from privis.engine.core import (
     RunContext,
@@ -43,129 +58,124 @@ from privis.engine.core import (
     iter_groups,
     protect_batch,
     public_params,
-    seed_fingerprint,
 )
 from privis.engine.journal import (
-    JOURNAL_NAME,
     Journal,
     JournalState,
-    read_journal,
+    item_hash,
+    journal_outputs,
     remove_temp_files,
     write_folder_manifest,
 )
-from privis.engine.output import FORMATS, encode_frame, jpeg_change, quantize
+from privis.engine.output import FORMATS, encode_frame, jpeg_change, output_rel, quantize
+from privis.engine.state import RunState, new_run_id, new_salt, seed_check
 from privis.errors import DatasetError, ImageFileError, InvalidInputError
+from privis.fsutil import FolderSurvey, check_outputs, clear_owned, survey_folder
 from privis.methods.base import Protector
 from privis.results import package_versions
 
-__all__ = ["ENGINES", "protect"]
+__all__ = ["ENGINES", "GUESSABLE_SEED", "protect", "seed_warning"]
 
 ENGINES = ("local", "ray")
 #: Parameters a resumed run must share with the interrupted one.
-_IDENTITY = ("method", "params", "seed_fingerprint", "source_id", "class_names", "class_dirs", "shape", "output_format",
+_IDENTITY = ("method", "params", "seed_check", "source_id", "class_names", "class_dirs", "shape", "output_format",
              "ids_mode", "fitted")
+#: Seeds below this can be found by trying every candidate against the outputs (2**48 regenerations of a
+#: method's noise take days on one machine, hours on a cluster); a seed drawn with secrets.randbits(63)
+#: falls below it with probability 2**-15.
+GUESSABLE_SEED = 2**48
 
 
-def _remove_listed(out: Path) -> None:
-    """Delete the outputs an earlier run lists (journal and/or manifest.json), then its records."""
-    journal, manifest = out / JOURNAL_NAME, out / MANIFEST_NAME
-    root = out.resolve()
+def seed_warning(protector: Protector) -> str | None:
+    """The warning for a randomised protector run with a guessable seed (below :data:`GUESSABLE_SEED`)."""
+    if "random_state" not in protector._param_names():
+        return None
+    seed = protector.get_params().get("random_state")
+    if seed is None or abs(int(seed)) >= GUESSABLE_SEED:
+        return None
+    return (f"warning: seed {seed} of {protector.name} is guessable (below 2**48): anyone holding the outputs can "
+            "find it by trying seeds and then regenerate the masks or noise; omit the seed (OS entropy) or use "
+            "one of 63 random bits, e.g. python -c 'import secrets; print(secrets.randbits(63))'")
 
-    def unlink(rel: object) -> None:
-        if isinstance(rel, str) and rel and not rel.startswith(("/", "\\")):
-            target = (out / rel).resolve()
-            if target.is_relative_to(root) and target != root:
-                target.unlink(missing_ok=True)
 
-    if journal.exists():
-        for record in read_journal(journal):
-            if record.get("kind") == "item":
-                unlink(record.get("path"))
-    if manifest.exists():
+def _public_text(roots: list[str]) -> Callable[[str], str]:
+    """A function replacing each of the owner's absolute input paths in a text by its last component (the
+    home folder by ``~``)."""
+    home = str(Path.home())
+    pairs = sorted({(r.rstrip("/"), "~" if r == home else Path(r).name) for r in roots if r and Path(r).is_absolute()},
+                   key=lambda t: -len(t[0]))
+    # a root counts only as the start of an absolute path: not inside a relative one such as c0/root/x.png
+    patterns = [(re.compile(rf"(?<![\w./-]){re.escape(root)}(?![\w.-])"), name) for root, name in pairs if root]
+
+    def public(text: str) -> str:
+        for pattern, name in patterns:
+            text = pattern.sub(lambda _m, name=name: name, text)
+        return text
+
+    return public
+
+
+def _input_roots(inputs: list[Path]) -> list[str]:
+    roots: list[str] = []
+    for p in inputs:
+        for form in (p.expanduser(), p.expanduser().resolve()):
+            roots.append(str(form if form.is_absolute() else form.resolve()))
+    home = str(Path.home())
+    return roots + [home]
+
+
+def _targets(source: StreamSource, class_dirs: list[str], fmt: str, state: JournalState | None) -> Iterator[str]:
+    """Output paths (relative to OUT) of the items not done yet."""
+    for item in source.items():
+        if state is not None and state.is_done(np.array([item_hash(item.id)], dtype=np.int64))[0]:
+            continue
         try:
-            old = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"{manifest}: unreadable manifest, not replacing it ({exc})") from exc
-        for item in old.get("items", []) if isinstance(old, dict) else []:
-            if isinstance(item, dict):
-                unlink(item.get("path"))
-        manifest.unlink()
-    journal.unlink(missing_ok=True)
-    remove_temp_files(out)
-    for dirpath, _dirs, _files in sorted(os.walk(out), key=lambda t: -len(t[0])):
-        if Path(dirpath) != out and not os.listdir(dirpath):
-            os.rmdir(dirpath)
+            yield output_rel(item, class_dirs, fmt)
+        except InvalidInputError:
+            continue  # the run meets it in order and reports it
 
 
-def _prepare_out(out: Path, inputs: list[Path], *, resume: bool, force: bool) -> JournalState | None:
-    """Apply the output-folder rules (module docstring, step 2); return the journal to resume, if any."""
-    if resume and force:
-        raise InvalidInputError("--resume and --force exclude each other: continue the run, or replace it")
-    why = overlap_error(out, inputs)
-    if why is not None:
-        raise InvalidInputError(f"refusing to write: {why} (outputs must never overwrite inputs)")
+def _prepare_out(out: Path, run_state: RunState, *, resume: bool,
+                 force: bool) -> tuple[JournalState | None, FolderSurvey]:
+    """Apply the output-folder rules (module docstring, step 2) to what is in ``out`` now.
+
+    Returns:
+        The journal to resume (``None`` for a new run) and the survey of ``out``'s files (privis' own,
+        which a new run removes at its first write, and the rest, which it never touches).
+    """
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"output {out} exists and is not a folder")
-    journal, manifest = out / JOURNAL_NAME, out / MANIFEST_NAME
-    if journal.exists():
-        if resume:
-            remove_temp_files(out)  # a killed atomic write leaves its temporary file behind
-            return JournalState(journal)
-        if force:
-            _remove_listed(out)
-            return None
-        state = JournalState(journal)
-        raise InvalidInputError(
-            f"output folder {out} holds another run's outputs ({state.header.get('method')} on "
-            f"{state.header.get('source')}, {state.done.size} items finished); pass --resume to continue "
-            "that run or --force to replace it"
-        )
-    if manifest.exists():
-        if force:
-            _remove_listed(out)
-            return None
-        hint = "it has no manifest.jsonl to resume from; " if resume else ""
-        raise InvalidInputError(f"output folder {out} holds another run's outputs ({MANIFEST_NAME}); {hint}"
-                                "pass --force to replace them")
-    if not force and out.exists() and any(not e.name.startswith(".") for e in out.iterdir()):
-        hint = " (and holds no run to resume)" if resume else ""
-        raise InvalidInputError(f"output folder {out} is not empty{hint}; choose a new folder or pass --force")
-    if (resume or force) and out.exists():
-        remove_temp_files(out)
-    return None
-
-
-def _probe_shape(source: StreamSource, sample: int = 64) -> tuple[tuple[int, int, int], str]:
-    """The run's ``(C, H, W)`` and the item that fixed it (named in size errors).
-
-    The most common size among the first ``sample`` readable items (ties: the earliest), as
-    :func:`privis.data.load_folder` keeps the most common size; 3 channels when any of them is colour.
-    """
-    if hasattr(source, "dataset"):
-        c, h, w = source.dataset.shape  # type: ignore[attr-defined]
-        return (c, h, w), f"{source.name}"
-    seen: list[tuple[tuple[int, int], int, str]] = []
-    first_error: ImageFileError | None = None
-    for item in source.items():
-        try:
-            array = decode_item(item)
-        except ImageFileError as exc:
-            first_error = first_error or exc
-            continue  # the run itself meets it in order, then skips it or stops on it with a summary
-        seen.append(((int(array.shape[1]), int(array.shape[2])), int(array.shape[0]), item.source))
-        if len(seen) >= sample:
-            break
-    if not seen:
-        if first_error is not None:
-            raise first_error
-        raise DatasetError(f"{source.name}: none of its items is a usable image")
-    counts: dict[tuple[int, int], int] = {}
-    for size, _c, _s in seen:
-        counts[size] = counts.get(size, 0) + 1
-    best = max(counts.values())
-    size, _, first = next(t for t in seen if counts[t[0]] == best)
-    channels = 3 if any(c == 3 for s, c, _ in seen if s == size) else 1
-    return (channels, size[0], size[1]), first
+    prior = JournalState(run_state.journal) if run_state.journal.is_file() else None
+    manifest = own_manifest(out)
+    if prior is not None and manifest is not None and \
+            (manifest.get("extra") or {}).get("run_id") != prior.header.get("run_id"):
+        prior = None  # the folder now holds another run's finished outputs: the state is stale
+    records = chain(journal_outputs(run_state.journal) if prior is not None else (), manifest_outputs(out))
+    survey = survey_folder(out, records, verify=force)  # only --force removes recorded files: check them then
+    present = survey.owned | survey.foreign
+    if not present:
+        prior = None  # nothing of that run is left in the folder: its state is stale
+    if resume:
+        if prior is None and not present:
+            return None, survey  # nothing to continue and nothing in the way: a resumable run starts afresh
+        if prior is None:
+            what = " (it holds a finished privis folder)" if manifest is not None else ""
+            raise InvalidInputError(f"output folder {out} holds no run to resume{what}: no run state for it in "
+                                    f"{run_state.root}; pass --force to replace it, or choose a new folder")
+        return prior, survey
+    if present and not force:
+        if prior is not None:
+            raise InvalidInputError(
+                f"output folder {out} holds another run's outputs ({prior.header.get('method')} on "
+                f"{prior.header.get('source')}, {prior.done.size} items finished); pass --resume to continue "
+                "that run or --force to replace it"
+            )
+        if manifest is not None:
+            raise InvalidInputError(f"output folder {out} holds another run's outputs ({MANIFEST_NAME}); pass "
+                                    "--force to replace them")
+        raise InvalidInputError(f"output folder {out} is not empty; choose a new folder or pass --force (which "
+                                "replaces only files privis wrote)")
+    return None, survey
 
 
 def _needs_fit(protector: Protector) -> bool:
@@ -207,11 +217,12 @@ def _fit(protector: Protector, source: StreamSource, fit_data: str | Dataset | N
     protector.fit(torch.from_numpy(np.stack(arrays)), torch.tensor(labels, dtype=torch.long))
 
 
-def _refuse_jpeg(ctx: RunContext) -> None:
-    """Measure what JPEG does to the first batch's protected pixels and refuse with the figures (step 5)."""
+def _first_batch(ctx: RunContext) -> np.ndarray | None:
+    """The first batch not done yet, protected in memory: ``(B, C, H, W)`` uint8 stored pixels, or ``None``
+    when nothing is left (a bad parameter or protector fails here, before anything is written)."""
     group = next(iter_groups(ctx.source.items(), ctx.batch_size, ctx.state), None)
     if group is None:
-        return
+        return None
     arrays, labels, keep = [], [], []
     for k, item in enumerate(group.items):
         try:
@@ -221,10 +232,17 @@ def _refuse_jpeg(ctx: RunContext) -> None:
         except ImageFileError:
             continue
     if not arrays:
-        return
+        return None
     protected = protect_batch(ctx.protector, ctx.mode, ctx.seed, torch.from_numpy(np.stack(arrays)),
                               torch.tensor(labels), group.hashes[keep], group.first_id)
-    pixels = quantize(protected)
+    return quantize(protected)
+
+
+def _refuse_jpeg(ctx: RunContext) -> None:
+    """Measure what JPEG does to the first batch's protected pixels and refuse with the figures (step 5)."""
+    pixels = _first_batch(ctx)
+    if pixels is None:
+        return
     worst, sse = 0, 0.0
     for frame in pixels:
         m, s = jpeg_change(frame, encode_frame(frame, "jpeg"))
@@ -243,11 +261,13 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
             workers: int = 1, resume: bool = False, force: bool = False, skip_bad: bool = False,
             output_format: str = "png", allow_lossy: bool = False, engine: str = "local",
             address: str | None = None, num_cpus: int | None = None,
-            report: Callable[[str], None] | None = None) -> RunSummary:
+            report: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None,
+            state_dir: str | Path | None = None) -> RunSummary:
     """Protect ``data`` with ``protector`` into the folder ``out``, streaming, crash-safe and resumable.
 
     Args:
-        protector: any :class:`~privis.methods.Protector` (fitted here when it overrides ``fit``).
+        protector: any :class:`~privis.methods.Protector` (fitted here when it overrides ``fit``; on
+            ``resume`` its state is replaced by the fitted state the interrupted run saved).
         data: a dataset spec (``folder:PATH``, ``npz:PATH``, ``digits:train`` ...), a ``Dataset`` or a
             :class:`~privis.data.stream.StreamSource`.
         out: output folder; outputs keep the input's relative path and stem (``.png`` or ``.jpg``).
@@ -255,20 +275,23 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         fit_size: the most items sampled from a stream to fit on.
         batch_size: images protected per batch; memory is bounded by a few batches.
         workers: threads in each of the reader and writer pools (local), or Ray actors (ray).
-        resume: continue the run whose journal is in ``out``.
-        force: delete the outputs of another run found in ``out`` and start over.
+        resume: continue the run whose state belongs to ``out``.
+        force: replace another run's outputs found in ``out`` (only files privis wrote and nobody changed).
         skip_bad: journal a bad input with its reason and go on; otherwise stop with its name.
-        output_format: ``"png"`` (lossless) or ``"jpeg"`` (needs ``allow_lossy``).
+        output_format: ``"png"`` (lossless) or ``"jpeg"`` (needs ``allow_lossy``; refused for a protector that
+            ``needs_exact_output``, i.e. keyed mode).
         engine: ``"local"`` (threads in this process) or ``"ray"`` (Ray Data, see ``ray_engine``).
         address: Ray cluster address (``ray``); default starts a local cluster.
         num_cpus: CPUs of a local Ray cluster (default: all).
         report: called with the one-line summary at the end (also when the run stops on an error).
+        warn: called with a warning line (a guessable seed); default :func:`warnings.warn`.
+        state_dir: the owner-side state root (default :func:`privis.engine.state.state_root`).
 
     Returns:
         :class:`~privis.engine.core.RunSummary`.
 
     Raises:
-        InvalidInputError: a refusal (step 2, 4 or 5) or a bad argument.
+        InvalidInputError: a refusal (steps 2, 4 and 5) or a bad argument.
         ImageFileError: a bad input file, without ``skip_bad`` (after journalling what was finished).
     """
     if batch_size < 1 or workers < 1 or fit_size < 1:
@@ -276,8 +299,13 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
                                 f"{fit_size})")
     if output_format not in FORMATS:
         raise InvalidInputError(f"unknown output format {output_format!r} (use one of {', '.join(FORMATS)})")
+    if output_format != "png" and protector.needs_exact_output():
+        raise InvalidInputError(f"{protector.name} in keyed mode needs lossless output to be restored exactly; "
+                                f"{output_format} changes pixels (use png)")
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r} (use one of {', '.join(ENGINES)})")
+    if resume and force:
+        raise InvalidInputError("--resume and --force exclude each other: continue the run, or replace it")
     out = Path(out).expanduser()
     source = open_source(data)
     inputs = list(source.inputs)
@@ -287,58 +315,114 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         spec = parse_spec(fit_data)
         if spec.path is not None:
             inputs.append(Path(spec.path))
-    shape, first = _probe_shape(source)  # an unusable input is reported before anything else
-    state = _prepare_out(out, inputs, resume=resume, force=force)
-    seed = protector.get_params().get("random_state") if "random_state" in protector._param_names() else None
+    key_file = protector.get_params().get("key_file")
+    if isinstance(key_file, str | Path):
+        inputs.append(Path(key_file))
+    check_outputs({"output folder": out}, inputs, folders=("output folder",))
+    shape, first = source.run_shape()  # decided over the whole source; an unusable one stops here
+    message = seed_warning(protector)
+    if message is not None:
+        (warn or (lambda text: warnings.warn(text, UserWarning, stacklevel=3)))(message)
+    run_state = RunState(out, state_dir)
+    if run_state.root.expanduser().resolve().is_relative_to(out.resolve()):
+        raise InvalidInputError(f"the run state folder {run_state.root} lies inside the output folder {out}: "
+                                "the state must stay on the owner's side (choose another state folder)")
+    run_state.acquire()
+    try:
+        return _protect_locked(protector, source, out, run_state, inputs, shape=shape, first=first,
+                               fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
+                               resume=resume, force=force, skip_bad=skip_bad, output_format=output_format,
+                               allow_lossy=allow_lossy, engine=engine, address=address, num_cpus=num_cpus,
+                               report=report)
+    finally:
+        run_state.release()
+
+
+def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_state: RunState, inputs: list[Path],
+                    *, shape: tuple[int, int, int], first: str, fit_data: str | Dataset | None, fit_size: int,
+                    batch_size: int, workers: int, resume: bool, force: bool, skip_bad: bool, output_format: str,
+                    allow_lossy: bool, engine: str, address: str | None, num_cpus: int | None,
+                    report: Callable[[str], None] | None) -> RunSummary:
+    """:func:`protect` once ``out`` is locked for this run."""
     class_dirs = source.class_dirs
     if class_dirs is None:
         from privis.data.folder import class_dir_names
 
         class_dirs = class_dir_names(source.class_names)
+    class_dirs = list(class_dirs)
+    state, survey = _prepare_out(out, run_state, resume=resume, force=force)
+    if survey.foreign:  # files privis did not write: refuse if this run would replace any of them
+        clashes = survey.foreign & ({MANIFEST_NAME} | set(_targets(source, class_dirs, output_format, state)))
+        survey.refuse(clashes, f"they are in {out}, where this run writes")
+    seed = protector.get_params().get("random_state") if "random_state" in protector._param_names() else None
     mode = ids_mode(protector)
     source_id = source.name
     for kind in ("folder:", "npz:"):
         if source.name.startswith(kind):
             source_id = kind + str(Path(source.name[len(kind):]).expanduser().resolve())
+    salt = str(state.header.get("seed_salt")) if state is not None else new_salt()
     header: dict[str, Any] = {
-        "method": protector.name, "params": public_params(protector), "seed_fingerprint": seed_fingerprint(seed),
-        "source": source.name,
-        "source_id": source_id, "class_names": list(source.class_names), "class_dirs": list(class_dirs),
-        "shape": list(shape), "output_format": output_format, "batch_size": batch_size, "ids_mode": mode,
+        "method": protector.name, "params": public_params(protector, secret=True), "seed_salt": salt,
+        "seed_check": seed_check(seed, salt), "source": source.name, "source_id": source_id,
+        "out": str(out.resolve()), "run_id": state.header.get("run_id") if state is not None else new_run_id(),
+        "class_names": list(source.class_names), "class_dirs": class_dirs, "shape": list(shape),
+        "output_format": output_format, "batch_size": batch_size, "ids_mode": mode,
     }
 
     def check_identity(keys: tuple[str, ...]) -> None:
         assert state is not None
         for key in keys:
             if state.header.get(key) != header[key]:
+                shown = "(a different seed)" if key == "seed_check" else f"{state.header.get(key)!r}"
+                mine = "" if key == "seed_check" else f", this run's is {header[key]!r}"
                 raise InvalidInputError(
-                    f"cannot resume the run in {out}: its {key} was {state.header.get(key)!r}, this run's is "
-                    f"{header[key]!r}; the outputs would not match. Pass --force to start over"
+                    f"cannot resume the run in {out}: its {key.replace('_check', '')} was {shown}{mine}; the "
+                    "outputs would not match. Pass --force to start over"
                 )
 
     if state is not None:  # what is known before fitting is checked before fitting
         check_identity(tuple(k for k in _IDENTITY if k != "fitted") + (("batch_size",) if mode == "batch-seed"
                                                                          else ()))
-    if _needs_fit(protector):
+    needs_fit = _needs_fit(protector)
+    if needs_fit and state is not None and run_state.fitted.is_file():
+        _restore_fitted(protector, run_state.load_fitted(), out)
+    elif needs_fit:
         _fit(protector, source, fit_data, shape=shape, first=first, skip_bad=skip_bad, fit_size=fit_size, seed=seed)
     header.update(fitted=fitted_fingerprint(protector), versions=package_versions(),
                   created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if state is not None:
         check_identity(("fitted",))
 
-    summary = RunSummary(out=str(out), engine=engine, already_done=0 if state is None else int(state.done.size))
+    summary = RunSummary(out=str(out), engine=engine, already_done=0 if state is None else int(state.done.size),
+                         found=source.count() + len(source.ignored), ignored=len(source.ignored))
     ctx = RunContext(protector=protector, mode=mode, seed=seed, source=source, out=out,
-                     class_names=list(source.class_names), class_dirs=list(class_dirs), shape=shape, first=first,
+                     class_names=list(source.class_names), class_dirs=class_dirs, shape=shape, first=first,
                      batch_size=batch_size, workers=workers, skip_bad=skip_bad, fmt=output_format, state=state,
                      journal=None, summary=summary, report=report)  # type: ignore[arg-type]
     if output_format == "jpeg" and not allow_lossy:
         _refuse_jpeg(ctx)
-    ctx.journal = Journal(out, header if state is None else None)
+
+    def begin() -> None:
+        """First write of this run: only now is anything of an earlier run removed, and the state made."""
+        if state is None:
+            clear_owned(out, survey.owned)
+            run_state.discard()
+            run_state.create()
+            if needs_fit:
+                _save_fitted(run_state, protector)
+        remove_temp_files(out, (*FORMATS.values(), MANIFEST_NAME))
+
+    ctx.journal = Journal(run_state.journal, header if state is None else None, on_start=begin)
     ctx.started = time.perf_counter()
     try:
         if engine == "ray":
             from privis.engine.ray_engine import run_ray
 
+            # Ray's actors write where the journal cannot see them first: a protector that fails on the
+            # first batch does so here, before the journal starts; then every output path is announced
+            _first_batch(ctx)
+            for chunk in _chunked(_targets(source, class_dirs, output_format, state), 4096):
+                ctx.journal.append([{"kind": "writing", "paths": chunk}])
             run_ray(ctx, address=address, num_cpus=num_cpus)
         else:
             from privis.engine.local import run_local
@@ -347,10 +431,13 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         ctx.close_summary()
         ctx.journal.append([{"kind": "end", "done": summary.done, "skipped": summary.skipped,
                              "seconds": round(summary.seconds, 3)}])
-        extra = {"method": protector.name, "params": header["params"], "seed_fingerprint": header["seed_fingerprint"],
-                 "versions": header["versions"],
-                 "output_format": output_format, "ids_mode": mode, "journal": JOURNAL_NAME}
-        write_folder_manifest(out, header if state is None else state.header, extra)
+        extra = {"method": protector.name, "params": public_params(protector), "versions": header["versions"],
+                 "output_format": output_format, "ids_mode": mode, "run_id": header["run_id"]}
+        public = protector.public_record()
+        if public:
+            extra["public"] = public
+        write_folder_manifest(out, run_state.journal, header if state is None else state.header, extra,
+                              _public_text(_input_roots(inputs)))
         summary.complete = True
     finally:
         ctx.journal.close()
@@ -358,3 +445,38 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         if report is not None:
             report(summary.line())
     return summary
+
+
+def _chunked(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _save_fitted(run_state: RunState, protector: Protector) -> None:
+    """Save the fitted protector without its seed (the state keeps only the seed's salted check value)."""
+    has_seed = "random_state" in protector._param_names()
+    seed = protector.get_params().get("random_state") if has_seed else None
+    if has_seed:
+        protector.set_params(random_state=None)
+    try:
+        run_state.save_fitted(protector)
+    finally:
+        if has_seed:
+            protector.set_params(random_state=seed)
+
+
+def _restore_fitted(protector: Protector, saved: Any, out: Path) -> None:
+    """Give ``protector`` the fitted state the interrupted run saved, after checking it is that protector."""
+    if type(saved) is not type(protector):
+        raise InvalidInputError(f"cannot resume the run in {out}: its saved fitted state is a "
+                                f"{type(saved).__name__}, this run's protector a {type(protector).__name__}")
+    if public_params(saved, secret=True) != public_params(protector, secret=True):
+        raise InvalidInputError(f"cannot resume the run in {out}: its saved fitted state has other parameters "
+                                f"({public_params(saved)}) than this run's ({public_params(protector)})")
+    vars(protector).update({k: v for k, v in vars(saved).items() if k != "random_state"})

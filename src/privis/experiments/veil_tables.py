@@ -122,7 +122,7 @@ def table3(*, data: str | None = None, seed: int = 0, quick: bool = False, train
             cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             v = make_veiled(cfg, veil_params(seed, quick))
             s = metrics.ssim(v.veiled_test, v.test.images, win_size=_win(v.test.images)).abs()
-            q = torch.quantile(s, torch.tensor([0.5, 0.9, 0.99]))
+            q = torch.quantile(s, torch.tensor([0.5, 0.9, 0.99], device=s.device))
             row = {"dataset": name, "example_1": float(s[0]), "example_2": float(s[1]), "example_3": float(s[2]),
                    "mean": float(s.mean()), "std": float(s.std()), "median": float(q[0]), "p90": float(q[1]),
                    "p99": float(q[2]), "max": float(s.max()), "fraction_below_0.05": float((s < 0.05).float().mean())}
@@ -159,7 +159,7 @@ def widen_classifier(model: nn.Module, num_classes: int) -> nn.Module:
     name = last_linear_name(model)
     parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
     old: nn.Linear = model.get_submodule(name)  # type: ignore[assignment]
-    new = nn.Linear(old.in_features, num_classes)
+    new = nn.Linear(old.in_features, num_classes, device=old.weight.device)
     with torch.no_grad():
         new.weight[: old.out_features] = old.weight
         new.bias[: old.out_features] = old.bias

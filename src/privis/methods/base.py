@@ -11,7 +11,7 @@ import ast
 import inspect
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -443,6 +443,14 @@ class Protector(ParamsMixin):
     #: (inputs are protected the same way, the common case) or ``"original"`` (Veil: train on veiled data,
     #: recognise original data). Utility figures (``protected_acc_<deployment>``) follow it.
     deployment: ClassVar[str] = "protected"
+    #: Parameters never recorded next to the outputs (e.g. the path of a key file): the run's manifest
+    #: lists every other parameter (and never ``random_state``).
+    private_params: ClassVar[frozenset[str]] = frozenset()
+    #: ``transform`` needs a ``fit`` first (else it raises :class:`NotFittedError`).
+    requires_fit: ClassVar[bool] = True
+    #: The output is random: without ``random_state`` it is drawn from OS entropy (two protectors give
+    #: different outputs); with the same ``random_state`` it is the same.
+    stochastic: ClassVar[bool] = False
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
         """Nothing to learn by default; the parameters are checked."""
@@ -473,6 +481,32 @@ class Protector(ParamsMixin):
         None when the method offers none. Called after ``fit``.
         """
         return None
+
+    def needs_exact_output(self) -> bool:
+        """True when the owner must be able to invert the stored outputs exactly (a keyed mode): the engine
+        then refuses lossy output formats (JPEG) before any work. Depends on parameters only (no fit needed).
+        """
+        return False
+
+    def item_tags(self, images: Tensor, ids: Sequence[str]) -> list[str] | None:
+        """Per-item public verification tags for the batch the engine is about to protect, or None.
+
+        The engine calls this (after ``fit``) with the canonical ``(B, C, H, W)`` float32 images in ``[0, 1]``
+        it passes to ``transform`` and the ``B`` item ids of the run (strings), and records each tag with its
+        item in ``OUT/manifest.json`` (``items[i]["tag"]``, beside ``items[i]["id"]``). A tag must reveal
+        nothing that helps undo the protection (a keyed MAC of the original, for instance); whoever holds
+        the key checks restored images against it. Default: None (no tags).
+        """
+        return None
+
+    def public_record(self) -> dict[str, Any]:
+        """Run-level public values recorded in ``OUT/manifest.json`` (``extra["public"]``), after ``fit``.
+
+        JSON-serialisable, and of no help to anyone undoing the protection. A keyed method records its key
+        check value under ``"key_check"`` (a MAC of a fixed constant under the key), so that a restore can
+        tell a wrong key from a right one. Default: ``{}``.
+        """
+        return {}
 
     def fit_transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.fit(images, labels).transform(images, labels)

@@ -107,6 +107,7 @@ class GaussianBlur(Protector):
 
     name = "blur"
     param_specs = {"sigma": float_param("standard deviation of the Gaussian, pixels", gt=0, le=1000)}
+    requires_fit = False
 
     def __init__(self, sigma: float = 2.0) -> None:
         self.sigma = sigma
@@ -148,6 +149,7 @@ class Pixelate(Protector):
 
     name = "pixelate"
     param_specs = {"block": int_param("cell side, pixels (1: identity)", ge=1, le=65536)}
+    requires_fit = False
 
     def __init__(self, block: int = 4) -> None:
         self.block = block
@@ -175,6 +177,8 @@ class GaussianNoise(Protector):
     name = "noise"
     param_specs = {"sigma": float_param("noise standard deviation, [0, 1] pixel units", ge=0, le=10),
                    "random_state": seed_param()}
+    requires_fit = False
+    stochastic = True
 
     def __init__(self, sigma: float = 0.1, random_state: int | None = None) -> None:
         self.sigma = sigma

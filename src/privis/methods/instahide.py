@@ -115,6 +115,8 @@ class InstaHide(Protector):
         "sign_flip": bool_param("apply the random per-pixel sign mask (False: plain k-mixup)"),
         "random_state": seed_param(),
     }
+    requires_fit = False
+    stochastic = True
 
     def __init__(self, k: int = 4, upper: float = 0.65, dominant: bool = True, sign_flip: bool = True,
                  random_state: int | None = None) -> None:

@@ -85,7 +85,7 @@ from privis.methods.base import (
 )
 from privis.models.unet import UNetPerturbation
 from privis.progress import progress
-from privis.random import resolve_seed
+from privis.random import default_device, resolve_seed
 
 #: Pixels (images x height x width) the generator runs on at once in ``transform``: 256 images of 64 x 64.
 _CHUNK_PIXELS = 256 * 64 * 64
@@ -313,7 +313,8 @@ def train_generator(
                 x = crop_flip(x, rng)
             parts = perturbation_loss(x, generator(x), y, target, aux, **weights)
             if not torch.isfinite(parts.total):
-                raise FloatingPointError(f"generator training diverged at epoch {epoch} (loss {float(parts.total)})")
+                raise FloatingPointError(f"generator training diverged at epoch {epoch} "
+                                         f"(loss {float(parts.total.detach())})")
             opt.zero_grad(set_to_none=True)
             parts.total.backward()
             opt.step()
@@ -417,6 +418,7 @@ class ProtectivePerturbation(Protector):
         "ssim_win_size": int_param("SSIM window of the loss, pixels (shrunk to fit)", ge=1, le=1024),
         "random_state": seed_param(),
     }
+    stochastic = True  # the generator's training draws from random_state
 
     def __init__(
         self,
@@ -475,20 +477,23 @@ class ProtectivePerturbation(Protector):
                                     "aux_arch=, or set use_aux=False for the no-auxiliary variant")
 
     def _classifier(self, given: nn.Module | None, arch: str, images: Tensor, labels: Tensor | None,
-                    num_classes: int, seed: int, role: str) -> nn.Module:
+                    num_classes: int, seed: int, role: str, device: torch.device) -> nn.Module:
         """``given`` (frozen, copied) or ``arch`` trained on the fitting data exactly like ``privis evaluate``'s
-        baseline (``torch.manual_seed(seed)``, ``create``, ``train(..., seed=seed)``)."""
+        baseline (``torch.manual_seed(seed)``, ``create``, ``train(..., seed=seed)``; the seeding on a forked
+        RNG, so the caller's global RNG is left alone), on ``device``."""
         if given is not None:
-            return freeze(copy.deepcopy(given))
+            return freeze(copy.deepcopy(given)).to(device)
         if labels is None:
             raise InvalidInputError(f"ProtectivePerturbation.fit needs labels to train the {role} model "
                                     f"(or pass {role}_model=)")
-        torch.manual_seed(seed)
-        model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
-                              image_size=tuple(images.shape[-2:]))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
+                                  image_size=tuple(images.shape[-2:]))
         epochs = self.classifier_epochs or classifier_epochs_for(images.shape[0])
         models.train(model, images, labels, epochs=epochs, batch_size=self.classifier_batch_size,
-                     optimizer="adam", lr=self.classifier_lr, seed=seed, desc=f"perturbation: {role} model ({arch})")
+                     optimizer="adam", lr=self.classifier_lr, seed=seed, device=device,
+                     desc=f"perturbation: {role} model ({arch})")
         return freeze(model)
 
     # ----------------------------------------------------------------------------------------- fit
@@ -501,7 +506,9 @@ class ProtectivePerturbation(Protector):
                 classifiers and the generator are given).
 
         Sets ``target_model_``, ``aux_model_`` (None without auxiliary model), ``generator_`` and
-        ``history_`` (a :class:`GeneratorHistory`).
+        ``history_`` (a :class:`GeneratorHistory`). The three models live on
+        :func:`privis.random.default_device` (CUDA when present), where the generator trains; given models
+        are copied there, the caller's objects are left as they are.
         """
         self.validate_params()
         images = check_images(images)
@@ -509,18 +516,21 @@ class ProtectivePerturbation(Protector):
         if labels is None and self.epochs > 0:
             raise InvalidInputError("ProtectivePerturbation.fit needs labels: Algorithm 1 trains on (X, Y)")
         seed = resolve_seed(self.random_state)
+        device = default_device()
         num_classes = int(labels.max()) + 1 if labels is not None else 0
         self.target_model_ = self._classifier(self.target_model, self.target_arch, images, labels,
-                                              num_classes, seed, "target")
+                                              num_classes, seed, "target", device)
         has_aux = self.aux_model is not None or self.aux_arch is not None
         self.aux_model_ = (self._classifier(self.aux_model, self.aux_arch or "", images, labels, num_classes,
-                                            seed + 1, "aux") if has_aux else None)
+                                            seed + 1, "aux", device) if has_aux else None)
         if self.generator_model is not None:
             generator = copy.deepcopy(self.generator_model)
         else:
-            torch.manual_seed(seed)
-            generator = models.create("unet-perturbation", num_classes=1, in_channels=images.shape[1],
-                                      image_size=tuple(images.shape[-2:]), width=self.width)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                generator = models.create("unet-perturbation", num_classes=1, in_channels=images.shape[1],
+                                          image_size=tuple(images.shape[-2:]), width=self.width)
+        generator.to(device)
         self.history_ = GeneratorHistory()
         if self.epochs > 0:
             n = images.shape[0]
@@ -560,7 +570,7 @@ class ProtectivePerturbation(Protector):
         if images.shape[1] != self.generator_.in_channels:
             raise InvalidInputError(f"the generator was built for {self.generator_.in_channels}-channel images, "
                                     f"got {images.shape[1]} channels")
-        device = next(self.generator_.parameters()).device
+        device = models.model_device(self.generator_)
         out = torch.empty_like(images)
         # chunks of at most max(batch_size, 256) images and _CHUNK_PIXELS pixels: a 224 x 224 batch of 256
         # would hold several GiB of U-Net activations

@@ -21,7 +21,8 @@ Choices the paper leaves open, and ours:
   is the image that is released (the paper's Renormalize step would otherwise have to clip afterwards and
   silently move the features).
 * The stop test uses the loss of the current iterate before it is updated; a stopped sample keeps that
-  iterate, so every sample counted in ``stop_reached_fraction_`` really satisfies ``L < xi``.
+  iterate, so every sample counted in ``stop_reached_fraction`` (:meth:`Veil.diagnostics`) really satisfies
+  ``L < xi``.
 
 Masks come from OS entropy unless ``random_state`` is set, and are never stored.
 """
@@ -52,9 +53,9 @@ from privis.methods.base import (
     to_canonical,
     to_signed,
 )
-from privis.models import FeatureExtractor, available, create, train
+from privis.models import FeatureExtractor, available, create, model_device, train
 from privis.progress import progress
-from privis.random import torch_generator
+from privis.random import default_device, resolve_seed, torch_generator
 
 Init = Literal["flip", "noise", "none"]
 
@@ -105,6 +106,9 @@ def gradient_iteration(
 ) -> tuple[Tensor, GIAStats]:
     """GIA(.) of Sec. 3.3, batched: minimise Eq. (2) per sample with per-sample early stopping.
 
+    Runs on the device of ``features`` (inputs are moved there); the iterates come back on the device of
+    ``start``, the statistics on the device of ``features``.
+
     Args:
         start: ``(N, C, H, W)`` initial iterate in ``[-1, 1]`` (the flipped images).
         target_signed: ``(N, C, H, W)`` originals in ``[-1, 1]``.
@@ -121,8 +125,9 @@ def gradient_iteration(
     if optimizer not in ("sgd", "adam"):
         raise InvalidInputError(f"Veil optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     n = start.shape[0]
-    device = start.device
-    x = start.detach().clone()
+    device = model_device(features)
+    x = start.detach().to(device, copy=True)
+    target_signed = target_signed.to(device)
     with torch.no_grad():
         target_features = features(to_canonical(target_signed.clone())).detach()
     final_loss = torch.full((n,), float("nan"), device=device)
@@ -169,7 +174,7 @@ def gradient_iteration(
             last = loss_of(x[active], active)
         final_loss[active] = last
         reached[active] = last < stop_loss
-    return x.detach(), GIAStats(final_loss=final_loss, steps=taken, reached=reached)
+    return x.detach().to(start.device), GIAStats(final_loss=final_loss, steps=taken, reached=reached)
 
 
 @register
@@ -192,7 +197,7 @@ class Veil(Protector):
         local_arch, local_epochs, local_lr: how ``fit`` trains the local model when none is given.
         batch_size: images per GIA batch.
         noise_std: standard deviation (in ``[-1, 1]`` units) of the ``init="noise"`` start.
-        random_state: seed for masks and local training; None draws masks from OS entropy.
+        random_state: seed for masks and local training; None draws both from OS entropy.
     """
 
     name = "veil"
@@ -215,6 +220,7 @@ class Veil(Protector):
         "noise_std": float_param("standard deviation of the init=noise start, [-1, 1] units", ge=0, le=100),
         "random_state": seed_param(),
     }
+    stochastic = True
 
     def __init__(
         self,
@@ -253,43 +259,58 @@ class Veil(Protector):
         self.random_state = random_state
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Veil:
-        """Train the local model on the owner's data (unless one was given) and fix ``F``."""
+        """Train the local model on the owner's data (unless one was given) and fix ``F``.
+
+        The local model is a frozen copy on :func:`privis.random.default_device`: a given ``local_model``
+        is copied (the caller's object keeps its mode, gradients, weights and device); otherwise
+        ``local_arch`` is initialised and trained with ``random_state`` (None: a seed from OS entropy) on a
+        forked RNG, so the caller's global torch RNG is left alone.
+
+        Sets ``local_model_`` and ``features_`` (``F``). Returns ``self``.
+
+        Raises:
+            InvalidInputError: bad parameters or images, no labels to train the local model with, or an
+                unknown ``feature_layer``.
+        """
         self.validate_params()
         images = check_images(images)
         labels = check_labels(labels, images.shape[0])
         if self.local_model is not None:
-            model = self.local_model
+            model = copy.deepcopy(self.local_model)
         else:
             if labels is None:
                 raise InvalidInputError("Veil.fit needs labels to train the local model (or pass local_model=)")
-            seed = 0 if self.random_state is None else self.random_state
-            torch.manual_seed(seed)
-            model = create(self.local_arch, num_classes=int(labels.max()) + 1, in_channels=images.shape[1],
-                           image_size=tuple(images.shape[-2:]))
+            seed = resolve_seed(self.random_state)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = create(self.local_arch, num_classes=int(labels.max()) + 1, in_channels=images.shape[1],
+                               image_size=tuple(images.shape[-2:]))
             train(model, images, labels, epochs=self.local_epochs, lr=self.local_lr, seed=seed,
                   desc="veil: local model")
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self.local_model_ = model
-        # GIA runs F forward and backward T times per image: a channels-last copy of the frozen model
-        # makes the small convolutions of LeNet-style nets about twice as fast on CPU (measured in
-        # benchmarks/bench_veil.py); the owner's model object itself is left untouched.
-        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        self.features_ = FeatureExtractor(fast, self.feature_layer).eval()
+        # GIA runs F forward and backward T times per image: channels-last weights make the small
+        # convolutions of LeNet-style nets about twice as fast on CPU (measured in benchmarks/bench_veil.py).
+        self.local_model_ = model.to(default_device()).to(memory_format=torch.channels_last)
+        self.features_ = FeatureExtractor(self.local_model_, self.feature_layer).eval()
         return self
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Veil ``images`` ``(N, C, H, W)`` in ``[0, 1]``; returns the same shape in ``[0, 1]``.
+        """Veil ``images`` ``(N, C, H, W)`` in ``[0, 1]``; returns the same shape in ``[0, 1]``, float32, on
+        the device of ``images`` (the gradient iteration runs on the local model's device).
 
-        Per-batch GIA statistics of the last call are kept in ``stats_``; ``stop_reached_fraction_`` is
-        the fraction of samples whose loss fell below ``xi``.
+        The GIA statistics of the call are reported by :meth:`diagnostics`.
+
+        Raises:
+            NotFittedError: ``fit`` was not called.
+            InvalidInputError: bad parameters or images.
         """
         if not hasattr(self, "features_"):
             raise NotFittedError("Veil is not fitted: call fit() first (it trains or sets the local model)")
         self.validate_params()
         images = check_images(images)
-        device = next(self.local_model_.parameters()).device
+        device = model_device(self.local_model_)
         generator = torch_generator(self.random_state)
         out = torch.empty_like(images)
         losses, taken, reached = [], [], []
@@ -312,18 +333,19 @@ class Veil(Protector):
             losses.append(stats.final_loss.cpu())
             taken.append(stats.steps.cpu())
             reached.append(stats.reached.cpu())
-        self.stats_ = GIAStats(torch.cat(losses), torch.cat(taken), torch.cat(reached))
-        self.stop_reached_fraction_ = float(self.stats_.reached.float().mean())
+        self._stats = GIAStats(torch.cat(losses), torch.cat(taken), torch.cat(reached))
         return out
 
     def diagnostics(self) -> dict[str, float]:
-        """``stop_reached_fraction`` (share of samples with ``L < xi``), mean steps and final loss."""
-        if not hasattr(self, "stats_"):
+        """Figures of the last ``transform``: ``stop_reached_fraction`` (share of samples with ``L < xi``),
+        ``gia_steps_mean`` and ``gia_final_loss_mean``; empty before the first call."""
+        stats = getattr(self, "_stats", None)
+        if stats is None:
             return {}
         return {
-            "stop_reached_fraction": self.stop_reached_fraction_,
-            "gia_steps_mean": float(self.stats_.steps.float().mean()),
-            "gia_final_loss_mean": float(self.stats_.final_loss.mean()),
+            "stop_reached_fraction": float(stats.reached.float().mean()),
+            "gia_steps_mean": float(stats.steps.float().mean()),
+            "gia_final_loss_mean": float(stats.final_loss.mean()),
         }
 
     def training_augmentation(self, name: str) -> Callable[[Tensor], Tensor] | None:

@@ -85,11 +85,29 @@ Randomness and the keyed mode (beyond the paper)
   different streams. Without ids, two images with equal multisets (e.g. duplicates) share a stream.
 * Keyed inversion needs the partition too, but the VFE of the original regions is not visible in the
   protected image. In keyed mode (``statistic="auto"``) the split test therefore uses a statistic the
-  shuffle keeps: each region's pixel variance (Eq. 5, mean over channels, on 8-bit quantised values with
+  shuffle keeps: each region's pixel variance (Eq. 5, mean over channels, on the 8-bit values with
   exact integer sums so that it is bit-identical before and after shuffling). High-variance regions are
   those that hold edges and texture, the ones the VFE test also splits. :meth:`inverse_transform` then
   rebuilds the same partition and the same permutations and scatters every pixel back: bit-exact.
-* Key files hold 32 random bytes, written atomically with permissions 0600 (:func:`generate_key`).
+* The keyed mode works on exactly what an 8-bit file stores. Before anything else (content ids, the
+  variance statistic, the permutations) it quantises the images to ``round(255 x) / 255``, so its output is
+  a permutation of 8-bit values, which a PNG stores exactly, and ``inverse_transform`` of the stored output
+  gives ``round(255 x) / 255`` of the original back, bit for bit. Images with finer values (16-bit PNGs,
+  float data such as scikit-learn's digits) are therefore stored and restored at 8 bits; the first batch
+  that holds such values raises a ``UserWarning`` saying so. The seeded mode (``random_state`` without a
+  key) does not quantise: it has no inverse, its output is a function of the input values, the id and the
+  seed whatever they are, and it keeps the paper's property that the output holds exactly the input's
+  values (an in-memory evaluation of float data sees them unrounded).
+* Verification (beyond the paper). What the owner restores must be checkably right, so the keyed mode
+  publishes two values that help no one undo the protection: :meth:`VisualMixer.public_record` gives the
+  key check value (:func:`key_check_value`, a MAC of a fixed constant under the key) and
+  :meth:`VisualMixer.item_tags` a MAC of each stored original bound to its item id (:func:`item_tag`). The
+  engine records both in ``OUT/manifest.json``; :func:`privis.engine.restore.unprotect_folder` refuses a
+  wrong key, a folder protected without one, and any item whose restored pixels do not match its tag (an
+  edited or lossily re-encoded file). Keyed mode refuses the VFE split test, and the engine refuses lossy
+  output formats for it (:meth:`VisualMixer.needs_exact_output`), since neither could be inverted.
+* Key files hold 32 random bytes, written atomically with permissions 0600 (:func:`generate_key`). A
+  pickled keyed protector holds no key: it reads ``key_file`` again when it needs the key.
 
 Implementation: numpy on the CPU. A batch is cut into chunks of about a million values, processed by a
 thread pool (numpy releases the GIL); no loop over regions or images on the hot path.
@@ -115,9 +133,9 @@ import concurrent.futures as cf
 import hashlib
 import hmac
 import math
-import os
 import secrets
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -155,6 +173,9 @@ from privis.random import resolve_seed
 
 KEY_BYTES = 32
 _DOMAIN = b"privis/visualmixer/v1"
+_KEY_CHECK_DOMAIN = b"privis/visualmixer/key-check/v1"
+_TAG_DOMAIN = b"privis/visualmixer/item-tag/v1"
+_CHECK_BYTES = 16  # key check values and item tags: HMAC-SHA256 truncated to 128 bits
 _CHUNK_VALUES = 1 << 20
 _GATHER_PIECE = 32768  # torch's parallel grain size: smaller index_select calls stay single-threaded
 _QUANT_ID = 4095  # quantisation of the content id
@@ -174,13 +195,16 @@ def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise InvalidInputError(f"key file {path} already exists; refusing to overwrite it")
-    atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES))  # mkstemp creates the file 0600
-    os.chmod(path, 0o600)
+    atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES), private=True)  # 0600 before any byte lands
     return path
 
 
 def read_key(path: str | Path) -> bytes:
-    """Read a key file written by :func:`generate_key` (exactly 32 bytes)."""
+    """Read a key file written by :func:`generate_key` (exactly 32 bytes).
+
+    Raises:
+        InvalidInputError: the file is missing or does not hold exactly 32 bytes.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"key file not found: {path}")
@@ -188,6 +212,37 @@ def read_key(path: str | Path) -> bytes:
     if len(data) != KEY_BYTES:
         raise InvalidInputError(f"key file {path} must hold exactly {KEY_BYTES} bytes, found {len(data)}")
     return data
+
+
+def key_check_value(key: bytes) -> str:
+    """The key check value recorded next to keyed outputs: ``HMAC-SHA256(key, domain constant)``, first 16
+    bytes, hex (32 characters). It tells a restore whether it holds the right key and reveals nothing
+    about the key itself."""
+    return hmac.digest(key, _KEY_CHECK_DOMAIN, "sha256")[:_CHECK_BYTES].hex()
+
+
+def item_tag(key: bytes, item_id: str | int | bytes, pixels: np.ndarray) -> str:
+    """Keyed MAC of one stored original, bound to its item id (hex, 32 characters).
+
+    ``HMAC-SHA256(key, domain || len(id) || id || C, H, W || pixels)`` truncated to 16 bytes, where ``id`` is
+    the typed encoding of ``item_id`` and ``pixels`` the original's ``(C, H, W)`` uint8 values
+    ``round(255 x)`` in C order. A restored image is the original exactly when its tag matches.
+
+    Raises:
+        InvalidInputError: ``pixels`` is not a ``(C, H, W)`` uint8 array, or a bad id type.
+    """
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 3:
+        raise InvalidInputError(f"item_tag needs (C, H, W) uint8 pixels, got {getattr(pixels, 'shape', pixels)!r}")
+    ident = _id_bytes(item_id)
+    head = len(ident).to_bytes(4, "big") + ident + b"".join(int(v).to_bytes(4, "big") for v in pixels.shape)
+    mac = hmac.new(key, _TAG_DOMAIN + head, "sha256")
+    mac.update(np.ascontiguousarray(pixels).data)
+    return mac.digest()[:_CHECK_BYTES].hex()
+
+
+def stored_pixels(images: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W)`` float in ``[0, 1]`` -> uint8 ``round(255 x)``: the values an 8-bit PNG stores."""
+    return np.rint(np.clip(images, 0.0, 1.0) * np.float32(255)).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------ geometry
@@ -984,7 +1039,11 @@ class VisualMixer(Protector):
             ``"auto"`` (``"variance"`` with a key, else ``"vfe"``).
         low_vfe_window: ``"current"`` or ``"half"``, see the module notes.
         channel_shuffle: independent permutations per channel (the paper); False shares one permutation.
-        key_file: path of a 32-byte key (:func:`generate_key`): keyed, invertible mode.
+        key_file: path of a 32-byte key (:func:`generate_key`): keyed, invertible mode. Images are quantised
+            to 8 bits first (``round(255 x) / 255``, see the module notes), so :meth:`inverse_transform` of a
+            stored output gives those 8-bit values back exactly. The key is read from this file at ``fit``
+            and again after unpickling; it is never pickled and never recorded next to the outputs (the
+            path is not recorded either).
         n_jobs: worker threads (default: ``torch.get_num_threads()``).
         random_state: None draws permutations from OS entropy; an int makes every image's permutation a
             function of the image (or its id) and the seed.
@@ -1016,6 +1075,8 @@ class VisualMixer(Protector):
         "n_jobs": int_param("worker threads (none: torch's thread count)", ge=1, le=1024, optional=True),
         "random_state": seed_param(),
     }
+    private_params = frozenset({"key_file"})
+    stochastic = True
 
     def __init__(
         self,
@@ -1062,11 +1123,21 @@ class VisualMixer(Protector):
         self.random_state = random_state
 
     # -------------------------------------------------------------------------------- fitting
+    def _check_params(self) -> None:
+        if self.key_file is not None and self.statistic == "vfe":
+            raise InvalidInputError("visualmixer: keyed mode needs statistic='variance' (or 'auto'): the VFE of "
+                                    "the original regions cannot be recomputed from protected images, so the "
+                                    "output could not be inverted")
+
     def fit(self, images: Tensor, labels: Tensor | None = None) -> VisualMixer:
         """Compute ``WS_u`` (Sec. IV-C) and ``WS_l`` for the images' size (Sec. IV-B); load the key.
 
         Fitted attributes: ``ws_upper_``, ``ws_lower_``, ``alpha0_`` (None when ``ws_upper`` was given),
-        ``window_variances_`` (``units="image"`` only), ``image_size_``, ``statistic_``, ``keyed_``.
+        ``window_variances_`` (``units="image"`` only), ``image_size_``, ``statistic_``, ``keyed_``,
+        ``key_check_`` (:func:`key_check_value` of the key, None without one).
+
+        Raises:
+            InvalidInputError: bad parameters or images, an unreadable key file.
         """
         self.validate_params()
         images = check_images(images)
@@ -1074,6 +1145,7 @@ class VisualMixer(Protector):
         h, w = images.shape[-2:]
         self.keyed_ = self.key_file is not None
         self._key = read_key(self.key_file) if self.keyed_ else None
+        self.key_check_ = key_check_value(self._key) if self._key is not None else None
         self.statistic_ = ("variance" if self.keyed_ else "vfe") if self.statistic == "auto" else self.statistic
         if self.keyed_ and self.vfe_units == "image" and self.ws_lower is None and self.window is None:
             raise InvalidInputError("keyed mode with vfe_units='image' needs ws_lower: the window variances of the "
@@ -1094,7 +1166,15 @@ class VisualMixer(Protector):
         self._entropy = np.random.SeedSequence(resolve_seed(None))
         self._calls = 0
         self._diag: dict[str, float] = {}
+        self._warned_depth = False
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled state without the raw key: it stays in ``key_file`` and is read again when needed."""
+        state = self.__dict__.copy()
+        if "_key" in state:
+            state["_key"] = None
+        return state
 
     def _lower_bound(self, h: int, w: int) -> int:
         if self.ws_lower is not None:
@@ -1117,9 +1197,24 @@ class VisualMixer(Protector):
             raise NotFittedError("VisualMixer must be fitted before transform; call fit(images) first")
 
     # ------------------------------------------------------------------------------- transform
+    def _key_bytes(self) -> bytes:
+        """The key: kept in memory after ``fit``, read again from ``key_file`` after unpickling."""
+        key = getattr(self, "_key", None)
+        if key is None:
+            try:
+                key = read_key(self.key_file)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"keyed VisualMixer cannot read its key again ({exc}); the key is kept "
+                                        "only in its file, never in a pickled protector") from exc
+            if getattr(self, "key_check_", None) not in (None, key_check_value(key)):
+                raise InvalidInputError(f"key file {self.key_file} no longer holds the key this protector was "
+                                        "fitted with")
+            self._key = key
+        return key
+
     def _secret(self) -> bytes | None:
-        if self._key is not None:
-            return self._key
+        if self.keyed_:
+            return self._key_bytes()
         if self.random_state is None:
             return None
         return hashlib.sha256(b"privis/visualmixer/seed" + str(resolve_seed(self.random_state)).encode()).digest()
@@ -1141,12 +1236,11 @@ class VisualMixer(Protector):
         geo = _geometry(h, w, levels)
         planes = c if self.channel_shuffle else 1
         secret = self._secret()
-        if inverse and (secret is None or not self.keyed_):
+        if inverse and not self.keyed_:
             raise InvalidInputError("inverse_transform needs the keyed mode (key_file=...); without a key the "
                                     "permutations are not recoverable")
-        if inverse and self.statistic_ != "variance":
-            raise InvalidInputError("keyed inversion needs statistic='variance' (or 'auto'): the VFE of the "
-                                    "original regions cannot be recomputed from protected images")
+        if self.keyed_:
+            x = self._stored_values(x, note=not inverse)
         id_list = None
         if secret is not None and ids is not None:
             id_list = self._resolve_ids(x, ids)
@@ -1203,6 +1297,23 @@ class VisualMixer(Protector):
             self._record(out, vfe_before, np.concatenate(counts), sizes[0], geo, planes)
         return torch.from_numpy(out).to(device)
 
+    def _stored_values(self, x: np.ndarray, *, note: bool) -> np.ndarray:
+        """``round(255 x) / 255`` as a new float32 array: the keyed mode shuffles what an 8-bit file stores.
+
+        With ``note``, the first batch holding finer values (16-bit or float data) gets a warning that they
+        are stored and restored at 8 bits.
+        """
+        q = x * np.float32(255)
+        levels = np.rint(q)
+        if note and not self._warned_depth and float(np.abs(q - levels, out=q).max(initial=0.0)) > 1e-3:
+            self._warned_depth = True
+            warnings.warn("keyed VisualMixer stores and restores images at 8 bits: these images hold finer values "
+                          "(16-bit or float data), which are rounded to round(255 x)/255 before shuffling; "
+                          "the restored images are those 8-bit values", UserWarning, stacklevel=4)
+        np.clip(levels, 0.0, 255.0, out=levels)
+        levels /= np.float32(255)
+        return levels
+
     def _record(self, out: np.ndarray, vfe_before: np.ndarray, counts: np.ndarray, sizes: np.ndarray,
                 geo: _Geometry, planes: int) -> None:
         """Keep the figures :meth:`diagnostics` reports (VFE after is measured on the first 16 images)."""
@@ -1222,8 +1333,7 @@ class VisualMixer(Protector):
         total = float(pixels.sum())
         for li, s in enumerate(geo.levels):
             diag[f"pixel_share_window_{s}"] = float(pixels[:, class_level == li].sum() / total)
-        self.last_counts_ = counts
-        self.last_keyspace_bits_ = bits
+        self._keyspace_bits = bits
         self._diag = diag
 
     def transform(self, images: Tensor, labels: Tensor | None = None, *,
@@ -1240,8 +1350,48 @@ class VisualMixer(Protector):
 
     def inverse_transform(self, protected: Tensor, *, ids: Sequence[Any] | Tensor | np.ndarray | None = None,
                           ) -> Tensor:
-        """Undo :meth:`transform` exactly with the key (keyed mode only); ``ids`` as given to ``transform``."""
+        """Undo :meth:`transform` exactly with the key (keyed mode only); ``ids`` as given to ``transform``.
+
+        Args:
+            protected: ``(N, C, H, W)`` keyed outputs in ``[0, 1]`` (8-bit values, as stored in a PNG).
+
+        Returns:
+            ``(N, C, H, W)`` float32: ``round(255 x) / 255`` of the originals ``x`` when ``protected``, the key
+            and the ids are the ones used; a wrong key, wrong ids or edited pixels give a wrong image, which
+            only :func:`item_tag` detects.
+
+        Raises:
+            InvalidInputError: not fitted in keyed mode, or bad images/ids.
+        """
         return self._run(protected, ids, inverse=True)
+
+    def needs_exact_output(self) -> bool:
+        """True in keyed mode: only losslessly stored outputs can be restored."""
+        return self.key_file is not None
+
+    def item_tags(self, images: Tensor, ids: Sequence[str]) -> list[str] | None:
+        """Keyed mode: :func:`item_tag` of each image's 8-bit values ``round(255 x)`` under its id; else None.
+
+        Args:
+            images: ``(N, C, H, W)`` originals in ``[0, 1]`` (or restored images, to check them).
+            ids: ``N`` item ids (strings, ints or bytes), the ones the engine records with each item.
+
+        Raises:
+            InvalidInputError: bad images, ids of another length or type, an unreadable key file.
+        """
+        if self.key_file is None:
+            return None
+        x = stored_pixels(_checked_array(images))
+        if len(ids) != x.shape[0]:
+            raise InvalidInputError(f"ids must have one entry per image ({x.shape[0]}), got {len(ids)}")
+        key = self._key_bytes()
+        return [item_tag(key, ident, pixels) for ident, pixels in zip(ids, x, strict=True)]
+
+    def public_record(self) -> dict[str, Any]:
+        """Keyed mode: ``{"key_check": key_check_value(key)}`` (never the key); else ``{}``."""
+        if self.key_file is None:
+            return {}
+        return {"key_check": key_check_value(self._key_bytes())}
 
     def diagnostics(self) -> dict[str, float]:
         """Figures of the last ``transform``.
@@ -1251,6 +1401,12 @@ class VisualMixer(Protector):
         bounds, and the share of pixels shuffled at each window size.
         """
         return dict(getattr(self, "_diag", {}))
+
+    def keyspace_bits(self) -> np.ndarray:
+        """Per-image keyspace of the last ``transform``, ``(N,)`` float64 bits: ``log2 prod_i (k_i!)^C`` over
+        each image's actual regions (:func:`privis.privacy.keyspace_bits_from_counts`); empty before the
+        first call. A figure of the call, like :meth:`diagnostics`, not fitted state."""
+        return np.array(getattr(self, "_keyspace_bits", np.empty(0)), dtype=np.float64)
 
     def service_input_layer(self) -> nn.Module:
         """A :class:`WindowSort` on the smallest window: the server's model sees each cell sorted.

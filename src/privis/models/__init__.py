@@ -13,11 +13,11 @@ with mean 0.5 and std 0.5, and returns logits ``(N, num_classes)``::
 # Imported for their registrations: the built-in architectures (zoo), the optimizer "st-adam"
 # (VisualMixer Sec. IV-E) and the perturbation generator "unet-perturbation".
 from privis.models import st_adam, unet, zoo  # noqa: F401
-from privis.models.checkpoint import export_torchscript, load_checkpoint, save_checkpoint
+from privis.models.checkpoint import export_torchscript, load_checkpoint, require_kind, save_checkpoint
 from privis.models.features import LOGITS, FeatureExtractor, layer_names
 from privis.models.optim import available_optimizers, make_optimizer, register_optimizer
-from privis.models.registry import available, create, register_model
-from privis.models.training import TrainHistory, evaluate, num_classes_of, predict, train
+from privis.models.registry import available, create, kind_of, register_model
+from privis.models.training import TrainHistory, evaluate, model_device, num_classes_of, predict, train
 from privis.models.zoo import INPUT_MEAN, INPUT_STD, ImageClassifier
 
 __all__ = [
@@ -32,13 +32,16 @@ __all__ = [
     "create",
     "evaluate",
     "export_torchscript",
+    "kind_of",
     "layer_names",
     "load_checkpoint",
     "make_optimizer",
+    "model_device",
     "num_classes_of",
     "predict",
     "register_model",
     "register_optimizer",
+    "require_kind",
     "save_checkpoint",
     "train",
 ]

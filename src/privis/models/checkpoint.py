@@ -25,7 +25,7 @@ from torch import Tensor, nn
 import privis
 from privis.errors import InvalidInputError
 from privis.fsutil import atomic_write_bytes
-from privis.models.registry import create
+from privis.models.registry import create, kind_of
 
 #: Name of the JSON metadata stored inside TorchScript exports.
 _TORCHSCRIPT_META = "privis.json"
@@ -189,6 +189,28 @@ def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> tuple[nn.
         "privis_version": payload.get("privis_version"),
     }
     return model, info
+
+
+def require_kind(info: Mapping[str, Any], kind: str, path: str | Path, *, hint: str = "") -> None:
+    """Refuse a checkpoint whose recorded architecture is of another kind than ``kind``.
+
+    Args:
+        info: the ``info`` of :func:`load_checkpoint` (its ``arch`` names the architecture).
+        kind: ``"classifier"`` or ``"generator"`` (:data:`privis.models.registry.KINDS`).
+        path: the checkpoint file, named in the message.
+        hint: what to do instead, appended to the message.
+
+    A file whose architecture is unknown (a TorchScript file without privis metadata) passes: callers check
+    what such a model computes (its output shape) where that matters.
+
+    Raises:
+        InvalidInputError: the recorded architecture is of another kind, e.g. a perturbation generator
+            given where a classifier is expected.
+    """
+    found = kind_of(info.get("arch"))
+    if found is not None and found != kind:
+        raise InvalidInputError(f"{path}: a {found} checkpoint ({info.get('arch')}), not a {kind}"
+                                + (f"; {hint}" if hint else ""))
 
 
 def export_torchscript(model: nn.Module, path: str | Path, example: Tensor) -> Path:

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from privis.errors import InvalidInputError, PrivisError
 from privis.fsutil import atomic_write_bytes
 from privis.models.checkpoint import _first_line, _quiet_torchscript, save_torchscript_module
+from privis.models.training import model_device
 
 #: Input and output names of exported graphs.
 INPUT_NAME = "images"
@@ -124,7 +125,7 @@ def export_torchscript_module(model: nn.Module, path: str | Path, example: Tenso
                     raise InvalidInputError(
                         f"cannot script {type(model).__name__} ({_first_line(script_exc)}) and no example to trace"
                     ) from script_exc
-                example = _check_example(example)
+                example = _check_example(example).to(model_device(model))
                 with torch.no_grad():
                     module = torch.jit.trace(model, example, _store_inputs=False)
                 how = "trace"
@@ -172,7 +173,7 @@ def check_parity(model: nn.Module, inputs: Sequence[Tensor], *, onnx_path: str |
     """Largest absolute output difference between ``model`` and each exported file, over ``inputs``.
 
     Args:
-        model: the PyTorch reference (run in eval mode, no gradients).
+        model: the PyTorch reference (run in eval mode, no gradients, on its own device).
         inputs: input batches ``(N, C, H, W)``, e.g. of several image sizes to exercise dynamic shapes.
         onnx_path, torchscript_path: the exported files to check (either may be None).
         atol: tolerance.
@@ -186,7 +187,7 @@ def check_parity(model: nn.Module, inputs: Sequence[Tensor], *, onnx_path: str |
     was_training = _to_eval(model)
     try:
         with torch.no_grad():
-            references = [model(x).float().cpu() for x in inputs]
+            references = [model(x.to(model_device(model))).float().cpu() for x in inputs]
     finally:
         model.train(was_training)
     runners: dict[str, Any] = {}

@@ -21,25 +21,39 @@ from privis.errors import InvalidInputError
 
 Builder = Callable[..., nn.Module]
 
+#: What a model does: ``"classifier"`` (images -> logits ``(N, num_classes)``) or ``"generator"``
+#: (images -> images of the same shape, e.g. the protective perturbation U-Net).
+KINDS = ("classifier", "generator")
+
 _MODELS: dict[str, Builder] = {}
+_KINDS: dict[str, str] = {}
 
 
-def register_model(name: str) -> Callable[[Builder], Builder]:
-    """Decorator registering ``fn`` as the builder of architecture ``name``.
+def register_model(name: str, *, kind: str = "classifier") -> Callable[[Builder], Builder]:
+    """Decorator registering ``fn`` as the builder of architecture ``name``, a model of ``kind`` (one of
+    :data:`KINDS`; checkpoints are checked against it where a command expects one kind).
 
     Names are case-sensitive, lower-case by convention. Registering a name twice is an error, so a
     typo in one module cannot silently replace another architecture.
     """
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"model name must be a non-empty string, got {name!r}")
+    if kind not in KINDS:
+        raise InvalidInputError(f"model kind must be one of {KINDS}, got {kind!r}")
 
     def decorator(fn: Builder) -> Builder:
         if name in _MODELS and _MODELS[name] is not fn:
             raise InvalidInputError(f"model {name!r} is already registered")
         _MODELS[name] = fn
+        _KINDS[name] = kind
         return fn
 
     return decorator
+
+
+def kind_of(name: str | None) -> str | None:
+    """The kind (:data:`KINDS`) of registered architecture ``name``; None for an unknown or missing name."""
+    return _KINDS.get(name) if isinstance(name, str) else None
 
 
 def available() -> list[str]:

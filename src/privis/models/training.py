@@ -91,7 +91,8 @@ def _check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model without either."""
     for tensor in model.parameters():
         return tensor.device
     for tensor in model.buffers():
@@ -116,7 +117,7 @@ def num_classes_of(model: nn.Module, example: Tensor | None = None) -> int | Non
     model.eval()
     try:
         with torch.no_grad():
-            out = model(example[:1].to(_model_device(model)))
+            out = model(example[:1].to(model_device(model)))
     finally:
         model.train(was_training)
     return int(out.shape[-1])
@@ -237,7 +238,7 @@ def train(
                     loss = F.cross_entropy(logits, y)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(
-                            f"training diverged: loss is {float(loss)} at epoch {epoch + 1}; lower lr"
+                            f"training diverged: loss is {float(loss.detach())} at epoch {epoch + 1}; lower lr"
                         )
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -262,7 +263,7 @@ def _predict_checked(model: nn.Module, images: Tensor, batch_size: int, device: 
     """:func:`predict` on already validated images."""
     if device is not None:
         model.to(device)
-    target = _model_device(model)
+    target = model_device(model)
     was_training = model.training
     model.eval()
     outputs: list[Tensor] = []

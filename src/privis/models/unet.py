@@ -147,7 +147,7 @@ def _positive(value: Any, what: str) -> int:
     return int(value)
 
 
-@register_model("unet-perturbation")
+@register_model("unet-perturbation", kind="generator")
 def unet_perturbation(
     num_classes: int, in_channels: int, image_size: tuple[int, int], *, width: int = 32
 ) -> UNetPerturbation:

@@ -68,7 +68,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from privis.data import read_image
 from privis.errors import ImageFileError, InvalidInputError
-from privis.models import load_checkpoint
+from privis.models import load_checkpoint, require_kind
 
 #: Default limits of :func:`create_app`.
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
@@ -137,9 +137,13 @@ def load_served_model(path: str | Path, *, class_names: list[str] | None = None)
     ``extra["class_names"]`` (written by ``privis train``), else ``class_names``, else ``"0"``, ``"1"`` ...
 
     Raises:
-        InvalidInputError: unreadable checkpoint, or one that does not say its input size and channels.
+        InvalidInputError: unreadable checkpoint, one that does not say its input size and channels, or one
+            that is not a classifier (a perturbation generator belongs on the user's side: ``privis client
+            --generator``), by its recorded architecture or by its output (not ``(N, num_classes)`` logits).
     """
     model, info = load_checkpoint(path)
+    require_kind(info, "classifier", path, hint="serve the classifier the generator was trained against, and "
+                 "give the generator to `privis client --generator`")
     kwargs = info.get("arch_kwargs") or {}
     size = kwargs.get("image_size")
     channels = kwargs.get("in_channels")
@@ -153,7 +157,12 @@ def load_served_model(path: str | Path, *, class_names: list[str] | None = None)
         p.requires_grad_(False)
     h, w = int(size[0]), int(size[1])
     with torch.inference_mode():
-        k = int(model(torch.zeros(1, channels, h, w)).shape[1])
+        logits = model(torch.zeros(1, channels, h, w))
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != 1:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise InvalidInputError(f"{path}: not a classifier: it maps a (1, {channels}, {h}, {w}) image to {shape}, "
+                                "not to (1, num_classes) logits")
+    k = int(logits.shape[1])
     names = (info.get("extra") or {}).get("class_names") or class_names or [str(i) for i in range(k)]
     names = [str(n) for n in names]
     if len(names) != k:

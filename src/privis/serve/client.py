@@ -44,7 +44,8 @@ def load_generator(path: str | Path) -> Generator:
     (privis checkpoint or TorchScript) and run by PyTorch without gradients.
 
     Raises:
-        InvalidInputError: missing or unloadable file.
+        InvalidInputError: missing or unloadable file, or a checkpoint of a classifier (by its recorded
+            architecture; :func:`protect_images` also refuses a model whose output is not an image batch).
     """
     path = Path(path)
     if not path.is_file():
@@ -54,9 +55,11 @@ def load_generator(path: str | Path) -> Generator:
 
         session = onnx_session(path)
         return lambda images: run_onnx(session, images).clamp(0.0, 1.0)
-    from privis.models import load_checkpoint
+    from privis.models import load_checkpoint, require_kind
 
-    model, _ = load_checkpoint(path)
+    model, info = load_checkpoint(path)
+    require_kind(info, "generator", path, hint="the client protects images with a perturbation generator "
+                 "(privis train-generator); the classifier belongs on the server (privis serve --model)")
     model.eval()
     if not isinstance(model, torch.jit.ScriptModule):
         model = model.to(memory_format=torch.channels_last)  # faster CPU convolutions, same outputs
@@ -89,7 +92,12 @@ def png_bytes(image: Tensor) -> bytes:
 
 
 def protect_images(images: Sequence[Tensor], generator: Generator, *, batch_size: int = 64) -> list[Tensor]:
-    """Apply ``generator`` to ``(C, H, W)`` images, batching those of equal shape; same order and shapes out."""
+    """Apply ``generator`` to ``(C, H, W)`` images, batching those of equal shape; same order and shapes out.
+
+    Raises:
+        InvalidInputError: the generator does not return a batch of the input's shape (e.g. a classifier's
+            logits).
+    """
     out: list[Tensor | None] = [None] * len(images)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, image in enumerate(images):
@@ -97,7 +105,11 @@ def protect_images(images: Sequence[Tensor], generator: Generator, *, batch_size
     for indices in groups.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start:start + batch_size]
-            protected = generator(torch.stack([images[i] for i in chunk]))
+            batch = torch.stack([images[i] for i in chunk])
+            protected = generator(batch)
+            if tuple(protected.shape) != tuple(batch.shape):
+                raise InvalidInputError(f"the generator maps images {tuple(batch.shape)} to {tuple(protected.shape)}"
+                                        ", not to protected images of the same shape (a classifier?)")
             for i, image in zip(chunk, protected, strict=True):
                 out[i] = image
     return [o for o in out if o is not None]
