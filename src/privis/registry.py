@@ -44,8 +44,11 @@ class ClassRegistry(Generic[T]):
     def create(self, name: str, **params: Any) -> T:
         """Instantiate the class registered under ``name`` with ``params``.
 
+        The instance's ``validate_params`` (when it has one) checks the values before any work.
+
         Raises:
-            InvalidInputError: unknown name, or a parameter the class's ``__init__`` does not take.
+            InvalidInputError: unknown name, a parameter the class's ``__init__`` does not take, or a value
+                outside its declaration.
         """
         classes = self.available()
         if name not in classes:
@@ -55,4 +58,8 @@ class ClassRegistry(Generic[T]):
         unknown = sorted(set(params) - set(valid))
         if unknown:
             raise InvalidInputError(f"{self.kind} {name!r} has no parameter {', '.join(unknown)}; valid: {valid}")
-        return cls(**params)
+        instance = cls(**params)
+        validate = getattr(instance, "validate_params", None)
+        if validate is not None:
+            validate()
+        return instance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -36,3 +37,13 @@ def test_attack_usage_errors_fail_before_any_training():
     assert result.exit_code == 2 and "unknown attack 'nope'" in result.output
     result = runner.invoke(app, ["attack", "shredder", "--method", "blur", *SMALL, "--attack-param", "turns=2"])
     assert result.exit_code == 2 and "turns" in result.output
+
+
+def test_attacks_command_lists_one_attacks_parameters_and_bad_values_are_one_line():
+    result = runner.invoke(app, ["attacks", "model-inversion"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\n  steps +an integer in \[1, 100000\]; default 300\n", result.output), result.output
+    bad = runner.invoke(app, ["attack", "model-inversion", "--method", "blur", *SMALL, "--attack-param", "lr=nan"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert bad.stderr.strip().splitlines() == [
+        "privis: error: model-inversion: parameter lr must be a finite number in (0, 100], got 'nan'"]

@@ -108,3 +108,19 @@ def test_evaluate_visualmixer_puts_the_cell_sort_in_front_of_the_service_model(t
         assert doc["config"]["protocol"]["service_layer"] is (flag == "--service-layer")
         accs[flag] = doc["summary"]["protected_acc_protected"]
     assert accs["--service-layer"] >= accs["--no-service-layer"]
+
+
+def test_parse_params_without_a_class_refuses_non_finite_numbers():
+    for pair in ("sigma=1e400", "bank=[('tv', 1e999)]", "w=-1e999"):
+        with pytest.raises(InvalidInputError, match="finite"):
+            parse_params([pair])
+    from privis.methods.baselines import GaussianBlur
+
+    with pytest.raises(InvalidInputError, match="blur: parameter sigma must be a finite number"):
+        parse_params(["sigma=nan"], GaussianBlur)
+
+
+def test_experiment_sizes_below_one_are_refused():
+    result = runner.invoke(app, ["experiment", "veil-table2", "--train-size", "0"])
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        "privis: error: --train-size must be an integer >= 1 (leave it out for the default), got 0"]

@@ -102,3 +102,93 @@ def test_bench_runs_every_veil_step_on_synthetic_images(tmp_path):
     row = json.loads(path.read_text())["tables"]["throughput"][0]
     assert row["diagnostics"]["gia_steps_mean"] == 300  # noise meets xi at once; the bench times all T steps
     assert row["measure_params"] == {"stop_loss": -1e30}
+
+
+def _bad_cli_values(spec) -> list[str]:
+    """Bad ``--param`` strings of every kind the issue reported, for one declaration."""
+    if spec.kind in ("int", "float"):
+        values = ["abc", "nan", "inf", "1e308", "-1"]
+        if spec.kind == "int":
+            values += ["2.5", "1e11"]
+        return [v for v in values if v in ("abc", "nan", "inf", "2.5") or not spec.is_valid(float(v) if
+                                                                                            spec.kind == "float"
+                                                                                            else int(float(v)))]
+    return {"bool": ["maybe"], "choice": ["maybe"], "model": ["nope.txt"]}.get(spec.kind, [])
+
+
+def _cli_cases() -> list[tuple[str, str, str]]:
+    from privis import methods
+
+    cases = []
+    for name, cls in methods.available().items():
+        for key, spec in cls.param_specs.items():
+            cases += [(name, key, raw) for raw in _bad_cli_values(spec)]
+        cases.append((name, "no_such_knob", "1"))
+    return cases
+
+
+def test_every_bad_param_is_exit_2_with_one_line_naming_method_and_parameter(tmp_path):
+    """Every kind of bad --param value (abc, nan, inf, 1e308, -1, 1e11 for an int, 'maybe' for a bool or a
+    choice, an unknown name) of every declared parameter of every method: exit 2, one stderr line naming the
+    method and the parameter, no traceback, and nothing written."""
+    out = tmp_path / "out"
+    cases = _cli_cases()
+    assert len(cases) > 150
+    for method, key, raw in cases:
+        result = runner.invoke(app, ["protect", method, "--data", "digits:test[:5]", "--out", str(out),
+                                     "--param", f"{key}={raw}"])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2, (method, key, raw, result.output)
+        assert len(lines) == 1 and "Traceback" not in result.output, (method, key, raw, result.output)
+        assert method in lines[0] and key in lines[0], (method, key, raw, lines[0])
+        assert not out.exists()
+
+
+def test_issue_reproductions_end_in_one_line_not_a_traceback(tmp_path):
+    """The exact commands of the report, in a real process: one stderr line, exit 2, in about a second."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = "import sys; from privis.cli.main import app; sys.argv[0] = 'privis'; app()"
+    for method, pair, expected in [("blur", "sigma=abc", "sigma"), ("blur", "sigma=nan", "sigma"),
+                                   ("noise", "sigma=inf", "sigma"), ("blur", "sigma=1e308", "sigma"),
+                                   ("pixelate", "block=1e11", "block"),
+                                   ("visualmixer", "channel_shuffle=maybe", "channel_shuffle")]:
+        proc = subprocess.run([sys.executable, "-c", script, "protect", method, "--data", "digits:test[:5]",
+                               "--out", str(out), "--param", pair], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith(f"privis: error: {method}: parameter {expected} must be"), proc.stderr
+
+
+def test_instahide_huge_k_is_refused_before_work_with_the_estimate(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr("privis.methods.base.available_memory_bytes", lambda device="cpu": 16 * 1024**3)
+    t0 = time.perf_counter()
+    result = runner.invoke(app, ["protect", "instahide", "--data", "digits:test[:300]", "--out",
+                                 str(tmp_path / "out"), "--param", "k=1000000"])
+    assert result.exit_code == 2, result.output
+    assert "instahide k=1000000 on 256 images of 1x8x8 needs about" in result.stderr
+    assert "more than the 16.0 GiB available" in result.stderr and "Traceback" not in result.output
+    assert time.perf_counter() - t0 < 5.0
+
+
+def test_methods_command_lists_each_parameter_with_type_range_and_default():
+    from privis import methods
+
+    for name, cls in methods.available().items():
+        result = runner.invoke(app, ["methods", name])
+        assert result.exit_code == 0, result.output
+        for row in cls.param_table():
+            assert f"{row['name']}" in result.output
+            assert f"{row['type']}; default {row['default']}" in result.output
+    shown = runner.invoke(app, ["methods", "pixelate"]).output
+    assert "block  an integer in [1, 65536]; default 4" in shown
+    assert "privis methods METHOD" in runner.invoke(app, ["protect", "--help"]).output
+    unknown = runner.invoke(app, ["methods", "nope"])
+    assert unknown.exit_code == 2 and "unknown method 'nope'" in unknown.stderr

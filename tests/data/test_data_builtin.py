@@ -66,13 +66,14 @@ def test_load_dispatch_and_slices() -> None:
     assert head.name == "digits:train[:10]" and len(head) == 10
     assert torch.equal(head.images, ds.images[:10])
     assert len(load("digits:test[440:]")) == 10
-    assert len(load("digits:test[:100000]")) == 450  # Python slice semantics at the end
+    with pytest.raises(DatasetError, match=r"'digits:test\[:451\]'.*runs past the end.*holds 450 items"):
+        load("digits:test[:451]")  # never truncated silently to the split's 450 items
     assert len(load("lfw-subset:test")) == 50
     assert load("astronaut").shape == (3, 512, 512)
 
 
 def test_load_errors() -> None:
-    with pytest.raises(DatasetError, match="selects no items"):
+    with pytest.raises(DatasetError, match="runs past the end"):
         load("digits:test[5000:6000]")
     with pytest.raises(DatasetError, match="unknown dataset"):
         load("cifar10")

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from privis.data import GRAMMAR, DatasetSpec, parse_spec
-from privis.data.spec import BUILTIN_DATASETS
+from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES
 from privis.errors import DatasetError
 
 
@@ -90,16 +90,34 @@ _names = st.sampled_from(sorted(BUILTIN_DATASETS))
 def _builtin_specs(draw: st.DrawFn) -> DatasetSpec:
     name = draw(_names)
     split = draw(st.none() | st.sampled_from(BUILTIN_DATASETS[name][0]))
-    start = draw(st.none() | st.integers(0, 10_000))
-    stop = draw(st.none() | st.integers(0, 20_000))
-    if start is not None and stop is not None and start >= stop:
-        stop = start + 1
+    total = SPLIT_SIZES[name][split or BUILTIN_DATASETS[name][1]]
+    start = draw(st.none() | st.integers(0, total - 1))
+    stop = draw(st.none() | st.integers((start or 0) + 1, total))
     return DatasetSpec("builtin", name, None, split, start, stop)
 
 
 @given(_builtin_specs())
 def test_str_round_trips(spec: DatasetSpec) -> None:
-    assert parse_spec(str(spec)) == spec
+    parsed = parse_spec(str(spec))
+    assert parsed == spec
+    assert parsed.size == (spec.stop or parsed.split_size) - (spec.start or 0) >= 1
+
+
+@given(_builtin_specs(), st.integers(1, 100_000))
+def test_range_past_the_split_is_refused_by_name(spec: DatasetSpec, beyond: int) -> None:
+    """A range reaching past the split's last item is an error naming the spec, never a silent truncation."""
+    total = spec.split_size
+    for start, stop in (((spec.start or 0), total + beyond), (total + beyond - 1, None)):
+        text = str(DatasetSpec("builtin", spec.name, None, spec.split, start, stop))
+        with pytest.raises(DatasetError, match="runs past the end") as info:
+            parse_spec(text)
+        assert repr(text) in str(info.value) and f"holds {total} items" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["digits:train[5:2]", "digits:train[3:3]", "fashion-mnist:test[10:0]"])
+def test_empty_or_reversed_range_is_refused(text: str) -> None:
+    with pytest.raises(DatasetError, match="empty range"):
+        parse_spec(text)
 
 
 @given(st.text(min_size=1).filter(lambda s: s.strip() == s))

@@ -56,3 +56,18 @@ def test_registered_and_validated(digits_test):
         InstaHide(k=4, upper=0.2).transform(digits_test.images[:8])
     with pytest.raises(InvalidInputError, match="k must be"):
         InstaHide(k=0).transform(digits_test.images[:8])
+
+
+def test_huge_k_is_refused_fast_with_the_memory_estimate(monkeypatch):
+    """k = 1,000,000 on a 256-image batch would gather ~750 GiB of partner images: refused before drawing
+    anything, in well under a second, with the estimate and the limit."""
+    import time
+
+    monkeypatch.setattr("privis.methods.base.available_memory_bytes", lambda device="cpu": 16 * 1024**3)
+    images = torch.zeros(256, 1, 28, 28)
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidInputError, match=r"instahide k=1000000 on 256 images of 1x28x28 needs about "
+                                                r"7\d\d\.\d GiB of memory, more than the 16\.0 GiB available"):
+        InstaHide(k=1_000_000, random_state=0).transform(images)
+    assert time.perf_counter() - t0 < 1.0
+    assert InstaHide(k=8, random_state=0).transform(images[:16]).shape == (16, 1, 28, 28)  # small k still runs

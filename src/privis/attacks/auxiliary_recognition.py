@@ -23,6 +23,8 @@ from torch import Tensor
 from privis import models
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome
+from privis.methods.base import bool_param, choice_param, int_param
+from privis.models import available as available_models
 from privis.random import resolve_seed
 
 
@@ -37,6 +39,12 @@ class AuxiliaryRecognition(Attack):
     """
 
     name = "auxiliary-recognition"
+    param_specs = {
+        "adaptive": bool_param("also train a recogniser on attacker-protected auxiliary data"),
+        "arch": choice_param("architecture of that recogniser (none: the context's)", available_models, optional=True),
+        "epochs": int_param("its training epochs", ge=1, le=10_000),
+        "max_aux": int_param("most auxiliary images used (none: all)", ge=1, le=10_000_000, optional=True),
+    }
 
     def __init__(self, adaptive: bool = True, arch: str | None = None, epochs: int = 15,
                  max_aux: int | None = 4000) -> None:

@@ -227,6 +227,7 @@ class Attack(ParamsMixin):
             InvalidInputError: bad tensors or shapes that differ.
             NotApplicableError: the attack does not apply to ``context.method`` or lacks a granted resource.
         """
+        self.validate_params()
         originals = check_images(originals, name="originals")
         protected = check_images(protected, name="protected")
         if originals.shape != protected.shape:

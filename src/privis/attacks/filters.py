@@ -15,6 +15,7 @@ have no batch form in scikit-image (a channel axis there couples the channels), 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,9 @@ from torch import Tensor
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome
 from privis.errors import InvalidInputError
+from privis.methods.base import Param
 
+FILTER_KINDS = ("median", "gaussian", "bilateral", "nl-means", "tv")
 DEFAULT_BANK: tuple[tuple[str, float], ...] = (
     ("median", 3), ("median", 5), ("gaussian", 0.7), ("gaussian", 1.5), ("bilateral", 0.1),
     ("nl-means", 0.08), ("tv", 0.1), ("tv", 0.3),
@@ -69,9 +72,20 @@ class Filters(Attack):
     """
 
     name = "filters"
+    param_specs = {"bank": Param("literal", "(kind, strength) pairs, e.g. [('median', 3), ('tv', 0.1)]; kinds "
+                                 + ", ".join(FILTER_KINDS))}
 
     def __init__(self, bank: tuple[tuple[str, float], ...] | list[Any] = DEFAULT_BANK) -> None:
         self.bank = bank
+
+    def _check_params(self) -> None:
+        for entry in self.bank:
+            ok = (isinstance(entry, tuple | list) and len(entry) == 2 and entry[0] in FILTER_KINDS
+                  and isinstance(entry[1], int | float) and not isinstance(entry[1], bool)
+                  and math.isfinite(entry[1]) and entry[1] > 0)
+            if not ok:
+                raise InvalidInputError(f"filters: parameter bank must hold (kind, strength > 0) pairs with kinds "
+                                        f"{', '.join(FILTER_KINDS)}, got {entry!r}")
 
     def attack(self, protected: Tensor, context: AttackContext) -> AttackOutcome:
         """Filter ``protected`` with every bank entry; :meth:`Attack.run` keeps the best by |SSIM|."""

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplicableError
-from privis.methods.base import to_signed
+from privis.methods.base import int_param, to_signed
 from privis.methods.baselines import gaussian_kernel1d
 from privis.models import model_device
 
@@ -155,6 +155,7 @@ class Invariants(Attack):
     """
 
     name = "invariants"
+    param_specs = {"steps": int_param("optimisation steps of the perturbation candidate", ge=1, le=100_000)}
 
     def __init__(self, steps: int = 30) -> None:
         self.steps = steps

@@ -22,6 +22,7 @@ from privis import metrics, models
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, ssim_window
 from privis.errors import InvalidInputError
+from privis.methods.base import float_param, int_param
 from privis.random import default_device, resolve_seed
 
 
@@ -74,6 +75,13 @@ class LearnedInversion(Attack):
     """
 
     name = "learned-inversion"
+    param_specs = {
+        "width": int_param("base width of the inverting U-Net", ge=1, le=1024),
+        "epochs": int_param("its training epochs", ge=1, le=10_000),
+        "batch_size": int_param("its batch size", ge=2, le=65_536),
+        "lr": float_param("its learning rate", gt=0, le=100),
+        "max_aux": int_param("most auxiliary images used (none: all)", ge=1, le=10_000_000, optional=True),
+    }
 
     def __init__(self, width: int = 8, epochs: int = 8, batch_size: int = 32, lr: float = 2e-3,
                  max_aux: int | None = 4000) -> None:

@@ -36,6 +36,7 @@ from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome
 from privis.errors import InvalidInputError
 from privis.methods import Protector, check_images, check_labels
+from privis.methods.base import bool_param, int_param
 from privis.random import resolve_seed
 
 
@@ -73,6 +74,12 @@ class MembershipInference(Attack):
     """
 
     name = "membership-inference"
+    param_specs = {
+        "max_candidates": int_param("most members and non-members scored", ge=1, le=10_000_000),
+        "shadow": bool_param("calibrate with a shadow model on attacker-protected auxiliary data"),
+        "shadow_epochs": int_param("the shadow model's training epochs", ge=1, le=10_000),
+        "max_aux": int_param("most auxiliary images used (none: all)", ge=1, le=10_000_000, optional=True),
+    }
 
     def __init__(self, max_candidates: int = 1000, shadow: bool = True, shadow_epochs: int = 30,
                  max_aux: int | None = 4000) -> None:

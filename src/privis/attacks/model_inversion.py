@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, class_means
 from privis.errors import InvalidInputError
+from privis.methods.base import float_param, int_param
 from privis.random import resolve_seed
 
 
@@ -68,6 +69,12 @@ class ModelInversion(Attack):
     """
 
     name = "model-inversion"
+    param_specs = {
+        "steps": int_param("gradient steps per class", ge=1, le=100_000),
+        "lr": float_param("their step size", gt=0, le=100),
+        "tv_weight": float_param("weight of the total-variation prior", ge=0, le=1e6),
+        "l2_weight": float_param("weight of the L2 prior", ge=0, le=1e6),
+    }
 
     def __init__(self, steps: int = 300, lr: float = 0.1, tv_weight: float = 2.0, l2_weight: float = 0.5) -> None:
         self.steps = steps

@@ -32,6 +32,7 @@ from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplicableError
 from privis.attacks.invariants import region_index, region_means
 from privis.errors import InvalidInputError
+from privis.methods.base import int_param
 
 
 def neighbour_mean(images: Tensor) -> Tensor:
@@ -65,6 +66,7 @@ class Shredder(Attack):
     """
 
     name = "shredder"
+    param_specs = {"rounds": int_param("reassembly rounds", ge=1, le=100_000)}
 
     def __init__(self, rounds: int = 20) -> None:
         self.rounds = rounds

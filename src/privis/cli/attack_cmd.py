@@ -11,16 +11,30 @@ from typing import Annotated
 
 import typer
 
+from privis.attacks.base import Attack
 from privis.cli.main import (
+    PARAM_HELP,
     JsonOpt,
     ReportOpt,
     SeedOpt,
     check_paths,
     handle_errors,
     load_model_params,
+    method_class,
     parse_params,
+    print_param_table,
     write_outputs,
 )
+from privis.errors import InvalidInputError
+
+
+def _attack_class(name: str) -> type[Attack]:
+    from privis import attacks
+
+    classes = attacks.available()
+    if name not in classes:
+        raise InvalidInputError(f"unknown attack {name!r}; available: {', '.join(classes)}")
+    return classes[name]
 
 
 def register(app: typer.Typer) -> None:
@@ -31,10 +45,10 @@ def register(app: typer.Typer) -> None:
         method: Annotated[str, typer.Option("--method", help="Protection method under attack (see `privis methods`).")],
         data: Annotated[str, typer.Option("--data", help="fashion-mnist, digits, folder:PATH or npz:PATH.")] = (
             "fashion-mnist"),
-        param: Annotated[list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; "
-                                                        "repeatable.")] = None,
+        param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
         attack_param: Annotated[list[str] | None, typer.Option("--attack-param", help="Attack parameter KEY=VALUE; "
-                                                               "repeatable.")] = None,
+                                                               "repeatable. `privis attacks ATTACK` lists them.")
+                                ] = None,
         train_size: Annotated[int, typer.Option("--train-size", min=1, help="Owner's training slice.")] = 3000,
         test_size: Annotated[int, typer.Option("--test-size", min=1, help="Test slice (victims, non-members).")] = 1000,
         aux_size: Annotated[int, typer.Option("--aux-size", min=1, help="Attacker's auxiliary slice (disjoint from "
@@ -49,7 +63,8 @@ def register(app: typer.Typer) -> None:
         attack's own scores (membership AUC, keyspace bits)."""
         from privis.experiments.leaderboard import run_attack
 
-        raw, attack_raw = parse_params(param), parse_params(attack_param)
+        raw = parse_params(param, method_class(method))
+        attack_raw = parse_params(attack_param, _attack_class(name))
         check_paths({"--json": json_path, "--report": report}, data=(data,), params=(raw, attack_raw))
         result = run_attack(name, method, data=data, params=load_model_params(raw),
                             attack_params=attack_raw, seed=seed, train_size=train_size,
@@ -57,10 +72,19 @@ def register(app: typer.Typer) -> None:
         write_outputs(result, json_path, report)
 
     @app.command("attacks")
-    def list_attacks() -> None:
-        """List the attacks."""
+    @handle_errors
+    def list_attacks(
+        name: Annotated[str | None, typer.Argument(help="Show this attack's parameters (type, range, default).")
+                        ] = None,
+    ) -> None:
+        """List the attacks, or the parameters of one (what --attack-param KEY=VALUE accepts)."""
         from privis import attacks
 
+        if name is not None:
+            cls = _attack_class(name)
+            typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+            print_param_table(cls)
+            return
         for attack_name, cls in attacks.available().items():
             doc = (cls.__doc__ or "").strip().splitlines()[0]
             typer.echo(f"{attack_name:<22} {doc}")

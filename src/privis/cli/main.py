@@ -15,7 +15,6 @@ instead of stopping the work.
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib
 import inspect
@@ -30,6 +29,7 @@ import typer
 from typer.core import TyperGroup
 
 from privis.errors import ImageFileError, InvalidInputError, PrivisError
+from privis.methods.base import ParamsMixin, Protector, parse_literal
 
 
 def _stdout_to_devnull() -> None:
@@ -126,19 +126,52 @@ def say(line: str) -> None:
         _stdout_to_devnull()
 
 
-def parse_params(pairs: list[str] | None) -> dict[str, Any]:
-    """``["steps=100", "optimizer=sgd"]`` → ``{"steps": 100, "optimizer": "sgd"}`` (Python literals or strings)."""
+def parse_params(pairs: list[str] | None, cls: type[ParamsMixin] | None = None) -> dict[str, Any]:
+    """``["steps=100", "optimizer=sgd"]`` → ``{"steps": 100, "optimizer": "sgd"}``.
+
+    With ``cls`` (a protector or attack class) each value is parsed strictly by the class's declaration
+    (:meth:`~privis.methods.base.ParamsMixin.parse_param`: type, bounds, choices) and an unknown name is
+    refused; without, values are Python literals or strings (:func:`~privis.methods.base.parse_literal`),
+    NaN and infinities refused.
+
+    Raises:
+        InvalidInputError: a pair without ``=``, an unknown parameter or a bad value (one line naming both).
+    """
     params: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise InvalidInputError(f"--param expects KEY=VALUE, got {pair!r}")
         key, raw = pair.split("=", 1)
-        try:
-            value: Any = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        params[key.strip().replace("-", "_")] = value
+        key = key.strip().replace("-", "_")
+        params[key] = cls.parse_param(key, raw) if cls is not None else parse_literal(raw, f"parameter {key}")
     return params
+
+
+def method_class(name: str) -> type[Protector]:
+    """The protector class registered under ``name``.
+
+    Raises:
+        InvalidInputError: no such method (the message lists the methods).
+    """
+    from privis import methods
+
+    classes = methods.available()
+    if name not in classes:
+        raise InvalidInputError(f"unknown method {name!r}; available: {', '.join(classes)}")
+    return classes[name]
+
+
+def print_param_table(cls: type[ParamsMixin]) -> None:
+    """Print each declared parameter of ``cls``: name, type and range, default, one-line doc."""
+    rows = cls.param_table()
+    if not rows:
+        typer.echo("  (no parameters)")
+        return
+    width = max(len(r["name"]) for r in rows)
+    for row in rows:
+        typer.echo(f"  {row['name']:<{width}}  {row['type']}; default {row['default']}")
+        if row["doc"]:
+            typer.echo(f"  {'':<{width}}  {row['doc']}")
 
 
 def load_model_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -224,6 +257,9 @@ def print_summary(result: Any) -> None:
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the Result as JSON here.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice (reproducible runs).")]
+#: Help of every ``--param`` option of a method.
+PARAM_HELP = ("Method parameter KEY=VALUE; repeatable. `privis methods METHOD` lists the parameters with their "
+              "type, range and default.")
 
 
 @app.command()
@@ -287,8 +323,12 @@ def evaluate(
     method: Annotated[str, typer.Argument(help="Protection method (see `privis methods`).")],
     data: Annotated[str, typer.Option("--data", help="fashion-mnist, digits, folder:PATH or npz:PATH.")] = (
         "fashion-mnist"),
-    train_size: Annotated[int | None, typer.Option("--train-size", help="Owner's training slice size.")] = 10000,
-    test_size: Annotated[int | None, typer.Option("--test-size", help="Test slice size (default: all).")] = None,
+    train_size: Annotated[int | None, typer.Option(
+        "--train-size", help="Use at most this many training images (>= 1; leave out for the default, 10000 or "
+        "the whole train split or range when smaller). A range in --data (e.g. fashion-mnist:train[:2000]) "
+        "selects which.")] = 10000,
+    test_size: Annotated[int | None, typer.Option(
+        "--test-size", help="Use at most this many test images (>= 1; leave out for all).")] = None,
     model: Annotated[str, typer.Option("--model", help="Architecture of the baseline and service models.")] = "lenet5",
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs of both models "
                                                "(default: 10, more for small data).")] = None,
@@ -298,7 +338,7 @@ def evaluate(
     service_layer: Annotated[bool, typer.Option(
         "--service-layer/--no-service-layer", help="Put the method's server-side input layer (visualmixer: "
         "sort each smallest-window cell) in front of the service model.")] = True,
-    param: Annotated[list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
     json_path: JsonOpt = None,
     report: ReportOpt = None,
     seed: SeedOpt = 0,
@@ -308,7 +348,7 @@ def evaluate(
     from privis.experiments.evaluate import EvalConfig
     from privis.experiments.evaluate import evaluate as run_eval
 
-    raw = parse_params(param)
+    raw = parse_params(param, method_class(method))
     check_paths({"--json": json_path, "--report": report}, data=(data,), params=(raw,))
     params = load_model_params(raw)
     cfg = EvalConfig(data=data, train_size=train_size, test_size=test_size, model=model, epochs=epochs,
@@ -342,6 +382,9 @@ def experiment(
     accepted = inspect.signature(exp.run).parameters
     for key, value in (("train_size", train_size), ("test_size", test_size)):
         if value is not None:
+            if value < 1:
+                raise InvalidInputError(f"--{key.replace('_', '-')} must be an integer >= 1 (leave it out for the "
+                                        f"default), got {value}")
             if key not in accepted:
                 raise InvalidInputError(f"experiment {name!r} takes no --{key.replace('_', '-')}")
             kwargs[key] = value
@@ -359,13 +402,21 @@ def datasets() -> None:
 
 
 @app.command("methods")
-def list_methods() -> None:
-    """List the protection methods."""
+@handle_errors
+def list_methods(
+    name: Annotated[str | None, typer.Argument(help="Show this method's parameters (type, range, default).")] = None,
+) -> None:
+    """List the protection methods, or the parameters of one (what --param KEY=VALUE accepts)."""
     from privis import methods
 
-    for name, cls in methods.available().items():
+    if name is not None:
+        cls = method_class(name)
+        typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print_param_table(cls)
+        return
+    for method, cls in methods.available().items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
-        typer.echo(f"{name:<16} {doc}")
+        typer.echo(f"{method:<16} {doc}")
 
 
 @app.command("models")

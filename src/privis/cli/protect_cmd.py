@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import check_paths, handle_errors, load_model_params, parse_params, say
+from privis.cli.main import PARAM_HELP, check_paths, handle_errors, load_model_params, method_class, parse_params, say
 
 
 def register(app: typer.Typer) -> None:
@@ -17,16 +17,14 @@ def register(app: typer.Typer) -> None:
         method: Annotated[str, typer.Argument(help="Protection method (see `privis methods`).")],
         data: Annotated[str, typer.Option("--data", help="Dataset spec, e.g. digits, folder:PATH, npz:PATH.")],
         out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.json).")],
-        param: Annotated[
-            list[str] | None, typer.Option("--param", help="Method parameter KEY=VALUE; repeatable.")
-        ] = None,
+        param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
         seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy. A seed below "
                                                  "2**48 can be found from the outputs (warned): draw one with "
                                                  "secrets.randbits(63).")] = None,
         fit_data: Annotated[
             str | None,
-            typer.Option("--fit-data", help="Data the protector is fitted on (default: the data being protected, "
-                         "at most --fit-size items sampled from it)."),
+            typer.Option("--fit-data", help="Data the protector is fitted on, with the data's image size and "
+                         "channels (default: the data being protected, at most --fit-size items sampled from it)."),
         ] = None,
         fit_size: Annotated[
             int, typer.Option("--fit-size", min=1, help="Most items sampled from a folder/npz stream to fit on.")
@@ -73,17 +71,18 @@ def register(app: typer.Typer) -> None:
         state outside OUT (see --state-dir) so that --resume continues after any crash with the same fitted
         protector. OUT gets only the images and manifest.json: secrets (masks, permutations, the seed, keys)
         and the owner's absolute paths are never written there. A seed below 2**48 is warned about.
+        Every parameter is checked before any work: `privis methods METHOD` lists them.
         """
         from privis import methods
         from privis.data.stream import open_source
         from privis.engine import protect as run_protect
 
-        raw = parse_params(param)
+        cls = method_class(method)
+        raw = parse_params(param, cls)
         check_paths({"--out": out, "--state-dir": state_dir}, data=(data, fit_data), params=(raw,),
                     folders=("--out", "--state-dir"))
         params = load_model_params(raw)
-        cls = methods.available().get(method)
-        if cls is not None and "random_state" in cls._param_names() and seed is not None:
+        if "random_state" in cls._param_names() and seed is not None:
             params.setdefault("random_state", seed)
         protector = methods.create(method, **params)
         source = open_source(data)

@@ -38,7 +38,7 @@ def load(spec: str, *, skip_bad: bool = False) -> Dataset:
         (``train`` for fashion-mnist and digits, ``all`` for lfw-subset and astronaut).
 
     Raises:
-        DatasetError: bad spec, missing data, or a range that selects no items.
+        DatasetError: bad spec, missing data, or a range that selects no items or runs past the split.
         ImageFileError: a bad file (see the individual loaders).
     """
     parsed = parse_spec(spec)
@@ -48,6 +48,9 @@ def load(spec: str, *, skip_bad: bool = False) -> Dataset:
         dataset = load_npz(parsed.path or "")
     else:
         dataset = _BUILTIN_LOADERS[parsed.name](parsed.default_split, index=parsed.index)
+        if len(dataset) != parsed.size:  # the files on disk hold another number of items than the split should
+            raise DatasetError(f"dataset spec {spec!r} should select {parsed.size} items, the data on disk gave "
+                               f"{len(dataset)}")
     if len(dataset) == 0:
         raise DatasetError(f"dataset spec {spec!r} selects no items")
     dataset.name = spec.strip()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from privis.errors import DatasetError
 
-__all__ = ["BUILTIN_DATASETS", "GRAMMAR", "DatasetSpec", "parse_spec"]
+__all__ = ["BUILTIN_DATASETS", "GRAMMAR", "SPLIT_SIZES", "DatasetSpec", "parse_spec"]
 
 GRAMMAR = "NAME[:SPLIT][[START:STOP]] (e.g. fashion-mnist:train[:2000], digits:test), folder:PATH or npz:PATH"
 
@@ -29,6 +29,15 @@ BUILTIN_DATASETS: dict[str, tuple[tuple[str, ...], str]] = {
     "lfw-subset": (("all", "train", "test"), "all"),
     "astronaut": (("all",), "all"),
 }
+
+#: Items in each built-in split, so that a range is checked against it before any file is read.
+SPLIT_SIZES: dict[str, dict[str, int]] = {
+    "fashion-mnist": {"train": 60000, "test": 10000},
+    "digits": {"train": 1347, "test": 450, "all": 1797},
+    "lfw-subset": {"all": 200, "train": 150, "test": 50},
+    "astronaut": {"all": 1},
+}
+assert set(SPLIT_SIZES) == set(BUILTIN_DATASETS)
 
 _PATH_KINDS = ("folder", "npz")
 
@@ -69,6 +78,20 @@ class DatasetSpec:
         return self.split or BUILTIN_DATASETS[self.name][1]
 
     @property
+    def split_size(self) -> int | None:
+        """Items in the split a loader reads (before the range); ``None`` for ``folder``/``npz``."""
+        split = self.default_split
+        return None if split is None else SPLIT_SIZES[self.name][split]
+
+    @property
+    def size(self) -> int | None:
+        """Items the spec selects (its range within the split); ``None`` for ``folder``/``npz``."""
+        total = self.split_size
+        if total is None:
+            return None
+        return (total if self.stop is None else self.stop) - (self.start or 0)
+
+    @property
     def index(self) -> slice:
         """The item range as a ``slice`` (``slice(None, None)`` when the spec has none)."""
         return slice(self.start, self.stop)
@@ -99,7 +122,8 @@ def parse_spec(spec: str) -> DatasetSpec:
 
     Raises:
         DatasetError: the spec is empty, malformed, names an unknown dataset or split, or has a range
-            whose start lies after its stop. The message names the spec and the grammar.
+            that selects nothing (START at or after STOP) or runs past the end of the split. The message
+            names the spec and the grammar.
     """
     if not isinstance(spec, str):
         raise DatasetError(f"bad dataset spec {spec!r}: not a string; expected {GRAMMAR}")
@@ -135,4 +159,10 @@ def parse_spec(spec: str) -> DatasetSpec:
     stop = int(match["stop"]) if match["stop"] else None
     if start is not None and stop is not None and start >= stop:
         raise _bad(spec, f"empty range [{start}:{stop}] (START must be below STOP)")
-    return DatasetSpec(kind="builtin", name=name, split=split, start=start, stop=stop)
+    parsed = DatasetSpec(kind="builtin", name=name, split=split, start=start, stop=stop)
+    total = parsed.split_size
+    assert total is not None
+    if (stop is not None and stop > total) or (start is not None and start >= total):
+        raise _bad(spec, f"range [{'' if start is None else start}:{'' if stop is None else stop}] runs past the "
+                   f"end of {name}:{parsed.default_split}, which holds {total} items (0 to {total - 1})")
+    return parsed

@@ -2,7 +2,9 @@
 
 Protocol:
 
-1. The data owner's training slice and the full test split are loaded.
+1. The data owner's training slice and the test split are loaded (a range in the data spec selects the
+   training slice; ``train_size``/``test_size`` cap the two). Fewer than two classes, or classes present
+   in one split and not the other, are refused: no accuracy could mean anything.
 2. The protector is fitted on the owner's training slice (e.g. Veil trains its local model there) and
    protects the training slice and the test split; throughput and peak memory are measured here.
 3. A baseline model is trained on the original training slice.
@@ -24,6 +26,9 @@ from torch import Tensor
 
 from privis import data as pdata
 from privis import methods, metrics, models
+from privis.data.checks import check_classes, check_same_layout
+from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES, DatasetSpec, parse_spec
+from privis.errors import InvalidInputError
 from privis.methods.base import Protector
 from privis.report import image_grid_png
 from privis.results import Figure, Result
@@ -35,9 +40,10 @@ class EvalConfig:
     """Knobs of the evaluation protocol.
 
     Attributes:
-        data: dataset name or spec without split (``fashion-mnist``, ``digits``, ``folder:...``).
-        train_size: size of the owner's training slice (``None``: the whole training split).
-        test_size: size of the test slice (``None``: the whole test split).
+        data: a built-in dataset, optionally with a range of its train split (``fashion-mnist``,
+            ``digits:train[:500]``), or ``folder:PATH`` / ``npz:PATH`` (divided 80/20, seeded).
+        train_size: the most images of the owner's training slice used (``None``: all of it); an int >= 1.
+        test_size: the most images of the test split used (``None``: all of it); an int >= 1.
         model: architecture of the baseline and service models.
         epochs: training epochs of both models; ``None`` picks :func:`auto_epochs` from the data size.
         lr, batch_size, optimizer: their training.
@@ -63,39 +69,62 @@ class EvalConfig:
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for key in ("train_size", "test_size", "epochs"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                option = key.replace("_", "-")
+                raise InvalidInputError(f"--{option} must be an integer >= 1 (leave it out for the default), "
+                                        f"got {value!r}")
+
 
 def auto_epochs(n: int) -> int:
     """Epochs giving small training sets enough optimizer steps: ``clip(60000 / n, 10, 60)``."""
     return int(min(60, max(10, math.ceil(60000 / max(n, 1)))))
 
 
-def split_spec(data: str, split: str, size: int | None) -> str:
-    """``fashion-mnist`` + ``train`` + 2000 → ``fashion-mnist:train[:2000]``; folder/npz specs pass through."""
-    if data.startswith(("folder:", "npz:")):
-        return data
-    base = data.split(":")[0]
-    spec = f"{base}:{split}"
-    return spec + (f"[:{size}]" if size else "")
+def _cap(dataset: pdata.Dataset, size: int | None) -> pdata.Dataset:
+    return dataset if size is None or size >= len(dataset) else dataset.subset(slice(0, size))
 
 
 def load_train_test(cfg: EvalConfig) -> tuple[pdata.Dataset, pdata.Dataset]:
-    """The owner's training slice and the test split, by :func:`split_spec`.
+    """The owner's training slice and the test slice, each at most ``cfg.train_size``/``cfg.test_size`` images.
 
+    A built-in dataset gives its ``train`` split (the range of ``cfg.data``, if any) and its ``test`` split.
     A ``folder:``/``npz:`` source has no split: it is divided 80/20 by a seeded permutation.
+
+    Raises:
+        InvalidInputError: ``cfg.data`` names a split other than ``train``, or a dataset without train and
+            test splits.
+        DatasetError: a bad spec or range (see :func:`privis.data.parse_spec`), or splits whose classes cannot
+            give meaningful accuracies (:func:`privis.data.checks.check_classes`).
     """
-    if cfg.data.startswith(("folder:", "npz:")):
+    spec = parse_spec(cfg.data)
+    if spec.kind != "builtin":
         full = pdata.load(cfg.data)
         gen = torch.Generator().manual_seed(cfg.seed)
         order = torch.randperm(len(full), generator=gen)
         cut = int(0.8 * len(full))
-        train, test = full.subset(order[:cut]), full.subset(order[cut:])
-        if cfg.train_size:
-            train = train.subset(slice(0, cfg.train_size))
-        if cfg.test_size:
-            test = test.subset(slice(0, cfg.test_size))
-        return train, test
-    return (pdata.load(split_spec(cfg.data, "train", cfg.train_size)),
-            pdata.load(split_spec(cfg.data, "test", cfg.test_size)))
+        train, test = _cap(full.subset(order[:cut]), cfg.train_size), _cap(full.subset(order[cut:]), cfg.test_size)
+    else:
+        splits = BUILTIN_DATASETS[spec.name][0]
+        if "train" not in splits or "test" not in splits:
+            raise InvalidInputError(f"--data {cfg.data!r}: evaluation needs train and test splits; {spec.name} has "
+                                    f"{', '.join(splits)}")
+        if spec.split not in (None, "train"):
+            raise InvalidInputError(f"--data {cfg.data!r}: evaluation trains on the train split and tests on the "
+                                    f"test split; give the dataset, optionally with a range of its train split "
+                                    f"(e.g. {spec.name}:train[:2000])")
+        stop, test_stop = spec.stop, None
+        if cfg.train_size is not None and cfg.train_size < (spec.stop or SPLIT_SIZES[spec.name]["train"]) - (
+                spec.start or 0):
+            stop = (spec.start or 0) + cfg.train_size
+        if cfg.test_size is not None and cfg.test_size < SPLIT_SIZES[spec.name]["test"]:
+            test_stop = cfg.test_size
+        train = pdata.load(str(DatasetSpec("builtin", spec.name, split="train", start=spec.start, stop=stop)))
+        test = pdata.load(str(DatasetSpec("builtin", spec.name, split="test", stop=test_stop)))
+    check_classes(train.labels, test.labels, class_names=train.class_names, source=cfg.data)
+    return train, test
 
 
 def build_classifier(arch: str, images: Tensor, num_classes: int, *, seed: int,
@@ -178,9 +207,19 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
         baseline: a baseline model already trained on the original training slice (reused by sweeps).
         extra_augments: more service models to train on the same protected data, one per named
             augmentation; their accuracies land in the table ``service models by augmentation``.
+
+    The summary's ``train_size``, ``test_size`` and ``fit_size`` (images the protector was fitted on) are the
+    numbers used, and so are the protocol's ``train_size``/``test_size`` in ``config``.
+
+    Raises:
+        DatasetError: fewer than two classes, or a split lacking classes of the other
+            (:func:`privis.data.checks.check_classes`), before any work.
+        InvalidInputError: training and test images of different sizes or channel counts.
     """
     t_start = time.perf_counter()
     train, test = data or load_train_test(cfg)
+    check_classes(train.labels, test.labels, class_names=train.class_names, source=cfg.data)
+    check_same_layout(train.images.shape, test.images.shape, fit_name=train.name, data_name=test.name)
     k = max(train.num_classes, int(train.labels.max()) + 1)
     protected_train, protected_test, speed = timed_protect(protector, train, test)
     if baseline is None:
@@ -194,6 +233,7 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
     summary.update(speed)
     summary["train_size"] = len(train)
     summary["test_size"] = len(test)
+    summary["fit_size"] = len(train)
     tables = {}
     if extra_augments:
         rows = []
@@ -206,7 +246,8 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
         name=f"evaluate-{protector.name}",
         summary=summary,
         tables=tables,
-        config={"protocol": cfg.__dict__, "method": protector.name,
+        config={"protocol": {**cfg.__dict__, "train_size": len(train), "test_size": len(test)},
+                "method": protector.name,
                 "params": {k: v for k, v in protector.get_params().items()
                            if not isinstance(v, torch.nn.Module)},
                 "train": train.name, "test": test.name,
@@ -227,7 +268,7 @@ def evaluate(method: str, cfg: EvalConfig) -> Result:
     cls = methods.available().get(method)
     if cls is not None and "random_state" in cls._param_names():
         params.setdefault("random_state", cfg.seed)
-    protector = methods.create(method, **params)
+    protector = methods.create(method, **params)  # checks the parameters before any data is loaded
     first, *others = [a.strip() for a in cfg.augment.split(",")]
     return evaluate_protector(protector, cfg, augment=protector.training_augmentation(first),
                               extra_augments={a: protector.training_augmentation(a) for a in others})

@@ -7,21 +7,38 @@ image form (``(N, C, H, W)`` float32 in ``[0, 1]``) to the same form.
 
 from __future__ import annotations
 
+import ast
 import inspect
-from collections.abc import Callable, Sequence
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from privis.errors import InvalidInputError
+from privis.sysinfo import available_memory_bytes
+
+#: Channel counts of the canonical form: grey (1) or RGB (3).
+CHANNELS = (1, 3)
 
 
-def check_images(images: Tensor, *, name: str = "images") -> Tensor:
+def check_images(images: Tensor, *, name: str = "images", channels: tuple[int, ...] | None = CHANNELS) -> Tensor:
     """Validate the canonical image form and return it as float32.
 
+    Args:
+        images: ``(N, C, H, W)`` floating point in ``[0, 1]``.
+        name: what the message calls the tensor.
+        channels: the channel counts ``C`` the caller supports (default grey or RGB); None accepts any count
+            (for channel-agnostic methods) except a layout that looks channels-last.
+
     Raises:
-        InvalidInputError: not a 4-D tensor, not floating point, NaN/inf present, or values outside [0, 1].
+        InvalidInputError: not a 4-D tensor; a tensor that looks channels-last, ``(N, H, W, C)`` (the last
+            dimension is 1 or 3 and dimension 1 is not, nor one of ``channels``), with the fix; a channel
+            count outside ``channels``; not floating point; NaN/inf present; or values outside [0, 1].
     """
     if not isinstance(images, Tensor):
         raise InvalidInputError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
@@ -29,6 +46,13 @@ def check_images(images: Tensor, *, name: str = "images") -> Tensor:
         raise InvalidInputError(f"{name} must have shape (N, C, H, W), got shape {tuple(images.shape)}")
     if images.shape[0] == 0:
         raise InvalidInputError(f"{name} is empty (N = 0)")
+    c, shape = images.shape[1], tuple(images.shape)
+    if c not in CHANNELS and images.shape[-1] in CHANNELS and (channels is None or c not in channels):
+        raise InvalidInputError(f"{name} of shape {shape} look channels-last (N, H, W, C); privis takes "
+                                f"(N, C, H, W) with C = 1 or 3: pass images.permute(0, 3, 1, 2)")
+    if channels is not None and c not in channels:
+        raise InvalidInputError(f"{name} must have {' or '.join(map(str, channels))} channels in dimension 1 of "
+                                f"(N, C, H, W), got shape {shape}")
     if not images.is_floating_point():
         raise InvalidInputError(f"{name} must be floating point in [0, 1], got dtype {images.dtype}")
     if not torch.isfinite(images).all():
@@ -62,13 +86,328 @@ def to_canonical(images: Tensor) -> Tensor:
     return ((images + 1.0) * 0.5).clamp_(0.0, 1.0)
 
 
+def _format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(needed_bytes: float, what: str, device: torch.device | str = "cpu") -> None:
+    """Refuse an allocation of about ``needed_bytes`` that cannot fit before it is attempted.
+
+    Args:
+        needed_bytes: the estimate (bytes).
+        what: what needs it, for the message (e.g. ``"instahide k=1000000 on 256 images of 1x28x28"``).
+        device: where it would be allocated: free CUDA memory on a CUDA device, else available RAM.
+
+    Raises:
+        InvalidInputError: the estimate exceeds the memory available now; the message gives both.
+    """
+    limit = available_memory_bytes(device)
+    if needed_bytes > limit:
+        raise InvalidInputError(f"{what} needs about {_format_bytes(needed_bytes)} of memory, more than the "
+                                f"{_format_bytes(limit)} available on {torch.device(device).type}")
+
+
+#: Kinds of :class:`Param`.
+PARAM_KINDS = ("int", "float", "bool", "str", "choice", "path", "model", "literal")
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+_NONE = ("none", "null")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ts")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """The declaration of one constructor parameter: its type, bounds, choices and a one-line doc.
+
+    Declared once per class in ``param_specs`` (see :class:`ParamsMixin`) and used to parse command-line
+    ``KEY=VALUE`` strings (:meth:`parse`), to validate values before work (:meth:`check`) and to document
+    the parameter (:meth:`describe`, ``privis methods NAME``). Build them with :func:`int_param`,
+    :func:`float_param`, :func:`bool_param`, :func:`choice_param`, :func:`str_param`, :func:`path_param`,
+    :func:`model_param` and :func:`seed_param`.
+
+    Attributes:
+        kind: one of :data:`PARAM_KINDS`. ``int``: an integer (not a bool); ``float``: a finite real number;
+            ``bool``; ``str``; ``choice``: one of ``choices``; ``path``: a file path (``str`` or
+            ``os.PathLike``); ``model``: a ``torch.nn.Module`` (a checkpoint path on the command line);
+            ``literal``: a structured value (a Python literal on the command line, e.g. a list of pairs),
+            whose content the class checks in ``_check_params``.
+        doc: one line: meaning, units, paper default where it differs.
+        ge, gt, le, lt: inclusive/exclusive lower and upper bounds (numbers; None: unbounded).
+        choices: the allowed strings of a ``choice`` (a tuple, or a function returning them, for names
+            looked up in another registry when checked).
+        optional: None is allowed (written ``none`` on the command line).
+    """
+
+    kind: str
+    doc: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[str, ...] | Callable[[], Iterable[str]] = ()
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in PARAM_KINDS:
+            raise ValueError(f"unknown parameter kind {self.kind!r}; kinds: {', '.join(PARAM_KINDS)}")
+
+    def allowed(self) -> tuple[str, ...]:
+        """The choices of a ``choice`` parameter (resolved now when given as a function)."""
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def bounds_text(self) -> str:
+        """The bounds as text: ``"in (0, 1]"``, ``">= 1"``, or ``""`` when unbounded."""
+        low = (f"[{_number(self.ge)}" if self.ge is not None else f"({_number(self.gt)}" if self.gt is not None
+               else None)
+        high = (f"{_number(self.le)}]" if self.le is not None else f"{_number(self.lt)})" if self.lt is not None
+                else None)
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return (">= " if low[0] == "[" else "> ") + low[1:]
+        if high:
+            return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+        return ""
+
+    def describe(self) -> str:
+        """What a valid value is, in words: ``"a finite number in (0, 1000]"``, ``"one of sgd, adam"``."""
+        text = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
+                "path": "a file path", "model": "a model (a checkpoint .pt/.pth/.ts on the command line)",
+                "literal": "a Python literal", "choice": "one of " + ", ".join(self.allowed())}[self.kind]
+        bounds = self.bounds_text()
+        if bounds:
+            text += f" {bounds}"
+        return text + (", or none" if self.optional else "")
+
+    def _in_bounds(self, value: float) -> bool:
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+
+    def is_valid(self, value: Any) -> bool:
+        """Whether ``value`` (a Python object, as stored on the instance) satisfies the declaration."""
+        if value is None:
+            return self.optional
+        if self.kind == "int":
+            return (isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+                    and self._in_bounds(int(value)))
+        if self.kind == "float":
+            return (isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+                    and math.isfinite(float(value)) and self._in_bounds(float(value)))
+        if self.kind == "bool":
+            return isinstance(value, bool | np.bool_)
+        if self.kind == "choice":
+            return isinstance(value, str) and value in self.allowed()
+        if self.kind == "str":
+            return isinstance(value, str)
+        if self.kind == "path":
+            return isinstance(value, str | os.PathLike) and str(value) != ""
+        if self.kind == "literal":
+            return True
+        return isinstance(value, nn.Module)  # model
+
+    def check(self, value: Any, name: str, owner: str) -> None:
+        """Raise :class:`InvalidInputError` naming ``owner`` (the method or attack) and ``name`` unless valid."""
+        if not self.is_valid(value):
+            shown = type(value).__name__ if isinstance(value, nn.Module) else repr(value)
+            raise InvalidInputError(f"{owner}: parameter {name} must be {self.describe()}, got {shown}")
+
+    def parse(self, raw: str, name: str, owner: str) -> Any:
+        """The value a command-line string stands for, checked; strict (no guessing).
+
+        ``int``: decimal digits, or a number written in float notation whose value is integral (``1e3``);
+        ``float``: any finite float literal (``nan``, ``inf`` and overflowing literals are refused);
+        ``bool``: ``true/false/1/0/yes/no`` (any case); ``none``/``null`` for an optional parameter;
+        ``model``: a checkpoint path (``.pt``, ``.pth``, ``.ts``) that exists, returned as the path;
+        ``literal``: :func:`parse_literal`.
+
+        Raises:
+            InvalidInputError: the string is not such a value or lies outside the bounds.
+        """
+        text = raw.strip()
+        if self.optional and text.lower() in _NONE:
+            return None
+        bad = InvalidInputError(f"{owner}: parameter {name} must be {self.describe()}, got {raw!r}")
+        value: Any
+        if self.kind == "int":
+            try:
+                value = int(text)
+            except ValueError:
+                try:
+                    number = float(text)
+                except ValueError:
+                    raise bad from None
+                if not (math.isfinite(number) and number.is_integer()):
+                    raise bad from None
+                value = int(number)
+        elif self.kind == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                raise bad from None
+        elif self.kind == "bool":
+            if text.lower() not in _TRUE + _FALSE:
+                raise bad
+            value = text.lower() in _TRUE
+        elif self.kind == "model":
+            if not text.endswith(_CHECKPOINT_SUFFIXES):
+                raise bad
+            if not os.path.isfile(os.path.expanduser(text)):
+                raise InvalidInputError(f"{owner}: parameter {name}: model checkpoint not found: {text}")
+            return text
+        elif self.kind == "literal":
+            value = parse_literal(text, f"{owner}: parameter {name}")
+        else:
+            value = raw if self.kind == "str" else text
+        if not self.is_valid(value):
+            raise bad
+        return value
+
+
+def parse_literal(text: str, what: str) -> Any:
+    """A Python literal (numbers, strings, tuples, lists, dicts, True/False/None) from ``text``; a string that
+    is no literal is returned as is.
+
+    Raises:
+        InvalidInputError: the literal holds a NaN or an infinite number (``1e400``), naming ``what``.
+    """
+    try:
+        value: Any = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+    def finite(v: Any) -> bool:
+        if isinstance(v, float | complex):
+            return math.isfinite(abs(v))
+        if isinstance(v, tuple | list | set | frozenset):
+            return all(finite(x) for x in v)
+        if isinstance(v, dict):
+            return all(finite(k) and finite(x) for k, x in v.items())
+        return True
+
+    if not finite(value):
+        raise InvalidInputError(f"{what} must hold finite numbers, got {text!r}")
+    return value
+
+
+def int_param(doc: str, *, ge: int | None = None, gt: int | None = None, le: int | None = None,
+              lt: int | None = None, optional: bool = False) -> Param:
+    """An integer parameter (bools are refused) with optional bounds."""
+    return Param("int", doc, ge=ge, gt=gt, le=le, lt=lt, optional=optional)
+
+
+def float_param(doc: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+                lt: float | None = None, optional: bool = False) -> Param:
+    """A finite real parameter (ints accepted, NaN and infinities refused) with optional bounds."""
+    return Param("float", doc, ge=ge, gt=gt, le=le, lt=lt, optional=optional)
+
+
+def bool_param(doc: str) -> Param:
+    """A boolean parameter (``true/false/1/0/yes/no`` on the command line)."""
+    return Param("bool", doc)
+
+
+def choice_param(doc: str, choices: tuple[str, ...] | Callable[[], Iterable[str]], *,
+                 optional: bool = False) -> Param:
+    """A string that must be one of ``choices`` (or of the names a function returns when checked)."""
+    return Param("choice", doc, choices=choices, optional=optional)
+
+
+def str_param(doc: str, *, optional: bool = False) -> Param:
+    """A free string parameter (checked elsewhere, e.g. a layer name that depends on a model)."""
+    return Param("str", doc, optional=optional)
+
+
+def path_param(doc: str, *, optional: bool = False) -> Param:
+    """A file path parameter (``str`` or ``os.PathLike``)."""
+    return Param("path", doc, optional=optional)
+
+
+def model_param(doc: str) -> Param:
+    """A ``torch.nn.Module`` parameter, None allowed (a checkpoint path on the command line)."""
+    return Param("model", doc, optional=True)
+
+
+def seed_param() -> Param:
+    """``random_state``: a seed in ``[0, 2**63 - 1]``, or None for OS entropy."""
+    return int_param("seed; none draws from OS entropy", ge=0, le=2**63 - 1, optional=True)
+
+
 class ParamsMixin:
     """scikit-learn's parameter protocol for classes whose ``__init__`` stores its arguments verbatim
-    (protectors and attacks): ``get_params``, ``set_params`` and a ``repr`` that shows them."""
+    (protectors and attacks): ``get_params``, ``set_params``, a ``repr`` that shows them, and the typed,
+    bounded declarations of ``param_specs`` behind :meth:`validate_params`, :meth:`parse_param` and
+    :meth:`param_table`.
+
+    Subclasses declare every ``__init__`` parameter once::
+
+        param_specs = {"sigma": float_param("standard deviation, pixels", gt=0, le=1000)}
+
+    and call :meth:`validate_params` before work (``fit``, or ``transform`` for protectors without a fit).
+    Checks that involve several parameters go in :meth:`_check_params`.
+    """
+
+    name: ClassVar[str] = ""
+    #: Parameter name -> its declaration.
+    param_specs: ClassVar[Mapping[str, Param]] = {}
+
+    @classmethod
+    def _owner(cls) -> str:
+        return cls.name or cls.__name__
+
+    @classmethod
+    def parse_param(cls, key: str, raw: str) -> Any:
+        """The value of a command-line ``KEY=VALUE`` pair for this class, parsed by its declaration.
+
+        Raises:
+            InvalidInputError: an unknown parameter (the message lists the valid ones) or a bad value.
+        """
+        names = cls._param_names()
+        if key not in names:
+            raise InvalidInputError(f"{cls._owner()} has no parameter {key!r}; parameters: {', '.join(names)}")
+        spec = cls.param_specs.get(key)
+        if spec is None:  # an undeclared parameter (a class outside privis): a literal, refused when not finite
+            return parse_literal(raw.strip(), f"{cls._owner()}: parameter {key}")
+        return spec.parse(raw, key, cls._owner())
+
+    @classmethod
+    def param_table(cls) -> list[dict[str, str]]:
+        """One row per parameter for help texts: ``name``, ``type`` (with bounds), ``default``, ``doc``."""
+        signature = inspect.signature(cls.__init__).parameters
+        rows = []
+        for key in cls._param_names():
+            spec = cls.param_specs.get(key)
+            default = signature[key].default
+            rows.append({"name": key, "type": spec.describe() if spec else "any",
+                         "default": "none" if default is None else str(default),
+                         "doc": spec.doc if spec else ""})
+        return rows
+
+    def validate_params(self) -> None:
+        """Check every declared parameter's current value, then :meth:`_check_params`.
+
+        Raises:
+            InvalidInputError: one line naming the class's registry name and the parameter.
+        """
+        for key in self._param_names():
+            spec = self.param_specs.get(key)
+            if spec is not None:
+                spec.check(getattr(self, key), key, self._owner())
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Checks that involve several parameters; none by default."""
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        return [name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, as scikit-learn's ``get_params`` (not deep)."""
@@ -98,7 +437,6 @@ class Protector(ParamsMixin):
     ``fit`` and ``transform``. ``fit_transform`` is provided.
     """
 
-    name: ClassVar[str] = ""
     #: The augmentation ``training_augmentation("default")`` resolves to.
     default_augmentation: ClassVar[str] = "none"
     #: Test data a model trained on this method's output serves in the method's intended use: ``"protected"``
@@ -115,6 +453,8 @@ class Protector(ParamsMixin):
     stochastic: ClassVar[bool] = False
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
+        """Nothing to learn by default; the parameters are checked."""
+        self.validate_params()
         return self
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:

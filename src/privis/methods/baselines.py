@@ -28,7 +28,7 @@ from torch import Tensor
 
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import Protector, check_images
+from privis.methods.base import Protector, check_images, float_param, int_param, seed_param
 from privis.random import resolve_seed, torch_generator
 
 __all__ = ["GaussianBlur", "GaussianNoise", "Pixelate", "gaussian_kernel1d", "item_keys", "keyed_normal"]
@@ -106,6 +106,7 @@ class GaussianBlur(Protector):
     """
 
     name = "blur"
+    param_specs = {"sigma": float_param("standard deviation of the Gaussian, pixels", gt=0, le=1000)}
     requires_fit = False
 
     def __init__(self, sigma: float = 2.0) -> None:
@@ -113,9 +114,8 @@ class GaussianBlur(Protector):
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         """Blur ``images`` ``(N, C, H, W)`` in [0, 1]; returns the same shape in [0, 1]."""
-        if not self.sigma > 0:
-            raise InvalidInputError(f"blur sigma must be > 0, got {self.sigma}")
-        images = check_images(images)
+        self.validate_params()
+        images = check_images(images, channels=None)  # channel-agnostic
         n, c, h, w = images.shape
         k = gaussian_kernel1d(float(self.sigma))
         r = k.numel() // 2
@@ -148,6 +148,7 @@ class Pixelate(Protector):
     """
 
     name = "pixelate"
+    param_specs = {"block": int_param("cell side, pixels (1: identity)", ge=1, le=65536)}
     requires_fit = False
 
     def __init__(self, block: int = 4) -> None:
@@ -155,11 +156,10 @@ class Pixelate(Protector):
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         """Pixelate ``images`` ``(N, C, H, W)``; returns the same shape in [0, 1]."""
-        if not isinstance(self.block, int | np.integer) or self.block < 1:
-            raise InvalidInputError(f"pixelate block must be an integer >= 1, got {self.block!r}")
-        images = check_images(images)
-        b = int(self.block)
+        self.validate_params()
+        images = check_images(images, channels=None)  # channel-agnostic
         h, w = images.shape[-2:]
+        b = min(int(self.block), max(h, w))  # a larger cell is the whole image too; no b x b upsampling
         cells = F.avg_pool2d(images, kernel_size=b, stride=b, ceil_mode=True)
         up = cells.repeat_interleave(b, dim=-2).repeat_interleave(b, dim=-1)
         return up[..., :h, :w].contiguous().clamp_(0.0, 1.0)
@@ -175,6 +175,8 @@ class GaussianNoise(Protector):
     """
 
     name = "noise"
+    param_specs = {"sigma": float_param("noise standard deviation, [0, 1] pixel units", ge=0, le=10),
+                   "random_state": seed_param()}
     requires_fit = False
     stochastic = True
 
@@ -191,9 +193,8 @@ class GaussianNoise(Protector):
                 ``(random_state, ids[i])`` alone (see :func:`keyed_normal`); without, the batch's noise
                 comes from one generator seeded by ``random_state``.
         """
-        if not self.sigma >= 0:
-            raise InvalidInputError(f"noise sigma must be >= 0, got {self.sigma}")
-        images = check_images(images)
+        self.validate_params()
+        images = check_images(images, channels=None)  # channel-agnostic
         if ids is not None:
             if len(ids) != images.shape[0]:
                 raise InvalidInputError(f"{len(ids)} ids for {images.shape[0]} images")

@@ -34,7 +34,17 @@ from torch import Tensor
 
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import Protector, check_images, to_canonical, to_signed
+from privis.methods.base import (
+    Protector,
+    bool_param,
+    check_images,
+    check_memory,
+    float_param,
+    int_param,
+    seed_param,
+    to_canonical,
+    to_signed,
+)
 from privis.random import torch_generator
 
 __all__ = ["InstaHide", "draw_mixing", "mix"]
@@ -98,6 +108,13 @@ class InstaHide(Protector):
     """
 
     name = "instahide"
+    param_specs = {
+        "k": int_param("images per mixture (paper: 4); memory grows as k x batch x image", ge=1, le=1_000_000),
+        "upper": float_param("bound on any single coefficient, at least 1/k (paper: 0.65)", gt=0, le=1),
+        "dominant": bool_param("the private image takes the largest coefficient"),
+        "sign_flip": bool_param("apply the random per-pixel sign mask (False: plain k-mixup)"),
+        "random_state": seed_param(),
+    }
     requires_fit = False
     stochastic = True
 
@@ -109,12 +126,26 @@ class InstaHide(Protector):
         self.sign_flip = sign_flip
         self.random_state = random_state
 
+    def _check_params(self) -> None:
+        if self.k > 1 and self.upper < 1.0 / self.k:
+            raise InvalidInputError(f"instahide: parameter upper must be at least 1/k = {1.0 / self.k:.3g} for "
+                                    f"k={self.k}, got {self.upper}")
+
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Encode ``images`` ``(N, C, H, W)`` in [0, 1] (mixing inside the batch); returns the same shape."""
-        if isinstance(self.k, bool) or not isinstance(self.k, int):
-            raise InvalidInputError(f"InstaHide k must be an int, got {self.k!r}")
-        images = check_images(images)
+        """Encode ``images`` ``(N, C, H, W)`` in [0, 1] (mixing inside the batch); returns the same shape.
+
+        Raises:
+            InvalidInputError: bad parameters or images, or a mixture too large for the memory available
+                (``k`` partner images per image are gathered at once: about ``4 k N C H W`` bytes).
+        """
+        self.validate_params()
+        images = check_images(images, channels=None)  # channel-agnostic
         n = images.shape[0]
+        k = int(self.k)
+        # the gathered partners (n, k, C, H, W) float32, the coefficient draws and partner indices (n, k)
+        needed = 4.0 * n * k * images[0].numel() + 24.0 * n * k + 12.0 * images.numel()
+        check_memory(needed, f"instahide k={k} on {n} images of {'x'.join(map(str, images.shape[1:]))}",
+                     images.device)
         generator = torch_generator(self.random_state)
         partners, weights = draw_mixing(n, self.k, float(self.upper), generator, dominant=bool(self.dominant))
         if self.sign_flip:

@@ -71,7 +71,18 @@ from torch import Tensor, nn
 from privis import metrics, models
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import NotFittedError, Protector, check_images, check_labels
+from privis.methods.base import (
+    NotFittedError,
+    Protector,
+    bool_param,
+    check_images,
+    check_labels,
+    choice_param,
+    float_param,
+    int_param,
+    model_param,
+    seed_param,
+)
 from privis.models.unet import UNetPerturbation
 from privis.progress import progress
 from privis.random import default_device, resolve_seed
@@ -380,6 +391,33 @@ class ProtectivePerturbation(Protector):
     """
 
     name = "perturbation"
+    param_specs = {
+        "target_weight": float_param("w_target of Eq. (4)", ge=0, le=1e6),
+        "aux_weight": float_param("w_aux of Eq. (4)", ge=0, le=1e6),
+        "ssim_weight": float_param("w_SI of Eq. (4)", ge=0, le=1e6),
+        "use_aux": bool_param("include Eq. (2) in the loss (false: the no-auxiliary-model variant)"),
+        "ssim_term": choice_param("abs: minimise |SSIM|; signed: Eq. (3) as written", ("signed", "abs")),
+        "aux_loss": choice_param("complement: bounded -log(1 - p); ce: Eq. (2) as written", ("ce", "complement")),
+        "target_model": model_param("the service's frozen classifier (none: train target_arch)"),
+        "aux_model": model_param("the frozen auxiliary classifier (none: train aux_arch)"),
+        "target_arch": choice_param("architecture trained as the target when none is given", models.available),
+        "aux_arch": choice_param("architecture trained as the auxiliary model (none: no auxiliary model)",
+                                 models.available, optional=True),
+        "classifier_epochs": int_param("epochs of those classifiers (none: by data size)", ge=1, le=100_000,
+                                       optional=True),
+        "classifier_lr": float_param("their Adam learning rate", ge=0, le=100),
+        "classifier_batch_size": int_param("their batch size", ge=1, le=65_536),
+        "generator_model": model_param("a generator to start from (none: a fresh U-Net of this width)"),
+        "width": int_param("base width of a fresh U-Net (paper: 32); memory grows as its square", ge=1, le=1024),
+        "epochs": int_param("max_epochs of Algorithm 1 (paper: 100)", ge=0, le=100_000),
+        "lr": float_param("AdamW learning rate", ge=0, le=100),
+        "weight_decay": float_param("AdamW weight decay", ge=0, le=100),
+        "batch_size": int_param("generator batch size (memory grows with it)", ge=1, le=65_536),
+        "val_fraction": float_param("share of the fitting data held out to pick the best epoch", gt=0, lt=1),
+        "augment": bool_param("random crop and horizontal flip of training batches"),
+        "ssim_win_size": int_param("SSIM window of the loss, pixels (shrunk to fit)", ge=1, le=1024),
+        "random_state": seed_param(),
+    }
     stochastic = True  # the generator's training draws from random_state
 
     def __init__(
@@ -433,31 +471,10 @@ class ProtectivePerturbation(Protector):
         self.random_state = random_state
 
     # ------------------------------------------------------------------------------------------ checks
-    def _validate_params(self) -> None:
-        for key in ("target_weight", "aux_weight", "ssim_weight", "lr", "weight_decay", "classifier_lr"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise InvalidInputError(f"{key} must be a finite number >= 0, got {value!r}")
-        for key, lo in (("epochs", 0), ("classifier_epochs", 1), ("batch_size", 1), ("classifier_batch_size", 1),
-                        ("width", 1), ("ssim_win_size", 1)):
-            value = getattr(self, key)
-            if key == "classifier_epochs" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo or value > 100_000:
-                raise InvalidInputError(f"{key} must be an int in [{lo}, 100000], got {value!r}")
-        if self.ssim_term not in ("signed", "abs"):
-            raise InvalidInputError(f"ssim_term must be 'signed' or 'abs', got {self.ssim_term!r}")
-        if self.aux_loss not in ("ce", "complement"):
-            raise InvalidInputError(f"aux_loss must be 'ce' or 'complement', got {self.aux_loss!r}")
-        if not isinstance(self.val_fraction, (int, float)) or not 0.0 < self.val_fraction < 1.0:
-            raise InvalidInputError(f"val_fraction must lie in (0, 1), got {self.val_fraction!r}")
+    def _check_params(self) -> None:
         if self.use_aux and self.aux_model is None and self.aux_arch is None:
-            raise InvalidInputError("use_aux=True needs an auxiliary model: pass aux_model= or aux_arch=, "
-                                    "or set use_aux=False for the no-auxiliary variant")
-        for key in ("target_model", "aux_model", "generator_model"):
-            value = getattr(self, key)
-            if value is not None and not isinstance(value, nn.Module):
-                raise InvalidInputError(f"{key} must be a torch.nn.Module or None, got {type(value).__name__}")
+            raise InvalidInputError("perturbation: use_aux=True needs an auxiliary model: pass aux_model= or "
+                                    "aux_arch=, or set use_aux=False for the no-auxiliary variant")
 
     def _classifier(self, given: nn.Module | None, arch: str, images: Tensor, labels: Tensor | None,
                     num_classes: int, seed: int, role: str, device: torch.device) -> nn.Module:
@@ -493,7 +510,7 @@ class ProtectivePerturbation(Protector):
         :func:`privis.random.default_device` (CUDA when present), where the generator trains; given models
         are copied there, the caller's objects are left as they are.
         """
-        self._validate_params()
+        self.validate_params()
         images = check_images(images)
         labels = check_labels(labels, images.shape[0])
         if labels is None and self.epochs > 0:

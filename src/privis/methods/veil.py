@@ -39,8 +39,21 @@ from torch import Tensor, nn
 
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import NotFittedError, Protector, check_images, check_labels, to_canonical, to_signed
-from privis.models import FeatureExtractor, create, model_device, train
+from privis.methods.base import (
+    NotFittedError,
+    Protector,
+    check_images,
+    check_labels,
+    choice_param,
+    float_param,
+    int_param,
+    model_param,
+    seed_param,
+    str_param,
+    to_canonical,
+    to_signed,
+)
+from privis.models import FeatureExtractor, available, create, model_device, train
 from privis.progress import progress
 from privis.random import default_device, resolve_seed, torch_generator
 
@@ -189,6 +202,24 @@ class Veil(Protector):
 
     name = "veil"
     deployment = "original"  # Section 5: models trained on veiled data recognise the original data
+    param_specs = {
+        "flip_ratio": float_param("p of Eq. (1), the expected share of flipped pixels", gt=0, lt=1),
+        "alpha": float_param("Eq. (2) weight of the feature L1 term", ge=0, le=1e6),
+        "beta": float_param("Eq. (2) weight of the (negated) pixel L2 term", ge=0, le=1e6),
+        "steps": int_param("T, most gradient iterations per image (0: RPF alone)", ge=0, le=100_000),
+        "stop_loss": float_param("xi: an image stops once its Eq. (2) loss is below it (any finite number)"),
+        "local_model": model_param("the owner's local model whose layer is F (none: fit trains local_arch)"),
+        "feature_layer": str_param("layer of the local model used as F: logits or a layer name"),
+        "init": choice_param("start of the iteration: flip (RPF), noise or none", ("flip", "noise", "none")),
+        "optimizer": choice_param("GIA update rule", ("sgd", "adam")),
+        "step_size": float_param("lr of Eq. (3), [-1, 1] pixel units per step", gt=0, le=100),
+        "local_arch": choice_param("architecture fit trains when no local_model is given", available),
+        "local_epochs": int_param("epochs of that training", ge=1, le=10_000),
+        "local_lr": float_param("learning rate of that training", gt=0, le=100),
+        "batch_size": int_param("images per GIA batch (memory grows with it)", ge=1, le=65_536),
+        "noise_std": float_param("standard deviation of the init=noise start, [-1, 1] units", ge=0, le=100),
+        "random_state": seed_param(),
+    }
     stochastic = True
 
     def __init__(
@@ -227,18 +258,6 @@ class Veil(Protector):
         self.noise_std = noise_std
         self.random_state = random_state
 
-    def _validate_params(self) -> None:
-        if not 0.0 < self.flip_ratio < 1.0:
-            raise InvalidInputError(f"flip_ratio must lie in (0, 1), got {self.flip_ratio}")
-        if self.steps < 0 or self.steps > 100_000:
-            raise InvalidInputError(f"steps must be in [0, 100000], got {self.steps}")
-        if self.step_size <= 0 or self.batch_size < 1:
-            raise InvalidInputError("step_size must be > 0 and batch_size >= 1")
-        if self.init not in ("flip", "noise", "none"):
-            raise InvalidInputError(f"init must be 'flip', 'noise' or 'none', got {self.init!r}")
-        if self.alpha < 0 or self.beta < 0:
-            raise InvalidInputError("alpha and beta must be non-negative")
-
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Veil:
         """Train the local model on the owner's data (unless one was given) and fix ``F``.
 
@@ -253,7 +272,7 @@ class Veil(Protector):
             InvalidInputError: bad parameters or images, no labels to train the local model with, or an
                 unknown ``feature_layer``.
         """
-        self._validate_params()
+        self.validate_params()
         images = check_images(images)
         labels = check_labels(labels, images.shape[0])
         if self.local_model is not None:
@@ -289,7 +308,7 @@ class Veil(Protector):
         """
         if not hasattr(self, "features_"):
             raise NotFittedError("Veil is not fitted: call fit() first (it trains or sets the local model)")
-        self._validate_params()
+        self.validate_params()
         images = check_images(images)
         device = model_device(self.local_model_)
         generator = torch_generator(self.random_state)

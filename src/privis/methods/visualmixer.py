@@ -149,7 +149,19 @@ from torch import Tensor, nn
 from privis.errors import InvalidInputError
 from privis.fsutil import atomic_write_bytes
 from privis.methods import register
-from privis.methods.base import NotFittedError, Protector, check_images, check_labels
+from privis.methods.base import (
+    CHANNELS,
+    NotFittedError,
+    Protector,
+    bool_param,
+    check_images,
+    check_labels,
+    choice_param,
+    float_param,
+    int_param,
+    path_param,
+    seed_param,
+)
 from privis.privacy import keyspace_bits_from_counts
 from privis.privacy.visualmixer_bounds import (
     alpha0,
@@ -980,7 +992,8 @@ def _checked_array(images: Tensor) -> np.ndarray:
     Range and finiteness come from one ``aminmax`` pass (NaN propagates to both), which is several times
     cheaper than torch's ``isfinite`` pass on large batches.
     """
-    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0 or not images.is_floating_point():
+    if (not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0 or images.shape[1] not in CHANNELS
+            or not images.is_floating_point()):
         check_images(images)  # raises the precise error
     t = images.detach().to("cpu", torch.float32)
     lo_hi = torch.aminmax(t)  # one pass on torch's threads; NaN propagates to both
@@ -1037,6 +1050,31 @@ class VisualMixer(Protector):
     """
 
     name = "visualmixer"
+    param_specs = {
+        "target_vfe": float_param("VFE the shuffled image must reach (sets WS_l), in vfe_units", ge=0, le=1e6),
+        "vfe_units": choice_param("normalized (Eq. 12) or image (Eq. 3 on [0, 1] pixels)", ("normalized", "image")),
+        "confidence": float_param("probability with which the target VFE must be reached", gt=0, lt=1),
+        "bound_method": choice_param("chi2 (exact tail) or normal (Eq. 12 approximation)", ("chi2", "normal")),
+        "bias_d": float_param("output bias d of Sec. IV-C, in kernel-weight standard deviations", ge=0, le=1e3),
+        "alpha": float_param("confidence alpha of Sec. IV-C", gt=0, lt=1),
+        "kernel_mu": float_param("mean of the kernel weights of the Monte Carlo", ge=-1e6, le=1e6),
+        "kernel_sigma": float_param("standard deviation of those weights", gt=0, le=1e6),
+        "ws0": int_param("WS_0 of Algorithm 1 line 1, pixels", ge=2, le=65_536),
+        "mc_samples": int_param("Monte Carlo draws for alpha_0 (memory grows with it)", ge=100, le=10_000_000),
+        "ws_lower": int_param("WS_l given directly, pixels (none: derived)", ge=2, le=65_536, optional=True),
+        "ws_upper": int_param("WS_u given directly, pixels (none: derived)", ge=1, le=65_536, optional=True),
+        "max_window_fraction": float_param("cap of the derived WS_u, share of the shorter side (none: no cap)",
+                                           gt=0, le=1, optional=True),
+        "window": int_param("uniform mode: shuffle regions of this side, pixels (none: Algorithm 1)", ge=2,
+                            le=65_536, optional=True),
+        "statistic": choice_param("split test: vfe (the paper), variance (invertible) or auto",
+                                  ("auto", "vfe", "variance")),
+        "low_vfe_window": choice_param("window of low-VFE regions: current or half", ("current", "half")),
+        "channel_shuffle": bool_param("independent permutations per channel (the paper)"),
+        "key_file": path_param("32-byte key file of the keyed, invertible mode (none: not keyed)", optional=True),
+        "n_jobs": int_param("worker threads (none: torch's thread count)", ge=1, le=1024, optional=True),
+        "random_state": seed_param(),
+    }
     private_params = frozenset({"key_file"})
     stochastic = True
 
@@ -1085,33 +1123,11 @@ class VisualMixer(Protector):
         self.random_state = random_state
 
     # -------------------------------------------------------------------------------- fitting
-    def _validate_params(self) -> None:
-        if self.vfe_units not in ("normalized", "image"):
-            raise InvalidInputError(f"vfe_units must be 'normalized' or 'image', got {self.vfe_units!r}")
-        if self.bound_method not in ("chi2", "normal"):
-            raise InvalidInputError(f"bound_method must be 'chi2' or 'normal', got {self.bound_method!r}")
-        if self.statistic not in ("auto", "vfe", "variance"):
-            raise InvalidInputError(f"statistic must be 'auto', 'vfe' or 'variance', got {self.statistic!r}")
-        if self.low_vfe_window not in ("current", "half"):
-            raise InvalidInputError(f"low_vfe_window must be 'current' or 'half', got {self.low_vfe_window!r}")
-        for value, what in ((self.ws_lower, "ws_lower"), (self.ws_upper, "ws_upper"), (self.window, "window")):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise InvalidInputError(f"{what} must be a positive int or None, got {value!r}")
-        if self.ws_lower is not None and self.ws_lower < 2:
-            raise InvalidInputError(f"ws_lower must be >= 2 (a 1x1 window shuffles nothing), got {self.ws_lower}")
-        if self.window is not None and self.window < 2:
-            raise InvalidInputError(f"window must be >= 2, got {self.window}")
-        if self.max_window_fraction is not None and not 0.0 < self.max_window_fraction <= 1.0:
-            raise InvalidInputError("max_window_fraction must lie in (0, 1] or be None, got "
-                                    f"{self.max_window_fraction!r}")
-        if self.n_jobs is not None and (not isinstance(self.n_jobs, int) or self.n_jobs < 1):
-            raise InvalidInputError(f"n_jobs must be a positive int or None, got {self.n_jobs!r}")
-        if self.ws0 < 2 or self.mc_samples < 100 or self.kernel_sigma <= 0:
-            raise InvalidInputError("ws0 must be >= 2, mc_samples >= 100 and kernel_sigma > 0")
+    def _check_params(self) -> None:
         if self.key_file is not None and self.statistic == "vfe":
-            raise InvalidInputError("keyed mode needs statistic='variance' (or 'auto'): the VFE of the original "
-                                    "regions cannot be recomputed from protected images, so the output could not "
-                                    "be inverted")
+            raise InvalidInputError("visualmixer: keyed mode needs statistic='variance' (or 'auto'): the VFE of "
+                                    "the original regions cannot be recomputed from protected images, so the "
+                                    "output could not be inverted")
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> VisualMixer:
         """Compute ``WS_u`` (Sec. IV-C) and ``WS_l`` for the images' size (Sec. IV-B); load the key.
@@ -1123,7 +1139,7 @@ class VisualMixer(Protector):
         Raises:
             InvalidInputError: bad parameters or images, an unreadable key file.
         """
-        self._validate_params()
+        self.validate_params()
         images = check_images(images)
         check_labels(labels, images.shape[0])
         h, w = images.shape[-2:]
