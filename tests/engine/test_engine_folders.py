@@ -168,6 +168,8 @@ def test_phone_portraits_are_written_as_they_look_without_metadata(tmp_path: Pat
     assert summary.done == 2 and summary.skipped == 0  # both display 16x24: one size
     ref = pdata.load(f"folder:{root}")
     assert ref.oriented == {"cam/p1.jpg": 6, "cam/p2.jpg": 6}
+    recorded = {it["source"]: it.get("orientation") for it in manifest(out)["items"]}
+    assert recorded == {"cam/p1.jpg": 6, "cam/p2.jpg": 6}  # the manifest says the photos were turned upright
     for k, rel in enumerate(ref.paths or []):
         target = out / PurePosixPath(rel).with_suffix(".png")
         with Image.open(target) as img:

@@ -178,6 +178,19 @@ def test_a_run_failing_before_its_first_write_leaves_no_trace(tmp_path):
     assert protect(GaussianNoise(random_state=BIG_SEED), f"folder:{root}", out).done == 4
 
 
+def test_bad_parameters_and_fit_data_of_another_layout_are_refused_before_any_write(tmp_path):
+    root = make_folder(tmp_path / "in", 4)
+    other = make_folder(tmp_path / "other", 4, size=6)  # 6x6 images: not the 8x8 of the data
+    out = tmp_path / "out"
+    with pytest.raises(InvalidInputError, match="parameter sigma"):
+        protect(GaussianNoise(sigma=float("nan"), random_state=BIG_SEED), f"folder:{root}", out)
+    assert not out.exists() and not journal_path(out).exists()
+    with pytest.raises(InvalidInputError, match="image size differ"):
+        protect(methods.create("visualmixer", random_state=BIG_SEED), f"folder:{root}", out,
+                fit_data=f"folder:{other}")
+    assert not out.exists() and not journal_path(out).exists()
+
+
 def test_resume_starts_afresh_only_where_nothing_is_in_the_way(tmp_path):
     root = make_folder(tmp_path / "in", 4)
     assert protect(GaussianBlur(), f"folder:{root}", tmp_path / "new", resume=True).done == 4

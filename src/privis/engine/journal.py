@@ -268,7 +268,8 @@ def write_folder_manifest(out: Path, journal: Path, header: dict[str, Any], extr
     """Write ``OUT/manifest.json`` (format ``privis-folder``) from the journal, streamed and atomic.
 
     Items appear in journal order (the order they finished), each with ``path``, ``label``, ``class_name``,
-    ``sha256``, ``id`` (the engine's item id), ``source`` and, when the journal has one, ``tag``;
+    ``sha256``, ``id`` (the engine's item id), ``source`` and, when the journal has them, ``tag`` and
+    ``orientation`` (the EXIF orientation applied to the input when reading it);
     ``skipped`` lists bad inputs that were never finished afterwards. ``public`` rewrites every source
     and reason text before it is written (the caller strips the owner's absolute paths with it).
     """
@@ -293,8 +294,9 @@ def write_folder_manifest(out: Path, journal: Path, header: dict[str, Any], extr
                 item = {"path": record["path"], "label": record["label"],
                         "class_name": class_names[record["label"]], "sha256": record["sha256"],
                         "id": str(record["id"]), "source": public(str(record["source"]))}
-                if "tag" in record:
-                    item["tag"] = record["tag"]
+                for key in ("tag", "orientation"):
+                    if key in record:
+                        item[key] = record[key]
                 fh.write(("\n    " if count == 0 else ",\n    ") + json.dumps(item, ensure_ascii=False))
                 count += 1
                 skipped.pop(str(record["id"]), None)  # a bad input fixed and finished on a resume

@@ -108,7 +108,8 @@ def write_chunk(out: Path, entries: list[EncodedItem], pixels: np.ndarray, fmt: 
 
     Returns:
         One ``item`` record per entry (``id``, ``source``, ``path``, ``label``, ``sha256``; ``tag`` when the
-        entry has one; JPEG also ``max_abs_change`` and ``sse`` in 8-bit levels).
+        entry has one; ``orientation`` (2-8) when the input was turned upright by its EXIF orientation;
+        JPEG also ``max_abs_change`` and ``sse`` in 8-bit levels).
     """
     records: list[dict[str, Any]] = []
     for entry, frame in zip(entries, pixels, strict=True):
@@ -119,6 +120,8 @@ def write_chunk(out: Path, entries: list[EncodedItem], pixels: np.ndarray, fmt: 
                                   "sha256": hashlib.sha256(data).hexdigest()}
         if entry.tag is not None:
             record["tag"] = entry.tag
+        if entry.item.orientation not in (None, 1):
+            record["orientation"] = int(entry.item.orientation)  # the EXIF orientation applied on reading
         if fmt == "jpeg":
             record["max_abs_change"], record["sse"] = jpeg_change(frame, data)
             record["pixels"] = int(frame.size)

@@ -133,13 +133,13 @@ class ProtectWorker:
             if item.file is not None:
                 import hashlib
 
-                from privis.data.folder import MANIFEST_NAME, read_image
+                from privis.data.folder import MANIFEST_NAME, decode_image
                 from privis.data.stream import to_chw
 
                 if item.sha256 is not None and hashlib.sha256(data).hexdigest() != item.sha256:
                     raise ImageFileError(item.file, f"SHA-256 differs from {MANIFEST_NAME}: the file changed "
                                                     "after writing")
-                array, scale = read_image(item.file, data)
+                array, scale, item.orientation = decode_image(item.file, data)
                 chw = to_chw(array, scale, item.file)
             else:
                 item.array = np.load(io.BytesIO(data), allow_pickle=False)
@@ -174,8 +174,8 @@ class ProtectWorker:
                        for it, tag in zip(good, tags, strict=True)]
             records.extend(write_chunk(self.out, entries, pixels, self.fmt, self.class_names))
         keys = ("kind", "id", "source", "path", "label", "sha256", "tag", "reason", "where", "max_abs_change", "sse",
-                "pixels")
-        defaults: dict[str, Any] = {"label": -1, "max_abs_change": -1, "sse": 0.0, "pixels": 0}
+                "pixels", "orientation")
+        defaults: dict[str, Any] = {"label": -1, "max_abs_change": -1, "sse": 0.0, "pixels": 0, "orientation": 1}
         return {key: np.array([r.get(key, defaults.get(key, "")) for r in records],
                               dtype=object if key not in defaults else None) for key in keys}
 
@@ -191,6 +191,8 @@ def _records(batch: dict[str, np.ndarray]) -> list[dict[str, Any]]:
                                  "sha256": str(batch["sha256"][k])}
             if batch["tag"][k]:
                 r["tag"] = str(batch["tag"][k])
+            if int(batch["orientation"][k]) != 1:
+                r["orientation"] = int(batch["orientation"][k])
             if int(batch["max_abs_change"][k]) >= 0:
                 r.update(max_abs_change=int(batch["max_abs_change"][k]), sse=float(batch["sse"][k]),
                          pixels=int(batch["pixels"][k]))

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from privis.data.checks import check_same_layout
 from privis.data.dataset import Dataset
 from privis.data.folder import MANIFEST_NAME, manifest_outputs, own_manifest
 from privis.data.stream import StreamSource, decode_item, open_source
@@ -189,6 +190,8 @@ def _fit(protector: Protector, source: StreamSource, fit_data: str | Dataset | N
         from privis.data.registry import load
 
         ds = fit_data if isinstance(fit_data, Dataset) else load(fit_data, skip_bad=skip_bad)
+        check_same_layout(ds.images.shape, shape, fit_name=fit_data if isinstance(fit_data, str) else ds.name,
+                          data_name=source.name)
         protector.fit(ds.images, ds.labels)
         return
     if hasattr(source, "dataset"):
@@ -297,6 +300,7 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
     if batch_size < 1 or workers < 1 or fit_size < 1:
         raise InvalidInputError(f"batch_size, workers and fit_size must be >= 1 (got {batch_size}, {workers}, "
                                 f"{fit_size})")
+    protector.validate_params()  # every declared parameter, before anything is read or written
     if output_format not in FORMATS:
         raise InvalidInputError(f"unknown output format {output_format!r} (use one of {', '.join(FORMATS)})")
     if output_format != "png" and protector.needs_exact_output():
