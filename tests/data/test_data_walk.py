@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageOps
 
+from imagefiles import phone_jpeg
 from privis.data import load, load_folder, read_image
 from privis.data.folder import probe_image
 from privis.data.stream import FolderSource, decode_item
@@ -42,15 +43,8 @@ def rgb(h: int = 6, w: int = 5) -> np.ndarray:
 
 def phone_photo(path: Path, stored: np.ndarray, orientation: int = 6) -> None:
     """A JPEG as a phone writes it: pixels stored sideways, an orientation tag, maker and GPS position."""
-    img = Image.fromarray(stored)
-    exif = img.getexif()
-    exif[ExifTags.Base.Orientation] = orientation
-    exif[ExifTags.Base.Make] = "PhoneMaker"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (52.0, 31.0, 12.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="JPEG", exif=exif, quality=95)
+    path.write_bytes(phone_jpeg(stored, orientation))
 
 
 def stream_view(root: Path) -> tuple[list[str], list[int], list[np.ndarray], list[str]]:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image
 from typer.testing import CliRunner
 
+from imagefiles import phone_jpeg
 from privis import data as pdata
 from privis.cli.main import app
 from privis.data.walk import name_text
@@ -46,20 +47,6 @@ def grey(h: int = 6, w: int = 5) -> np.ndarray:
 
 def rgb(h: int = 6, w: int = 5) -> np.ndarray:
     return RNG.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-
-
-def phone_jpeg(stored: np.ndarray, orientation: int = 6) -> bytes:
-    """JPEG bytes as a phone writes them: pixels stored sideways, orientation, maker and a GPS position."""
-    img = Image.fromarray(stored)
-    exif = img.getexif()
-    exif[ExifTags.Base.Orientation] = orientation
-    exif[ExifTags.Base.Make] = "PhoneMaker"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (52.0, 31.0, 12.0)
-    buffer = io.BytesIO()
-    img.save(buffer, format="JPEG", exif=exif, quality=95)
-    return buffer.getvalue()
 
 
 def checksums(root: Path) -> dict[bytes, str]:

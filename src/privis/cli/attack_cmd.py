@@ -22,7 +22,7 @@ from privis.cli.main import (
     load_model_params,
     method_class,
     parse_params,
-    print_param_table,
+    print_listing,
     write_outputs,
 )
 from privis.errors import InvalidInputError
@@ -80,14 +80,7 @@ def register(app: typer.Typer) -> None:
         """List the attacks, or the parameters of one (what --attack-param KEY=VALUE accepts)."""
         from privis import attacks
 
-        if name is not None:
-            cls = _attack_class(name)
-            typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
-            print_param_table(cls)
-            return
-        for attack_name, cls in attacks.available().items():
-            doc = (cls.__doc__ or "").strip().splitlines()[0]
-            typer.echo(f"{attack_name:<22} {doc}")
+        print_listing(attacks.available(), name, _attack_class, width=22)
 
 
 __all__ = ["register"]

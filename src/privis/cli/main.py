@@ -409,14 +409,21 @@ def list_methods(
     """List the protection methods, or the parameters of one (what --param KEY=VALUE accepts)."""
     from privis import methods
 
+    print_listing(methods.available(), name, method_class, width=16)
+
+
+def print_listing(classes: dict[str, type[ParamsMixin]], name: str | None, lookup: Callable[[str], type[ParamsMixin]],
+                  *, width: int) -> None:
+    """One line per registered class (name and the first line of its docstring) or, for ``name``, that
+    class's declared parameters (:func:`print_param_table`); ``lookup`` finds ``name`` or raises."""
     if name is not None:
-        cls = method_class(name)
+        cls = lookup(name)
         typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
         print_param_table(cls)
         return
-    for method, cls in methods.available().items():
+    for key, cls in classes.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
-        typer.echo(f"{method:<16} {doc}")
+        typer.echo(f"{key:<{width}} {doc}")
 
 
 @app.command("models")
