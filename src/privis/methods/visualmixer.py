@@ -1077,6 +1077,7 @@ class VisualMixer(Protector):
     }
     private_params = frozenset({"key_file"})
     stochastic = True
+    accepts_ids = True
 
     def __init__(
         self,
