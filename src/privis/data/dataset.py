@@ -1,6 +1,6 @@
 """The in-memory dataset every privis layer passes around: images, labels and what travels with them.
 
-Images are kept in the canonical form of DESIGN.md -- ``torch.Tensor`` ``(N, C, H, W)`` ``float32`` in
+Images are kept in the canonical form of ``docs/architecture.md`` -- ``torch.Tensor`` ``(N, C, H, W)`` ``float32`` in
 ``[0, 1]`` -- and labels as ``torch.long`` ``(N,)``. Class names, the spec the data came from, the source
 paths (for folder data, so writers can keep relative paths and file stems) and the list of skipped
 files travel with the tensors here, not inside them.

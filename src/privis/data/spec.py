@@ -1,6 +1,6 @@
 """Dataset specs: the one-string names every command line and experiment uses to pick data.
 
-Grammar (DESIGN.md, "The command line")::
+Grammar (``docs/architecture.md``, "The command line")::
 
     NAME[:SPLIT][[START:STOP]]     built-in datasets, e.g. fashion-mnist:train[:2000], digits, digits:test
     folder:PATH                    class-per-subfolder images (PATH is everything after the first colon)
