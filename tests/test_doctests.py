@@ -17,7 +17,8 @@ MODULES = sorted(info.name for info in pkgutil.walk_packages(privis.__path__, "p
 
 #: What a new user calls first: each must show a runnable example.
 ENTRY_POINTS = [
-    "privis", "privis.data", "privis.engine.run.protect", "privis.results.Result",
+    "privis", "privis.data", "privis.data.spec.parse_spec", "privis.data.dataset.Dataset",
+    "privis.engine.run.protect", "privis.results.Result",
     "privis.metrics.ssim.ssim", "privis.metrics.ssim.abs_ssim", "privis.metrics.ssim.ssim_map",
     "privis.metrics.distortion.mse", "privis.metrics.distortion.psnr", "privis.metrics.distortion.l2",
     "privis.metrics.distortion.ald", "privis.metrics.vfe.vfe", "privis.metrics.vfe.vfe_map",

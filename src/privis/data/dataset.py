@@ -40,6 +40,15 @@ class Dataset:
     Construction checks shapes, dtypes, label range and that the images are finite and within
     ``[0, 1]``, so a ``Dataset`` that exists is always in canonical form. Equality is identity (comparing
     tensors element-wise has no single truth value); compare ``images``/``labels`` explicitly.
+
+    Examples:
+        >>> from privis import data
+        >>> digits = data.load("digits:test[:10]")
+        >>> len(digits), digits.shape, digits.num_classes
+        (10, (1, 8, 8), 10)
+        >>> part = digits.subset([0, 2, 4])
+        >>> len(part), bool((part.labels == digits.labels[[0, 2, 4]]).all())
+        (3, True)
     """
 
     images: Tensor
