@@ -1,7 +1,7 @@
 """Exception types shared by every layer of privis.
 
-Each error names its cause in one line, so the CLI can print it as is (DESIGN.md: errors go to stderr as
-one line that names the cause, and the file for a bad file).
+Each error names its cause in one line, so the CLI can print it as is (docs/architecture.md: errors go to
+stderr as one line that names the cause, and the file for a bad file).
 """
 
 from __future__ import annotations

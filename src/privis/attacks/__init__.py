@@ -1,4 +1,4 @@
-"""Attacks that try to undo or see through a protection, found by name in a registry (DESIGN.md, "Attacks").
+"""Attacks that try to undo or see through a protection, found by name in a registry (``docs/architecture.md``).
 
 ``privis.attacks.create("filters").run(originals, protected, context=AttackContext(method="blur", ...))``
 returns an :class:`AttackOutcome` whose leakage figures (|SSIM|, PSNR, auxiliary-classifier accuracy) are

@@ -1,4 +1,4 @@
-"""The ``Attack`` contract (DESIGN.md, "Attacks"): what the attacker is granted, and how leakage is measured.
+"""The ``Attack`` contract: what the attacker is granted, and how leakage is measured (``docs/architecture.md``).
 
 An attack is ``run(originals, protected, *, context) -> AttackOutcome``. ``protected`` is what the attacker
 holds; ``originals`` are the images behind it, used *only* to score the outcome (never by the attack

@@ -1,6 +1,6 @@
 """Pieces both engines share: per-item seeding, aligned batches, shape rules, the run context and summary.
 
-Randomness per item (DESIGN.md, "Randomness"; issue 6). An item's output must depend only on the item and
+Randomness per item (``docs/architecture.md``, "Randomness"). An item's output must depend only on the item and
 the seed, so that batching, worker count and resuming do not change it:
 
 - a protector whose ``transform`` accepts ``ids`` gets ``ids``: ``(B,)`` int64 stable 63-bit hashes of

@@ -1,6 +1,6 @@
 """``privis experiment leaderboard``: every registered method x every registered attack, one report.
 
-Protocol (issue 5), on Fashion-MNIST (scikit-learn digits when it is absent):
+Protocol, on Fashion-MNIST (scikit-learn digits when it is absent):
 
 1. The training split is cut into the owner's training slice and a disjoint auxiliary slice that only the
    attacker holds; the test split is the victim's data to attack.
@@ -212,7 +212,7 @@ def _row(method: str, attack: str, status: str, outcome: AttackOutcome | None = 
 
 
 @register_experiment("leaderboard", "Every method x every attack: utility, worst-case leakage, privacy-utility "
-                                    "scatter and best recoveries (issue 5).")
+                                    "scatter and best recoveries.")
 def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 3000,
                 test_size: int = 1000, aux_size: int = 2000, attack_size: int = 500,
                 only: list[str] | None = None) -> Result:

@@ -1,4 +1,4 @@
-"""The ``Protector`` contract every protection method keeps (DESIGN.md, "Protector").
+"""The ``Protector`` contract every protection method keeps (``docs/architecture.md``, "Protector").
 
 Modelled on scikit-learn's estimators: ``__init__`` stores its arguments verbatim and does no work,
 fitted state lives in attributes ending in ``_``, ``fit`` returns ``self``; ``transform`` maps the canonical
@@ -354,6 +354,9 @@ class ParamsMixin:
     """
 
     name: ClassVar[str] = ""
+    #: The paper(s) the class implements: authors, title, venue, year and DOI or arXiv id (one string, from
+    #: :mod:`privis.references`); ``privis methods`` / ``privis attacks`` print it. Empty when there is none.
+    citation: ClassVar[str] = ""
     #: Parameter name -> its declaration.
     param_specs: ClassVar[Mapping[str, Param]] = {}
 

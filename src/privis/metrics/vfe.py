@@ -1,4 +1,7 @@
-"""Visual Feature Entropy (VFE), VisualMixer Section III.B, Eq. 1-4, batched.
+"""Visual Feature Entropy (VFE), batched.
+
+Li, Zhang, Ren, Li & Zhang, "You Can Use But Cannot Recognize: Preserving Visual Privacy in Deep Neural
+Networks", NDSS 2024, arXiv:2404.04098, Section III.B, Eq. 1-4.
 
 Definitions (``I`` one channel of one image, ``x`` the column index along the width ``N1 = W``, ``y`` the
 row index along the height ``N2 = H``; ``I(x, y)`` is ``image[..., y, x]``):
@@ -55,6 +58,17 @@ def vfe_map(images: ImageBatch, *, pixel_scale: float = 1.0) -> ImageBatch:
 
     Returns:
         ``(N, C, H, W)`` map; the forward difference past the last column/row is 0 (see the module notes).
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import vfe_map
+        >>> edge = torch.zeros(1, 1, 4, 4)
+        >>> edge[..., 2:] = 1.0  # a vertical edge between columns 1 and 2
+        >>> vfe_map(edge)[0, 0]
+        tensor([[0., 1., 0., 0.],
+                [0., 1., 0., 0.],
+                [0., 1., 0., 0.],
+                [0., 1., 0., 0.]])
     """
     pixel_scale = check_positive(pixel_scale, "pixel_scale")
     (t,), numpy_out = prepare((images, "images"))
@@ -122,6 +136,14 @@ def vfe_channel(images: ImageBatch, scale: float = 1.0, *, pixel_scale: float = 
 
     Returns:
         ``(N, C)`` channel VFEs.
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import vfe_channel
+        >>> edge = torch.zeros(1, 2, 4, 4)
+        >>> edge[:, 0, :, 2:] = 1.0  # an edge in channel 0, channel 1 flat
+        >>> vfe_channel(edge)  # 4 unit gradients over 16 pixels
+        tensor([[0.2500, 0.0000]])
     """
     values, numpy_out = _vfe_channel(images, scale, pixel_scale)
     return finish(values, numpy_out)
@@ -137,6 +159,16 @@ def vfe(images: ImageBatch, scale: float = 1.0, *, pixel_scale: float = 1.0) -> 
 
     Returns:
         ``(N,)`` image VFEs.
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import vfe
+        >>> edge = torch.zeros(1, 2, 4, 4)
+        >>> edge[:, 0, :, 2:] = 1.0
+        >>> vfe(edge)  # the mean of the channel VFEs 0.25 and 0
+        tensor([0.1250])
+        >>> vfe(edge, pixel_scale=255.0)  # the paper's 0-255 convention scales by 255 ** 2
+        tensor([8128.1250])
     """
     values, numpy_out = _vfe_channel(images, scale, pixel_scale)
     return finish(values.mean(dim=1), numpy_out)

@@ -1,4 +1,4 @@
-"""Closed-form analyses and accountants (DESIGN.md: VisualMixer bounds, keyspace sizes)."""
+"""Closed-form analyses and accountants (VisualMixer bounds, keyspace sizes)."""
 
 from privis.privacy.keyspace import (
     keyspace_bits,
