@@ -151,7 +151,9 @@ KINDS: dict[str, Callable[[Tensor, Any, AttackContext, int], tuple[Candidates, l
 
 @register_attack
 class Invariants(Attack):
-    """Recover what the method declares its output keeps (:meth:`Protector.invariants`; see the module notes).
+    """Recover what the method declares its output keeps (its invariants; see the module notes).
+
+    The method's declaration is :meth:`privis.methods.Protector.invariants`; the kinds known are :data:`KINDS`.
 
     Args:
         steps: iterations of each inversion of a public generator (``public_generator``).

@@ -44,8 +44,11 @@ __all__ = ["VisualMixer"]
 
 @register
 class VisualMixer(Protector):
-    """VisualMixer: VFE-guided spatial and per-channel pixel shuffling (Algorithm 1 of Li et al., NDSS 2024,
-    arXiv:2404.04098; see :mod:`privis.methods.visualmixer`).
+    """VisualMixer: VFE-guided spatial and per-channel pixel shuffling (Li et al., NDSS 2024, arXiv:2404.04098).
+
+    Algorithm 1 of Q. Li, Y. Zhang, J. Ren, Q. Li and Y. Zhang, "You Can Use But Cannot Recognize: Preserving
+    Visual Privacy in Deep Neural Networks", NDSS 2024; the choices beyond the paper are in the notes of
+    :mod:`privis.methods.visualmixer`.
 
     Args:
         target_vfe: the VFE the shuffled image must reach, which sets ``WS_l`` (Sec. IV-B). Default 4.0 in
