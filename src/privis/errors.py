@@ -31,5 +31,13 @@ class ImageFileError(PrivisError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class NotApplicableError(PrivisError):
+    """An attack or analysis has nothing to work on for this method (e.g. reassembling shuffles of a blur,
+    the keyspace of continuous noise).
+
+    Reports (the leaderboard) record the reason instead of a figure.
+    """
+
+
 class DatasetError(PrivisError):
     """A dataset spec or source is unusable: unknown name, missing files, empty folder."""

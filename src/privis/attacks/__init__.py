@@ -11,8 +11,8 @@ from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplica
 from privis.registry import ClassRegistry
 
 _REGISTRY: ClassRegistry[Attack] = ClassRegistry("attack", tuple(
-    f"privis.attacks.{m}" for m in ("auxiliary_recognition", "filters", "invariants", "keyspace",
-                                    "learned_inversion", "membership_inference", "model_inversion", "shredder")))
+    f"privis.attacks.{m}" for m in ("auxiliary_recognition", "filters", "invariants", "learned_inversion",
+                                    "membership_inference", "model_inversion", "shredder")))
 
 #: Class decorator adding an attack to the registry under ``cls.name``.
 register_attack = _REGISTRY.register

@@ -511,5 +511,24 @@ class Protector(ParamsMixin):
         """
         return {}
 
+    def invariants(self) -> dict[str, Any]:
+        """What the output keeps of the input, declared for attacks that exploit it (Kerckhoffs: public).
+
+        Each key names a kind of invariant; its value is the public data the kind needs, or None where that
+        data is fitted state not there yet (before ``fit``). Kinds the ``invariants`` attack knows:
+
+        * ``"sign_magnitude"`` (value True): ``|2y - 1|`` stays (close to) ``|2x - 1|``; sign flips in
+          ``[-1, 1]`` keep it.
+        * ``"region_multisets"`` (windows, a tuple of ints): for each window, every region of the grid of
+          :func:`privis.metrics.regions.region_grid` keeps its per-channel pixel multiset, hence its mean.
+        * ``"public_generator"`` (an ``nn.Module`` ``U``): ``y = clamp(x + U(x), 0, 1)``; ``U`` has a
+          ``perturbation(x)`` method giving ``U(x)``.
+        * ``"point_spread"`` (a ``(k, k)`` float tensor): ``y`` is ``x`` convolved with this kernel per plane.
+        * ``"cell_means"`` (an int ``b``): ``y`` holds the mean of every ``b x b`` cell.
+
+        Default: ``{}`` (no known invariant). Depends on parameters and public fitted state only.
+        """
+        return {}
+
     def fit_transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.fit(images, labels).transform(images, labels)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -150,6 +151,12 @@ class GaussianBlur(Protector):
             x = acc
         return x.reshape(n, c, h, w).clamp_(0.0, 1.0)
 
+    def invariants(self) -> dict[str, Any]:
+        """``{"point_spread": (k, k) Gaussian kernel}``: the public point spread function (before the clamp and
+        the reflected border; see :meth:`Protector.invariants`)."""
+        k = gaussian_kernel1d(float(self.sigma))
+        return {"point_spread": torch.outer(k, k)}
+
 
 @register
 class Pixelate(Protector):
@@ -187,6 +194,10 @@ class Pixelate(Protector):
         cells = F.avg_pool2d(images, kernel_size=b, stride=b, ceil_mode=True)
         up = cells.repeat_interleave(b, dim=-2).repeat_interleave(b, dim=-1)
         return up[..., :h, :w].contiguous().clamp_(0.0, 1.0)
+
+    def invariants(self) -> dict[str, Any]:
+        """``{"cell_means": block}``: the cell means are all the output keeps (see :meth:`Protector.invariants`)."""
+        return {"cell_means": int(self.block)}
 
 
 @register

@@ -30,6 +30,8 @@ Learning Possible with Instance Encoding?", S&P 2021); ``privis attack invariant
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -141,6 +143,11 @@ class InstaHide(Protector):
         if self.k > 1 and self.upper < 1.0 / self.k:
             raise InvalidInputError(f"instahide: parameter upper must be at least 1/k = {1.0 / self.k:.3g} for "
                                     f"k={self.k}, got {self.upper}")
+
+    def invariants(self) -> dict[str, Any]:
+        """``{"sign_magnitude": True}``: the sign mask leaves ``|sum_j lambda_j x_j|``, the mixture's magnitude
+        (Carlini et al., S&P 2021; see :meth:`Protector.invariants`)."""
+        return {"sign_magnitude": True}
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         """Encode ``images`` ``(N, C, H, W)`` in [0, 1] (mixing inside the batch); returns the same shape.

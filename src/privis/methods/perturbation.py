@@ -620,6 +620,11 @@ class ProtectivePerturbation(Protector):
             out["generator_best_val_loss"] = float(self.history_.best_val_loss)
         return out
 
+    def invariants(self) -> dict[str, Any]:
+        """``{"public_generator": generator_}`` (None before ``fit``): ``y = clamp(x + U(x))`` with the public
+        generator ``U`` (see :meth:`Protector.invariants`)."""
+        return {"public_generator": getattr(self, "generator_", None)}
+
     def save_generator(self, path: Any, *, extra: dict[str, Any] | None = None) -> Any:
         """Write the fitted generator as a privis checkpoint (readable by :func:`privis.models.load_checkpoint`).
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -363,6 +363,11 @@ class Veil(Protector):
             "gia_steps_mean": float(stats.steps.float().mean()),
             "gia_final_loss_mean": float(stats.final_loss.mean()),
         }
+
+    def invariants(self) -> dict[str, Any]:
+        """``{"sign_magnitude": True}``: the flips of Eq. (1) keep ``|2x - 1|`` and the gradient iteration moves
+        pixels only as far as the feature loss asks (see :meth:`Protector.invariants`)."""
+        return {"sign_magnitude": True}
 
     def training_augmentation(self, name: str) -> Callable[[Tensor], Tensor] | None:
         """``"sign-flip"``: re-flip each training batch with fresh Eq. (1) masks of ratio ``flip_ratio``.

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from privis.errors import InvalidInputError
 from privis.metrics._common import ImageBatch, check_int, check_positive, finish, prepare
+from privis.metrics.regions import grid_cuts
 
 __all__ = ["vfe_map", "vfe_regions", "vfe_channel", "vfe"]
 
@@ -87,11 +88,14 @@ def _window(window: int | tuple[int, int]) -> tuple[int, int]:
 def vfe_regions(images: ImageBatch, window: int | tuple[int, int], *, pixel_scale: float = 1.0) -> ImageBatch:
     """Region VFE (VisualMixer Eq. 2) of every non-overlapping ``wh x ww`` region of every channel.
 
-    Regions tile the image from the top-left corner: region ``(i, j)`` covers rows ``i*wh .. i*wh+wh-1``
-    and columns ``j*ww .. j*ww+ww-1``. When ``wh`` does not divide ``H`` (or ``ww`` does not divide ``W``),
-    the leftover bottom rows (right columns) belong to no region and are ignored, so the regions then sum
-    to less than the whole image. Gradients are those of the whole image (a region's last row/column
-    differences against the next region's pixels).
+    Regions tile the image from the top-left corner on the grid of :mod:`privis.metrics.regions` with
+    ``remainder="drop"``: region ``(i, j)`` covers rows ``i*wh .. i*wh+wh-1`` and columns
+    ``j*ww .. j*ww+ww-1``. When ``wh`` does not divide ``H`` (or ``ww`` does not divide ``W``), the leftover
+    bottom rows (right columns) belong to no region and are ignored, so the regions then sum to less than
+    the whole image. This differs on purpose from VisualMixer's grid (``remainder="absorb"``, the last
+    region absorbing the leftover): Eq. 2 is a sum over ``wh x ww`` regions, and every region returned here
+    has exactly that size, so region values compare across positions. Gradients are those of the whole
+    image (a region's last row/column differences against the next region's pixels).
 
     Args:
         images: ``(N, C, H, W)`` batch.
@@ -110,8 +114,9 @@ def vfe_regions(images: ImageBatch, window: int | tuple[int, int], *, pixel_scal
     n, c, h, w = t.shape
     if wh > h or ww > w:
         raise InvalidInputError(f"window {wh}x{ww} is larger than the {h}x{w} images")
-    rh, rw = h // wh, w // ww
-    covered = _vfe_map(t, pixel_scale)[..., : rh * wh, : rw * ww]
+    rows, cols = grid_cuts(h, wh, remainder="drop"), grid_cuts(w, ww, remainder="drop")
+    rh, rw = len(rows) - 1, len(cols) - 1
+    covered = _vfe_map(t, pixel_scale)[..., : int(rows[-1]), : int(cols[-1])]
     regions = covered.reshape(n, c, rh, wh, rw, ww).sum(dim=(3, 5))
     return finish(regions, numpy_out)
 
