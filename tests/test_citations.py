@@ -13,8 +13,6 @@ from privis import attacks, methods, references
 from privis.cli.main import app
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "privis"
-#: Classes (and below, files) whose modules are being moved; their citations arrive with the move.
-PENDING = {"visualmixer", "invariants", "keyspace"}
 #: Paths of this repository a docstring may point to.
 REPO_DOCS = {"README.md", "CONTRIBUTING.md", "CHANGELOG.md", "docs/architecture.md", "docs/results.md"}
 
@@ -24,9 +22,7 @@ runner = CliRunner()
 def _classes() -> list:
     found = [pytest.param(cls, id=f"method-{name}") for name, cls in methods.available().items()]
     found += [pytest.param(cls, id=f"attack-{name}") for name, cls in attacks.available().items()]
-    return [p if p.values[0].name not in PENDING else
-            pytest.param(*p.values, id=p.id, marks=pytest.mark.xfail(strict=True, reason="citation pending"))
-            for p in found]
+    return found
 
 
 def _well_formed(citation: str) -> bool:
@@ -67,10 +63,7 @@ def test_listings_print_each_citation():
 
 
 def _sources() -> list:
-    pending = {"methods/visualmixer.py", "attacks/invariants.py", "privacy/keyspace.py"}
-    return [pytest.param(p, id=str(p.relative_to(SRC)), marks=[pytest.mark.xfail(strict=True, reason="pending")]
-                         if str(p.relative_to(SRC)) in pending else [])
-            for p in sorted(SRC.rglob("*.py"))]
+    return [pytest.param(p, id=str(p.relative_to(SRC))) for p in sorted(SRC.rglob("*.py"))]
 
 
 @pytest.mark.parametrize("path", _sources())

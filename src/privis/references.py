@@ -54,11 +54,21 @@ DENOISING_FILTERS = ('Carlo Tomasi and Roberto Manduchi, "Bilateral Filtering fo
                      'Vision and Pattern Recognition (CVPR), 2005; Antonin Chambolle, "An Algorithm for Total '
                      'Variation Minimization and Applications", Journal of Mathematical Imaging and Vision, 2004.')
 
+INSTANCE_ENCODING = ('Nicholas Carlini, Samuel Deng, Sanjam Garg, Somesh Jha, Saeed Mahloujifar, Mohammad '
+                     'Mahmoody, Shuang Song, Abhradeep Thakurta and Florian Tramer, "Is Private Learning Possible '
+                     'with Instance Encoding?", IEEE Symposium on Security and Privacy (S&P), 2021, '
+                     'doi:10.1109/SP40001.2021.00099, arXiv:2011.05315.')
+
+#: What a protection leaves unchanged, recovered from its output (VisualMixer's region statistics, InstaHide's
+#: and Veil's sign magnitudes).
+INVARIANT_RECOVERY = f"{VISUALMIXER}; {INSTANCE_ENCODING}"
+
 #: The known-method restoration adversary both papers evaluate (VisualMixer Sec. V-C, Veil Sec. 4.4).
 KNOWN_METHOD_RESTORATION = f"{VISUALMIXER} {VEIL}"
 
 #: The gradient-based region reassembly of VisualMixer Sec. V-C, after the DARPA Shredder Challenge (2011).
 SHREDDER_CHALLENGE = f"{VISUALMIXER} (Sec. V-C, after the DARPA Shredder Challenge, 2011)"
 
-__all__ = ["DENOISING_FILTERS", "INSTAHIDE", "KNOWN_METHOD_RESTORATION", "MEMBERSHIP_INFERENCE", "MODEL_INVERSION",
-           "OBFUSCATION_BASELINES", "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
+__all__ = ["DENOISING_FILTERS", "INSTAHIDE", "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "KNOWN_METHOD_RESTORATION",
+           "MEMBERSHIP_INFERENCE", "MODEL_INVERSION", "OBFUSCATION_BASELINES", "PROTECTIVE_PERTURBATION",
+           "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from skimage import restoration
 from torch import Tensor
 
+from privis import references
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplicableError
 from privis.methods import create as create_method
@@ -160,6 +161,7 @@ class Invariants(Attack):
     """
 
     name = "invariants"
+    citation = references.INVARIANT_RECOVERY
     param_specs = {"steps": int_param("optimisation steps of the perturbation candidate", ge=1, le=100_000)}
 
     def __init__(self, steps: int = 30) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from privis import references
 from privis.errors import InvalidInputError
 from privis.methods import register
 from privis.methods.base import (
@@ -98,6 +99,7 @@ class VisualMixer(Protector):
     """
 
     name = "visualmixer"
+    citation = references.VISUALMIXER
     param_specs = {
         "target_vfe": float_param("VFE the shuffled image must reach (sets WS_l), in vfe_units", ge=0, le=1e6),
         "vfe_units": choice_param("normalized (Eq. 12) or image (Eq. 3 on [0, 1] pixels)", ("normalized", "image")),
