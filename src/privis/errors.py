@@ -1,7 +1,7 @@
 """Exception types shared by every layer of privis.
 
-Each error names its cause in one line, so the CLI can print it as is (DESIGN.md: errors go to stderr as
-one line that names the cause, and the file for a bad file).
+Each error names its cause in one line, so the CLI can print it as is (docs/architecture.md: errors go to
+stderr as one line that names the cause, and the file for a bad file).
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ class ImageFileError(PrivisError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class NotApplicableError(PrivisError):
+    """An attack or analysis has nothing to work on for this method (e.g. reassembling shuffles of a blur,
+    the keyspace of continuous noise).
+
+    Reports (the leaderboard) record the reason instead of a figure.
+    """
 
 
 class DatasetError(PrivisError):

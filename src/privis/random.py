@@ -1,4 +1,4 @@
-"""Randomness: OS entropy unless a seed is given (DESIGN.md, "Randomness")."""
+"""Randomness: OS entropy unless a seed is given (``docs/architecture.md``, "Randomness")."""
 
 from __future__ import annotations
 

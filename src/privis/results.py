@@ -1,4 +1,4 @@
-"""The ``Result`` every experiment, evaluation, attack and benchmark returns (DESIGN.md, "Results").
+"""The ``Result`` every experiment, evaluation, attack and benchmark returns (``docs/architecture.md``, "Result").
 
 It lives at the bottom of the import graph so that every layer can build one; ``privis.report`` renders
 it to HTML.
@@ -71,6 +71,14 @@ class Result:
         notes: free-text remarks shown in the report (what was tried, caveats).
         figures: images and plots for the HTML report (not serialised to JSON).
         seconds: wall-clock duration.
+
+    Examples:
+        >>> import json
+        >>> from privis.results import Result
+        >>> result = Result("my-run", summary={"ssim_mean": 0.12}, config={"method": "blur"})
+        >>> record = json.loads(result.to_json())
+        >>> record["summary"], sorted(record)
+        ({'ssim_mean': 0.12}, ['config', 'name', 'notes', 'seconds', 'summary', 'tables', 'versions'])
     """
 
     name: str

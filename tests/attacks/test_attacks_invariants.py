@@ -54,3 +54,38 @@ def test_no_invariant_in_pure_noise(digits_test):
     assert run("visualmixer", mixer, x, pure).scores["ssim_mean"] < 0.15
     with pytest.raises(NotApplicableError, match="noise"):
         run("noise", None, x, x)
+
+
+def test_the_attack_asks_the_method_not_its_name(digits_test):
+    """A method the attack has never heard of joins by declaring what its output keeps."""
+    from privis.methods import Protector
+
+    class CellShuffle(Protector):  # not registered: the attack knows it only through its declaration
+        name = "cell-shuffle"
+
+        def __init__(self) -> None:
+            self.inner = create_method("visualmixer", window=2, random_state=0)
+
+        def transform(self, images, labels=None):
+            return self.inner.fit(images).transform(images)
+
+        def invariants(self):
+            return {"region_multisets": (2,)}
+
+    x = digits_test.images[:50]
+    method = CellShuffle()
+    out = run("cell-shuffle", method, x, method.transform(x))
+    assert out.variant == "mean-window-2" and out.scores["ssim_mean"] > out.scores["ssim_protected"]
+    assert torch.allclose(out.recovered, region_means(x, 2).clamp(0, 1), atol=1e-5)  # exactly the invariant
+    with pytest.raises(NotApplicableError, match="declares no invariant"):
+        run("cell-shuffle", create_method("noise", sigma=0.1), x, x)
+
+
+def test_every_registered_method_declares_known_kinds():
+    from privis.attacks.invariants import KINDS
+    from privis.methods import available
+
+    declared = {name: set(cls().invariants()) for name, cls in available().items()}
+    assert all(kinds <= set(KINDS) for kinds in declared.values()), declared
+    assert declared["noise"] == set() and declared["visualmixer"] == {"region_multisets"}
+    assert declared["veil"] == declared["instahide"] == {"sign_magnitude"}

@@ -17,8 +17,9 @@ def test_attacks_lists_every_attack():
     result = runner.invoke(app, ["attacks"])
     assert result.exit_code == 0
     for name in ("filters", "learned-inversion", "invariants", "shredder", "auxiliary-recognition",
-                 "model-inversion", "membership-inference", "keyspace"):
+                 "model-inversion", "membership-inference"):
         assert name in result.output
+    assert "keyspace" not in result.output  # an analysis (privis.privacy.keyspace_analysis), not an attack
 
 
 def test_attack_writes_json_and_report(tmp_path):

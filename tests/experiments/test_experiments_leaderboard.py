@@ -21,6 +21,14 @@ def test_quick_leaderboard_covers_every_method_and_attack():
                                          "auxiliary-recognition")]
         assert entry["leakage_ssim"] == max(per_image)
     assert board["veil"]["deployment"] == "original" and board["blur"]["deployment"] == "protected"
+    # the keyspace is an analysis beside the attacks: its own table, the same column in the leaderboard
+    keyspace = {r["method"]: r for r in result.tables["keyspace"]}
+    assert set(keyspace) == set(names) and "keyspace" not in attack_names
+    assert all(board[m]["keyspace_bits"] == keyspace[m]["bits_mean"] for m in names)
+    assert keyspace["noise"]["status"] == "n/a" and "continuous noise" in keyspace["noise"]["note"]
+    assert keyspace["blur"]["bits_mean"] == 0.0 and keyspace["veil"]["bits_mean"] == 64.0  # 8x8 digits, p = 1/2
+    assert keyspace["visualmixer"]["bits_mean"] >= keyspace["visualmixer"]["bits_paper_mean"] > 0
+    assert result.summary["visualmixer.keyspace.bits_mean"] == keyspace["visualmixer"]["bits_mean"]
     titles = [f.title for f in result.figures]
     assert titles[0].startswith("privacy-utility")
     assert sum("best recovery" in t for t in titles) == len(names)

@@ -15,13 +15,12 @@ from privis.methods.base import NotFittedError
 from privis.methods.visualmixer import (
     VisualMixer,
     WindowSort,
-    _cuts,
-    _geometry,
-    _plan,
     generate_key,
     sort_within_windows,
     window_levels,
 )
+from privis.methods.visualmixer.partition import _geometry, _plan
+from privis.metrics.regions import grid_cuts as _cuts
 
 
 def _coded(n: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -310,7 +309,7 @@ def test_cli_keygen_protect_unprotect_round_trip(tmp_path) -> None:
 
 # --------------------------------------------------------------------- batched, table-driven permutations
 def test_statistics_match_the_per_pixel_definitions() -> None:
-    from privis.methods.visualmixer import _region_sums, _vfe_density_map
+    from privis.methods.visualmixer.partition import _region_sums, _vfe_density_map
 
     x = _coded(3, 3, 31, 29, seed=4).numpy()
     dens = _vfe_density_map(x)
@@ -324,7 +323,7 @@ def test_statistics_match_the_per_pixel_definitions() -> None:
 
 
 def test_uniform_draw_is_the_exact_multiply_shift() -> None:
-    from privis.methods.visualmixer import _uniform
+    from privis.methods.visualmixer.permute import _uniform
 
     words = np.random.default_rng(0).integers(0, 2**64, size=2000, dtype=np.uint64, endpoint=False)
     words[:3] = [0, 2**64 - 1, 2**63]
@@ -335,7 +334,8 @@ def test_uniform_draw_is_the_exact_multiply_shift() -> None:
 
 def _tile_perms(whole: bool, n: int, seed: int) -> np.ndarray:
     """Permutations of one 4 x 4 image (one tile) from the table path: whole tile, or its four 2x2 quadrants."""
-    from privis.methods.visualmixer import _ChunkPlan, _tile_permutations
+    from privis.methods.visualmixer.partition import _ChunkPlan
+    from privis.methods.visualmixer.permute import _tile_permutations
 
     geo = _geometry(4, 4, (4, 2))
     finals = [np.full((n, 1, 1), whole), np.full((n, 2, 2), not whole)]
@@ -386,7 +386,7 @@ def test_every_path_keeps_regions_and_inverts_exactly(tmp_path, params) -> None:
 
 @pytest.mark.filterwarnings("ignore:keyed VisualMixer stores:UserWarning")
 def test_batched_output_does_not_depend_on_the_batch(tmp_path, monkeypatch) -> None:
-    from privis.methods import visualmixer as vm_module
+    from privis.methods.visualmixer import permute as vm_module
 
     x = _coded(7, 3, 24, 20, seed=6)
     ids = [f"img-{i}" for i in range(7)]
@@ -405,7 +405,8 @@ def test_batched_output_does_not_depend_on_the_batch(tmp_path, monkeypatch) -> N
 
 
 def test_content_ids_histogram_branch_equals_the_direct_sum() -> None:
-    from privis.methods.visualmixer import _id_tables, content_ids
+    from privis.methods.visualmixer import content_ids
+    from privis.methods.visualmixer.keys import _id_tables
 
     x = np.random.default_rng(3).random((2, 3, 70, 64)).astype(np.float32)  # >= 4096 pixels: histogram branch
     q = np.rint(np.clip(x, 0.0, 1.0) * 4095).astype(np.intp).reshape(2, 3, -1)
@@ -419,7 +420,7 @@ def test_content_ids_histogram_branch_equals_the_direct_sum() -> None:
 
 
 def _sorted_cells_reference(x: torch.Tensor, window: int) -> torch.Tensor:
-    """The per-cell loop: sort every cell of the _cuts grid, refill it in raster order."""
+    """The per-cell loop: sort every cell of the grid_cuts grid, refill it in raster order."""
     out = x.clone()
     ch, cw = _cuts(x.shape[-2], window), _cuts(x.shape[-1], window)
     for i in range(x.shape[0]):
@@ -460,3 +461,35 @@ def test_sort_within_windows_rejects_bad_input() -> None:
         sort_within_windows(torch.rand(4, 4), 2)
     with pytest.raises(NotFittedError):
         VisualMixer().service_input_layer()
+
+
+# ------------------------------------------------------------------------------ the functional core
+def test_shuffle_regions_is_the_protectors_core(tmp_path) -> None:
+    from privis.methods.visualmixer import ShuffleStats, seed_secret, shuffle_regions
+
+    x = _coded(5, 3, 30, 22, seed=8)
+    vm = VisualMixer(random_state=4).fit(x)
+    stats = ShuffleStats()
+    y = shuffle_regions(x, vm.levels_, secret=seed_secret(4), ids=list(range(5)), stats=stats)
+    assert torch.equal(y, vm.transform(x, ids=list(range(5))))  # the class calls the function
+    _assert_moves_within_regions(x, y, vm)
+    assert stats.region_counts.shape == (5, stats.region_sizes.size) and stats.vfe_before.shape == (5,)
+    assert ((stats.region_counts * stats.region_sizes).sum(1) == 30 * 22).all()  # the regions tile each image
+    assert np.allclose(stats.vfe_before, metrics.vfe(x).numpy(), rtol=1e-4)
+    # with a shuffle-invariant split test the same secret undoes it exactly, on any float values
+    z = shuffle_regions(x, (4, 2), statistic="variance", secret=b"k" * 32)
+    assert not torch.equal(z, x)
+    assert torch.equal(shuffle_regions(z, (4, 2), statistic="variance", secret=b"k" * 32, inverse=True), x)
+    with pytest.raises(InvalidInputError, match="needs the secret"):
+        shuffle_regions(z, (4, 2), inverse=True)
+    with pytest.raises(InvalidInputError, match="must lie in"):
+        shuffle_regions(x, (32, 16))
+    with pytest.raises(InvalidInputError, match="one entry per image"):
+        shuffle_regions(x, (2,), secret=b"k" * 32, ids=[1, 2])
+
+
+def test_declared_invariants_name_the_region_grid() -> None:
+    x = _coded(2, 1, 16, 16)
+    assert VisualMixer().invariants() == {"region_multisets": None}  # before fit: known only after fit
+    vm = VisualMixer(random_state=0).fit(x)
+    assert vm.invariants() == {"region_multisets": vm.levels_}

@@ -1,4 +1,4 @@
-"""Attacks that try to undo or see through a protection, found by name in a registry (DESIGN.md, "Attacks").
+"""Attacks that try to undo or see through a protection, found by name in a registry (``docs/architecture.md``).
 
 ``privis.attacks.create("filters").run(originals, protected, context=AttackContext(method="blur", ...))``
 returns an :class:`AttackOutcome` whose leakage figures (|SSIM|, PSNR, auxiliary-classifier accuracy) are
@@ -14,8 +14,8 @@ from privis.registry import Registry
 
 #: The registry of attacks: classes keyed by their ``name`` (:class:`privis.registry.Registry`).
 REGISTRY: Registry[type[Attack]] = Registry("attack", tuple(
-    f"privis.attacks.{m}" for m in ("auxiliary_recognition", "filters", "invariants", "keyspace",
-                                    "learned_inversion", "membership_inference", "model_inversion", "shredder")))
+    f"privis.attacks.{m}" for m in ("auxiliary_recognition", "filters", "invariants", "learned_inversion",
+                                    "membership_inference", "model_inversion", "shredder")))
 
 #: Class decorator adding an attack to the registry under ``cls.name``.
 register_attack = REGISTRY.register

@@ -1,6 +1,7 @@
 """``auxiliary-recognition``: can a recogniser tell what the protected images show?
 
-The adversary of the protective-perturbation paper (protective-perturbation.md, Sec. 3.3, Eq. 2): an
+The adversary of Ye et al., "Visual Privacy Protection in Mobile Image Recognition Using Protective
+Perturbation" (ACM MMSys 2022, doi:10.1145/3524273.3528189, Sec. 3.3, Eq. 2): an
 auxiliary classifier trained on *original* data stands in for a person looking at the protected image.
 
 Threat model: the attacker holds the protected images and a classifier trained on originals of the same
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from privis import models
+from privis import models, references
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome
 from privis.methods.base import bool_param, choice_param, int_param
@@ -39,6 +40,7 @@ class AuxiliaryRecognition(Attack):
     """
 
     name = "auxiliary-recognition"
+    citation = references.PROTECTIVE_PERTURBATION
     param_specs = {
         "adaptive": bool_param("also train a recogniser on attacker-protected auxiliary data"),
         "arch": choice_param("architecture of that recogniser (none: the context's)", available_models, optional=True),

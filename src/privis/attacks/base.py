@@ -1,4 +1,4 @@
-"""The ``Attack`` contract (DESIGN.md, "Attacks"): what the attacker is granted, and how leakage is measured.
+"""The ``Attack`` contract: what the attacker is granted, and how leakage is measured (``docs/architecture.md``).
 
 An attack is ``run(originals, protected, *, context) -> AttackOutcome``. ``protected`` is what the attacker
 holds; ``originals`` are the images behind it, used *only* to score the outcome (never by the attack
@@ -24,18 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from privis import metrics, models
-from privis.errors import InvalidInputError, PrivisError
+from privis.errors import InvalidInputError, NotApplicableError
 from privis.methods import Protector, check_images, check_labels
 from privis.methods import create as create_method
 from privis.methods.base import ParamsMixin
 from privis.random import resolve_seed
-
-
-class NotApplicableError(PrivisError):
-    """The attack has nothing to work on for this method (e.g. reassembling shuffles of a blur).
-
-    Raised by :meth:`Attack.run`; reports (the leaderboard) record the reason instead of a figure.
-    """
 
 
 def ssim_window(height: int, width: int, preferred: int = 7) -> int:

@@ -24,6 +24,7 @@ from scipy import ndimage
 from skimage import restoration
 from torch import Tensor
 
+from privis import references
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome
 from privis.errors import InvalidInputError
@@ -69,9 +70,22 @@ class Filters(Attack):
 
     Args:
         bank: ``(kind, strength)`` pairs; kinds ``median``, ``gaussian``, ``bilateral``, ``nl-means``, ``tv``.
+
+    Examples:
+        >>> from privis import attacks, data, methods
+        >>> from privis.attacks import AttackContext
+        >>> digits = data.load("digits:test[:16]")
+        >>> noisy = methods.create("noise", sigma=0.2, random_state=8_271_532_904).transform(digits.images)
+        >>> attack = attacks.create("filters", bank=[("median", 3), ("tv", 0.1)])
+        >>> outcome = attack.run(digits.images, noisy, context=AttackContext(method="noise"))
+        >>> outcome.variant in ("median-3", "tv-0.1"), outcome.recovered.shape
+        (True, torch.Size([16, 1, 8, 8]))
+        >>> sorted(outcome.scores)  # |SSIM| and PSNR of the best recovery and of the protected images themselves
+        ['psnr_mean', 'psnr_protected', 'ssim_mean', 'ssim_protected']
     """
 
     name = "filters"
+    citation = references.DENOISING_FILTERS
     param_specs = {"bank": Param("literal", "(kind, strength) pairs, e.g. [('median', 3), ('tv', 0.1)]; kinds "
                                  + ", ".join(FILTER_KINDS))}
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from privis import metrics, models
+from privis import metrics, models, references
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, ssim_window
 from privis.errors import InvalidInputError
@@ -75,6 +75,7 @@ class LearnedInversion(Attack):
     """
 
     name = "learned-inversion"
+    citation = references.KNOWN_METHOD_RESTORATION
     param_specs = {
         "width": int_param("base width of the inverting U-Net", ge=1, le=1024),
         "epochs": int_param("its training epochs", ge=1, le=10_000),

@@ -1,8 +1,8 @@
 """``membership-inference``: was this original image in the service model's (protected) training set?
 
-VisualMixer evaluates the shadow-model attack of Shokri et al. (S&P 2017) on models trained on shuffled
-data (visualmixer.md, Sec. V-C, Fig. 10). Two attacks, scored by ROC AUC and by the true-positive rate at
-1 % false positives (Carlini et al., S&P 2022: the low-FPR regime is what matters):
+VisualMixer evaluates the shadow-model attack of Shokri et al. (S&P 2017, arXiv:1610.05820) on models trained
+on shuffled data (Li et al., NDSS 2024, arXiv:2404.04098, Sec. V-C, Fig. 10). Two attacks, scored by ROC AUC
+and by the true-positive rate at 1 % false positives (Carlini et al., S&P 2022: the low-FPR regime is what matters):
 
 * threshold attacks (Yeom et al., CSF 2018; Salem et al., NDSS 2019): the score is the negative
   cross-entropy loss, or the confidence in the true class;
@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor, nn
 
-from privis import models
+from privis import models, references
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome
 from privis.errors import InvalidInputError
@@ -74,6 +74,7 @@ class MembershipInference(Attack):
     """
 
     name = "membership-inference"
+    citation = references.MEMBERSHIP_INFERENCE
     param_specs = {
         "max_candidates": int_param("most members and non-members scored", ge=1, le=10_000_000),
         "shadow": bool_param("calibrate with a shadow model on attacker-protected auxiliary data"),

@@ -1,9 +1,9 @@
 """``model-inversion``: class representatives from the service model, by gradient ascent on its outputs.
 
 Fredrikson, Jha & Ristenpart (CCS 2015) invert a classifier by maximising a class score over the input;
-the Veil paper evaluates this attack on veiled models (veil-privacy.md, Sec. 4.4) and VisualMixer a GAN
-variant (visualmixer.md, Sec. V-C, Fig. 9). With a total-variation prior (Mahendran & Vedaldi, CVPR 2015)
-the ascent yields a smooth image per class.
+the Veil paper evaluates this attack on veiled models (Pang et al., ECCV 2024, Sec. 4.4) and VisualMixer a
+GAN variant (Li et al., NDSS 2024, arXiv:2404.04098, Sec. V-C, Fig. 9). With a total-variation prior
+(Mahendran & Vedaldi, CVPR 2015) the ascent yields a smooth image per class.
 
 Threat model: white-box access to the service model trained on protected data (``context.service_model``);
 no data. For every class ``y`` the attacker maximises
@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from privis import references
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, class_means
 from privis.errors import InvalidInputError
@@ -69,6 +70,7 @@ class ModelInversion(Attack):
     """
 
     name = "model-inversion"
+    citation = references.MODEL_INVERSION
     param_specs = {
         "steps": int_param("gradient steps per class", ge=1, le=100_000),
         "lr": float_param("their step size", gt=0, le=100),

@@ -1,9 +1,10 @@
 """``shredder``: greedy reassembly of shuffled regions from neighbouring-pixel gradients.
 
-VisualMixer's Section V-C ("Heuristic attacks by Shredder Challenge algorithm", Fig. 8) restores shuffled
-images with the gradient information between pixels, after the DARPA Shredder Challenge (2011): pieces are
-placed where their borders continue their neighbours'. Here a piece is one pixel (the paper's point: "the
-fragment size is effectively 1").
+Section V-C of VisualMixer (Li et al., "You Can Use But Cannot Recognize: Preserving Visual Privacy in Deep
+Neural Networks", NDSS 2024, arXiv:2404.04098; "Heuristic attacks by Shredder Challenge algorithm", Fig. 8)
+restores shuffled images with the gradient information between pixels, after the DARPA Shredder Challenge
+(2011): pieces are placed where their borders continue their neighbours'. Here a piece is one pixel (the
+paper's point: "the fragment size is effectively 1").
 
 Threat model: the attacker holds the protected images and knows the method's region windows (the fitted
 protector's ``levels_``, public under Kerckhoffs's principle); the permutations are secret. Applicable to
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from privis import references
 from privis.attacks import register_attack
 from privis.attacks.base import Attack, AttackContext, AttackOutcome, NotApplicableError
 from privis.attacks.invariants import region_index, region_means
@@ -66,6 +68,7 @@ class Shredder(Attack):
     """
 
     name = "shredder"
+    citation = references.SHREDDER_CHALLENGE
     param_specs = {"rounds": int_param("reassembly rounds", ge=1, le=100_000)}
 
     def __init__(self, rounds: int = 20) -> None:

@@ -1,4 +1,4 @@
-"""The ``privis`` command: thin wrappers over the Python API (DESIGN.md, "The command line").
+"""The ``privis`` command: thin wrappers over the Python API (``docs/architecture.md``, "The command line").
 
 Exit status, one rule for every command: 0 on success; 2 when the command line asks for something that
 cannot be done (:class:`~privis.errors.InvalidInputError`: an unknown name, a bad option or parameter, an
@@ -20,6 +20,7 @@ import importlib
 import inspect
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -341,7 +342,7 @@ def evaluate(
     seed: SeedOpt = 0,
 ) -> None:
     """Utility and privacy of METHOD with the shared protocol: baseline and protected models on original
-    and protected test data, |SSIM|/PSNR/VFE, throughput and peak memory (DESIGN.md summary keys)."""
+    and protected test data, |SSIM|/PSNR/VFE, throughput and peak memory (the same summary keys for every method)."""
     from privis.experiments.evaluate import EvalConfig
     from privis.experiments.evaluate import evaluate as run_eval
 
@@ -411,16 +412,22 @@ def list_methods(
 
 def print_listing(classes: dict[str, type[ParamsMixin]], name: str | None, lookup: Callable[[str], type[ParamsMixin]],
                   *, width: int) -> None:
-    """One line per registered class (name and the first line of its docstring) or, for ``name``, that
-    class's declared parameters (:func:`print_param_table`); ``lookup`` finds ``name`` or raises."""
+    """One line per registered class (name and the first line of its docstring, then its ``citation``
+    indented below) or, for ``name``, that class's citation and declared parameters
+    (:func:`print_param_table`); ``lookup`` finds ``name`` or raises."""
     if name is not None:
         cls = lookup(name)
         typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        if cls.citation:
+            typer.echo(textwrap.fill(cls.citation, 110, initial_indent="  cite: ", subsequent_indent=" " * 8))
         print_param_table(cls)
         return
     for key, cls in classes.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         typer.echo(f"{key:<{width}} {doc}")
+        if cls.citation:
+            typer.echo(textwrap.fill(cls.citation, 110, initial_indent=" " * (width + 1),
+                                     subsequent_indent=" " * (width + 1)))
 
 
 @app.command("models")

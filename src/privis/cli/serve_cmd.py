@@ -1,5 +1,6 @@
 """``privis serve``, ``privis client``, ``privis export`` and ``privis train-generator``: the client/server
-deployment of protective perturbation (protective-perturbation.md, Sections 3.4 and 5).
+deployment of protective perturbation (Ye et al., "Visual Privacy Protection in Mobile Image Recognition
+Using Protective Perturbation", ACM MMSys 2022, doi:10.1145/3524273.3528189, Sections 3.4 and 5).
 
 Workflow::
 

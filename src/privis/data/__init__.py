@@ -1,6 +1,6 @@
 """privis.data: every way images enter and leave privis, converted at this edge to the canonical form.
 
-Canonical form (DESIGN.md): images ``torch.Tensor`` ``(N, C, H, W)`` float32 in [0, 1], labels
+Canonical form (``docs/architecture.md``): images ``torch.Tensor`` ``(N, C, H, W)`` float32 in [0, 1], labels
 ``torch.long`` ``(N,)``, carried with their class names in a :class:`Dataset`.
 
 - :func:`load` turns a spec (``fashion-mnist:train[:2000]``, ``digits``, ``folder:PATH``, ``npz:PATH``)
@@ -8,6 +8,16 @@ Canonical form (DESIGN.md): images ``torch.Tensor`` ``(N, C, H, W)`` float32 in 
 - Loaders: :func:`fashion_mnist` (IDX, :func:`read_idx`), :func:`digits`, :func:`lfw_subset`,
   :func:`astronaut`, :func:`load_folder`, :func:`load_npz`.
 - Writers: :class:`FolderWriter` / :func:`write_folder` (PNG + ``manifest.json``), :func:`write_npz`.
+
+Examples:
+    >>> from privis import data
+    >>> digits = data.load("digits:test[:10]")
+    >>> digits.images.shape, digits.images.dtype, digits.labels.dtype
+    (torch.Size([10, 1, 8, 8]), torch.float32, torch.int64)
+    >>> float(digits.images.min()) >= 0.0 and float(digits.images.max()) <= 1.0
+    True
+    >>> "digits" in data.available()
+    True
 """
 
 from privis.data.builtin import astronaut, digits, lfw_subset

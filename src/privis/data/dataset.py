@@ -1,6 +1,6 @@
 """The in-memory dataset every privis layer passes around: images, labels and what travels with them.
 
-Images are kept in the canonical form of DESIGN.md -- ``torch.Tensor`` ``(N, C, H, W)`` ``float32`` in
+Images are kept in the canonical form of ``docs/architecture.md`` -- ``torch.Tensor`` ``(N, C, H, W)`` ``float32`` in
 ``[0, 1]`` -- and labels as ``torch.long`` ``(N,)``. Class names, the spec the data came from, the source
 paths (for folder data, so writers can keep relative paths and file stems) and the list of skipped
 files travel with the tensors here, not inside them.
@@ -40,6 +40,15 @@ class Dataset:
     Construction checks shapes, dtypes, label range and that the images are finite and within
     ``[0, 1]``, so a ``Dataset`` that exists is always in canonical form. Equality is identity (comparing
     tensors element-wise has no single truth value); compare ``images``/``labels`` explicitly.
+
+    Examples:
+        >>> from privis import data
+        >>> digits = data.load("digits:test[:10]")
+        >>> len(digits), digits.shape, digits.num_classes
+        (10, (1, 8, 8), 10)
+        >>> part = digits.subset([0, 2, 4])
+        >>> len(part), bool((part.labels == digits.labels[[0, 2, 4]]).all())
+        (3, True)
     """
 
     images: Tensor

@@ -1,6 +1,6 @@
 """Dataset specs: the one-string names every command line and experiment uses to pick data.
 
-Grammar (DESIGN.md, "The command line")::
+Grammar (``docs/architecture.md``, "The command line")::
 
     NAME[:SPLIT][[START:STOP]]     built-in datasets, e.g. fashion-mnist:train[:2000], digits, digits:test
     folder:PATH                    class-per-subfolder images (PATH is everything after the first colon)
@@ -124,6 +124,13 @@ def parse_spec(spec: str) -> DatasetSpec:
         DatasetError: the spec is empty, malformed, names an unknown dataset or split, or has a range
             that selects nothing (START at or after STOP) or runs past the end of the split. The message
             names the spec and the grammar.
+
+    Examples:
+        >>> from privis.data import parse_spec
+        >>> parse_spec("fashion-mnist:train[:2000]")
+        DatasetSpec(kind='builtin', name='fashion-mnist', path=None, split='train', start=None, stop=2000)
+        >>> parse_spec("folder:/data/photos").path
+        '/data/photos'
     """
     if not isinstance(spec, str):
         raise DatasetError(f"bad dataset spec {spec!r}: not a string; expected {GRAMMAR}")

@@ -1,4 +1,4 @@
-"""Running a protector over a dataset of any size (DESIGN.md, ``engine``).
+"""Running a protector over a dataset of any size (``docs/architecture.md``, ``engine``).
 
 - :func:`protect`: stream a dataset spec (``folder:``, ``npz:``, built-in) or a ``Dataset`` through a
   protector into an output folder, batch by batch, with memory bounded by the batch size; reader and

@@ -1,6 +1,6 @@
 """Pieces both engines share: per-item seeding, aligned batches, shape rules, the run context and summary.
 
-Randomness per item (DESIGN.md, "Randomness"; issue 6). An item's output must depend only on the item and
+Randomness per item (``docs/architecture.md``, "Randomness"). An item's output must depend only on the item and
 the seed, so that batching, worker count and resuming do not change it:
 
 - a protector that declares ``accepts_ids`` (its ``transform`` takes ``ids``) gets ``ids``: ``(B,)`` int64

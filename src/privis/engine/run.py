@@ -1,6 +1,6 @@
 """``protect``: one run of a protector over a dataset of any size, crash-safe and resumable.
 
-Steps (issue 6):
+Steps:
 
 1. The run's image shape, decided over the whole source (:meth:`~privis.data.stream.StreamSource.run_shape`;
    for folders, from every header: the most common size, 3 channels if any image of it is colour); an
@@ -292,6 +292,22 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
     Raises:
         InvalidInputError: a refusal (steps 2, 4 and 5) or a bad argument.
         ImageFileError: a bad input file, without ``skip_bad`` (after journalling what was finished).
+
+    Examples:
+        Protect 20 digits into a folder and read them back; the run's state goes to a folder of its own, never
+        into the output (here both in a temporary folder):
+
+        >>> import tempfile
+        >>> from privis import data
+        >>> from privis.engine import protect
+        >>> from privis.methods.baselines import Pixelate
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     summary = protect(Pixelate(block=2), "digits:test[:20]", f"{tmp}/out", state_dir=f"{tmp}/state")
+        ...     back = data.load(f"folder:{tmp}/out")
+        >>> summary.found, summary.done, summary.complete
+        (20, 20, True)
+        >>> len(back), back.shape
+        (20, (1, 8, 8))
     """
     if batch_size < 1 or workers < 1 or fit_size < 1:
         raise InvalidInputError(f"batch_size, workers and fit_size must be >= 1 (got {batch_size}, {workers}, "

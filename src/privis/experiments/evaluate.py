@@ -1,4 +1,4 @@
-"""``privis evaluate METHOD``: the same utility/privacy protocol for every method (DESIGN.md summary keys).
+"""``privis evaluate METHOD``: the same utility/privacy protocol for every method (one set of summary keys).
 
 Protocol:
 
@@ -183,7 +183,7 @@ def image_similarity(original: Tensor, protected: Tensor) -> dict[str, float]:
 
 def utility_summary(baseline: torch.nn.Module, service: torch.nn.Module, test: pdata.Dataset,
                     protected_test: Tensor) -> dict[str, float]:
-    """The four accuracies of DESIGN.md: baseline / service model on original / protected test data."""
+    """The four accuracies of the summary keys: baseline / service model on original / protected test data."""
     return {
         "baseline_acc_original": models.evaluate(baseline, test.images, test.labels),
         "baseline_acc_protected": models.evaluate(baseline, protected_test, test.labels),
@@ -197,7 +197,7 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
                        data: tuple[pdata.Dataset, pdata.Dataset] | None = None,
                        baseline: torch.nn.Module | None = None,
                        extra_augments: dict[str, Callable[[Tensor], Tensor] | None] | None = None) -> Result:
-    """Run the protocol of this module and return a ``Result`` with DESIGN.md's summary keys.
+    """Run the protocol of this module and return a ``Result`` with the shared summary keys.
 
     Args:
         protector: an unfitted protector.

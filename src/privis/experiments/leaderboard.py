@@ -1,6 +1,6 @@
 """``privis experiment leaderboard``: every registered method x every registered attack, one report.
 
-Protocol (issue 5), on Fashion-MNIST (scikit-learn digits when it is absent):
+Protocol, on Fashion-MNIST (scikit-learn digits when it is absent):
 
 1. The training split is cut into the owner's training slice and a disjoint auxiliary slice that only the
    attacker holds; the test split is the victim's data to attack.
@@ -17,7 +17,10 @@ Protocol (issue 5), on Fashion-MNIST (scikit-learn digits when it is absent):
    defender's randomness is not; the attacker's seed differs from the defender's), the auxiliary data, the
    service model, the auxiliary classifier, and members/non-members for membership inference. An attack
    that does not apply says so in the table (``n/a``) with its reason.
-5. Leakage per method is the worst case over attacks of the mean |SSIM| of per-image restorations against
+5. The keyspace of each method's secret on the same test images is an analysis, not an attack
+   (:func:`privis.privacy.keyspace_analysis`): it needs the originals and recovers nothing. It has its own
+   table (``keyspace``) and column (``keyspace_bits``).
+6. Leakage per method is the worst case over attacks of the mean |SSIM| of per-image restorations against
    the originals, and of the auxiliary classifier's accuracy on them. Model inversion yields class
    representatives compared with class means, a different target; it has its own column and is not part
    of the per-image worst case.
@@ -47,6 +50,7 @@ from privis.experiments.evaluate import (
     utility_summary,
 )
 from privis.methods import Protector
+from privis.privacy import keyspace_analysis
 from privis.report import image_grid_png, scatter_png
 from privis.results import Figure, Result
 
@@ -69,7 +73,7 @@ QUICK_ATTACK_PARAMS: dict[str, dict[str, Any]] = {
 
 #: Attacks whose restorations are per image and count towards the worst-case leakage.
 _PER_IMAGE = ("filters", "learned-inversion", "invariants", "shredder", "auxiliary-recognition")
-_EXTRA_SCORES = ("auc", "tpr_at_1fpr", "bits_mean", "adaptive_acc", "ssim_aux_class_means")
+_EXTRA_SCORES = ("auc", "tpr_at_1fpr", "adaptive_acc", "ssim_aux_class_means")
 ATTACKER_SEED_OFFSET = 1_000_003
 
 
@@ -197,6 +201,19 @@ def run_attack(attack: str, method: str, *, data: str | None = None, params: dic
     return result
 
 
+def _keyspace_row(method: str, protected: Protected, victims: Tensor) -> dict[str, Any]:
+    """The keyspace analysis of one method on the victims' originals, as a table row (``n/a`` with the
+    reason where the method has no permutation or mask secret)."""
+    t0 = time.perf_counter()
+    try:
+        analysis = keyspace_analysis(method, victims, params=_public(protected.protector.get_params()),
+                                     protector=protected.protector)
+    except NotApplicableError as exc:
+        return {"method": method, "status": "n/a", "bits_mean": None, "note": str(exc), "seconds": 0.0}
+    return {"method": method, "status": "ok", **analysis.scores, "note": analysis.note,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
 def _row(method: str, attack: str, status: str, outcome: AttackOutcome | None = None, note: str = "",
          seconds: float = 0.0) -> dict[str, Any]:
     s = outcome.scores if outcome else {}
@@ -209,7 +226,7 @@ def _row(method: str, attack: str, status: str, outcome: AttackOutcome | None = 
 
 
 @register_experiment("leaderboard", "Every method x every attack: utility, worst-case leakage, privacy-utility "
-                                    "scatter and best recoveries (issue 5).")
+                                    "scatter and best recoveries.")
 def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 3000,
                 test_size: int = 1000, aux_size: int = 2000, attack_size: int = 500,
                 only: list[str] | None = None) -> Result:
@@ -235,6 +252,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     service_epochs = setup.cfg.epochs or auto_epochs(len(train))
 
     rows: list[dict[str, Any]] = []
+    keyspace_rows: list[dict[str, Any]] = []
     board: list[dict[str, Any]] = []
     figures: list[Figure] = []
     summary: dict[str, float] = {}
@@ -274,6 +292,10 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
                 if best is None or score > best[0]:
                     best = (score, f"{attack_name} ({outcome.variant})", outcome.recovered)
         rows += method_rows
+        keyspace = _keyspace_row(name, protected, victims)
+        keyspace_rows.append(keyspace)
+        summary.update({f"{name}.keyspace.{key}": value for key, value in keyspace.items()
+                        if key not in ("seconds", "method", "status", "note") and value is not None})
         ok = [r for r in method_rows if r["status"] == "ok" and r["attack"] in _PER_IMAGE and r["ssim"] is not None]
         worst_ssim = max(ok, key=lambda r: r["ssim"]) if ok else None
         with_acc = [r for r in ok if r["aux_acc"] is not None]
@@ -293,7 +315,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
             "model_inversion_ssim": score_of("model-inversion", "ssim"),
             "mia_auc": score_of("membership-inference", "auc"),
             "mia_tpr_at_1fpr": score_of("membership-inference", "tpr_at_1fpr"),
-            "keyspace_bits": score_of("keyspace", "bits_mean"),
+            "keyspace_bits": keyspace["bits_mean"],
             "images_per_second": speed["images_per_second"],
             "seconds": round(time.perf_counter() - t_method, 1),
         }
@@ -346,7 +368,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     summary["attacks"] = len(attack_names)
     return Result(
         "leaderboard", summary=summary,
-        tables={"leaderboard": board, "attacks": rows},
+        tables={"leaderboard": board, "attacks": rows, "keyspace": keyspace_rows},
         config={"data": data, "seed": seed, "quick": quick, "train_size": len(train), "test_size": len(test),
                 "aux_size": len(aux), "attack_size": n_attack, "service_model": setup.cfg.model,
                 "service_epochs": service_epochs, "deployment": {n: registry[n].deployment for n in names},

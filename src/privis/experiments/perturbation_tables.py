@@ -1,6 +1,7 @@
 """Protective perturbation experiments: the target x auxiliary matrix (Table 2, Fig. 7-8) and timing (Table 3).
 
-protective-perturbation.md evaluates 8 CIFAR-10 targets, each with the 7 other models as auxiliaries and
+Ye et al., "Visual Privacy Protection in Mobile Image Recognition Using Protective Perturbation" (ACM MMSys
+2022, doi:10.1145/3524273.3528189) evaluates 8 CIFAR-10 targets, each with the 7 other models as auxiliaries and
 without an auxiliary model (Sec. 4.2), and times classifiers and generators on CPU, GPU and a phone
 (Sec. 4.3.2). Here, on Fashion-MNIST (or ``--data``) with privis' own zoo:
 
@@ -60,7 +61,7 @@ ABLATION: tuple[tuple[str, dict[str, Any] | None], ...] = (
     ("paper Eq. 2-3 (signed SSIM, -CE aux term)", {"ssim_term": "signed", "aux_loss": "ce"}),
     ("signed SSIM, complement aux term", {"ssim_term": "signed", "aux_loss": "complement"}),
 )
-#: The acceptance thresholds of the matrix (issue 4): accuracy drop and auxiliary accuracy.
+#: The acceptance thresholds of the matrix: accuracy drop and auxiliary accuracy.
 MAX_DROP = 0.05
 MAX_AUX_ACC = 0.15
 

@@ -1,4 +1,7 @@
-"""Veil Privacy experiments reproducing Tables 2-5 of veil-privacy.md, plus the accuracy-vs-|SSIM| frontier.
+"""Veil Privacy experiments reproducing Tables 2-5 of the paper, plus the accuracy-vs-|SSIM| frontier.
+
+Pang, Ma, Li, Zhou & Yao, "Veil Privacy on Visual Data: Concealing Privacy for Humans, Unveiling for DNNs",
+ECCV 2024.
 
 Every experiment runs on Fashion-MNIST (when present) and scikit-learn digits by default, or on the one
 dataset ``--data`` names. ``quick=True`` shrinks sizes to a smoke run.

@@ -1,4 +1,7 @@
-"""VisualMixer experiments: analogues of Table I, Table II, Fig. 3 and Fig. 6 of visualmixer.md.
+"""VisualMixer experiments: analogues of Table I, Table II, Fig. 3 and Fig. 6 of the paper.
+
+Li, Zhang, Ren, Li & Zhang, "You Can Use But Cannot Recognize: Preserving Visual Privacy in Deep Neural
+Networks", NDSS 2024, arXiv:2404.04098.
 
 * ``visualmixer-bounds`` -- Table I (the 2,560-case induction) beside the paper for every kernel
   arrangement and tie rule, ``WS_l`` by the normal approximation and the exact chi-square quantile,

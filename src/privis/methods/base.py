@@ -1,4 +1,4 @@
-"""The ``Protector`` contract every protection method keeps (DESIGN.md, "Protector").
+"""The ``Protector`` contract every protection method keeps (``docs/architecture.md``, "Protector").
 
 Modelled on scikit-learn's estimators: ``__init__`` stores its arguments verbatim and does no work,
 fitted state lives in attributes ending in ``_``, ``fit`` returns ``self``; ``transform`` maps the canonical
@@ -354,6 +354,9 @@ class ParamsMixin:
     """
 
     name: ClassVar[str] = ""
+    #: The paper(s) the class implements: authors, title, venue, year and DOI or arXiv id (one string, from
+    #: :mod:`privis.references`); ``privis methods`` / ``privis attacks`` print it. Empty when there is none.
+    citation: ClassVar[str] = ""
     #: Parameter name -> its declaration.
     param_specs: ClassVar[Mapping[str, Param]] = {}
 
@@ -515,6 +518,25 @@ class Protector(ParamsMixin):
         JSON-serialisable, and of no help to anyone undoing the protection. A keyed method records its key
         check value under ``"key_check"`` (a MAC of a fixed constant under the key), so that a restore can
         tell a wrong key from a right one. Default: ``{}``.
+        """
+        return {}
+
+    def invariants(self) -> dict[str, Any]:
+        """What the output keeps of the input, declared for attacks that exploit it (Kerckhoffs: public).
+
+        Each key names a kind of invariant; its value is the public data the kind needs, or None where that
+        data is fitted state not there yet (before ``fit``). Kinds the ``invariants`` attack knows:
+
+        * ``"sign_magnitude"`` (value True): ``|2y - 1|`` stays (close to) ``|2x - 1|``; sign flips in
+          ``[-1, 1]`` keep it.
+        * ``"region_multisets"`` (windows, a tuple of ints): for each window, every region of the grid of
+          :func:`privis.metrics.regions.region_grid` keeps its per-channel pixel multiset, hence its mean.
+        * ``"public_generator"`` (an ``nn.Module`` ``U``): ``y = clamp(x + U(x), 0, 1)``; ``U`` has a
+          ``perturbation(x)`` method giving ``U(x)``.
+        * ``"point_spread"`` (a ``(k, k)`` float tensor): ``y`` is ``x`` convolved with this kernel per plane.
+        * ``"cell_means"`` (an int ``b``): ``y`` holds the mean of every ``b x b`` cell.
+
+        Default: ``{}`` (no known invariant). Depends on parameters and public fitted state only.
         """
         return {}
 

@@ -1,5 +1,6 @@
 """InstaHide: k-image mixup with random sign flips (Huang, Song, Li & Arora, "InstaHide: Instance-hiding
-Schemes for Private Distributed Learning", ICML 2020, Sec. 3 and Algorithm 1 "inside-dataset").
+Schemes for Private Distributed Learning", ICML 2020, arXiv:2010.02772, Sec. 3 and Algorithm 1
+"inside-dataset").
 
 For each private image ``x_1`` (in the ``[-1, 1]`` domain) InstaHide draws ``k - 1`` other images
 ``x_2 .. x_k`` of the dataset and coefficients ``lambda_1 .. lambda_k`` and releases
@@ -29,9 +30,12 @@ Learning Possible with Instance Encoding?", S&P 2021); ``privis attack invariant
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from privis import references
 from privis.errors import InvalidInputError
 from privis.methods import register
 from privis.methods.base import (
@@ -105,9 +109,18 @@ class InstaHide(Protector):
         dominant: the private image takes the largest coefficient (see the module notes).
         sign_flip: apply the random sign mask (the paper's encryption step); False is plain k-mixup.
         random_state: seed; None draws partners, coefficients and masks from OS entropy.
+
+    Examples:
+        >>> from privis import data
+        >>> from privis.methods.instahide import InstaHide
+        >>> images = data.load("digits:test[:32]").images
+        >>> out = InstaHide(k=4, random_state=8_271_532_904).transform(images)
+        >>> out.shape, out.dtype, bool(out.min() >= 0 and out.max() <= 1)
+        (torch.Size([32, 1, 8, 8]), torch.float32, True)
     """
 
     name = "instahide"
+    citation = references.INSTAHIDE
     param_specs = {
         "k": int_param("images per mixture (paper: 4); memory grows as k x batch x image", ge=1, le=1_000_000),
         "upper": float_param("bound on any single coefficient, at least 1/k (paper: 0.65)", gt=0, le=1),
@@ -130,6 +143,11 @@ class InstaHide(Protector):
         if self.k > 1 and self.upper < 1.0 / self.k:
             raise InvalidInputError(f"instahide: parameter upper must be at least 1/k = {1.0 / self.k:.3g} for "
                                     f"k={self.k}, got {self.upper}")
+
+    def invariants(self) -> dict[str, Any]:
+        """``{"sign_magnitude": True}``: the sign mask leaves ``|sum_j lambda_j x_j|``, the mixture's magnitude
+        (Carlini et al., S&P 2021; see :meth:`Protector.invariants`)."""
+        return {"sign_magnitude": True}
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         """Encode ``images`` ``(N, C, H, W)`` in [0, 1] (mixing inside the batch); returns the same shape.

@@ -1,6 +1,7 @@
 """Protective perturbation: a U-Net adds a perturbation that hides the image from people, not from the model.
 
-Specification: ``shared/papers/protective-perturbation.md``, Sections 3-4 (Algorithm 1, Eq. 1-5).
+Ye, Tang, Phan, Xie, Yuan & Wei, "Visual Privacy Protection in Mobile Image Recognition Using Protective
+Perturbation", ACM MMSys 2022, doi:10.1145/3524273.3528189: Sections 3-4 (Algorithm 1, Eq. 1-5).
 
 The data owner runs a generator ``U(.)`` (:class:`privis.models.unet.UNetPerturbation`) on each image
 and sends only ``x' = clamp(x + U(x))`` (Sec. 3.2, Fig. 3) to a service whose classifier ``F_target``
@@ -24,8 +25,8 @@ trained with only this term drives SSIM from 1 towards 0 and below (``tests/meth
 an inverted image is still recognisable to a person.
 
 Two deviations from Eq. (2)-(3) are the defaults, because the literal loss failed here (Fashion-MNIST,
-LeNet-5 target at 79.25 %, VGG auxiliary, 4,500 training images, ``width=16``; the runs are
-``runs/pp_pilot`` and the ablation table of ``privis experiment perturbation-matrix``):
+LeNet-5 target at 79.25 %, VGG auxiliary, 4,500 training images, ``width=16``; the ablation table of
+``privis experiment perturbation-matrix`` repeats the comparison):
 
 * ``aux_loss="complement"`` (default) replaces Eq. (2)'s ``-CE(F_aux(x'), y)``, which is unbounded below,
   by the bounded ``-log(1 - p_aux(y | x'))`` (:func:`aux_loss_term`). With Eq. (2) as written the
@@ -68,7 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from privis import metrics, models
+from privis import metrics, models, references
 from privis.errors import InvalidInputError
 from privis.methods import register
 from privis.methods.base import (
@@ -360,7 +361,7 @@ def evaluate_loss(generator: nn.Module, images: Tensor, labels: Tensor, target: 
 
 @register
 class ProtectivePerturbation(Protector):
-    """Protective perturbation (protective-perturbation.md, Algorithm 1): hide from people, keep the target model.
+    """Protective perturbation (Ye et al., MMSys 2022, Algorithm 1): hide from people, keep the target model.
 
     Args:
         target_weight, aux_weight, ssim_weight: ``w_target``, ``w_aux``, ``w_SI`` of Eq. (4); paper
@@ -388,9 +389,21 @@ class ProtectivePerturbation(Protector):
         ssim_win_size: SSIM window of the loss (shrunk to fit small images).
         random_state: seeds classifier training, initialisation, split, shuffling and augmentation; None
             draws a seed from OS entropy.
+
+    Examples:
+        A tiny run (one epoch each; the defaults train for minutes):
+
+        >>> from privis import data
+        >>> from privis.methods.perturbation import ProtectivePerturbation
+        >>> train = data.load("digits:train[:64]")
+        >>> pp = ProtectivePerturbation(epochs=1, classifier_epochs=1, width=4, random_state=8_271_532_904)
+        >>> protected = pp.fit(train.images, train.labels).transform(train.images[:8])
+        >>> protected.shape, bool(protected.min() >= 0 and protected.max() <= 1)
+        (torch.Size([8, 1, 8, 8]), True)
     """
 
     name = "perturbation"
+    citation = references.PROTECTIVE_PERTURBATION
     param_specs = {
         "target_weight": float_param("w_target of Eq. (4)", ge=0, le=1e6),
         "aux_weight": float_param("w_aux of Eq. (4)", ge=0, le=1e6),
@@ -606,6 +619,11 @@ class ProtectivePerturbation(Protector):
             out["generator_best_epoch"] = float(self.history_.best_epoch)
             out["generator_best_val_loss"] = float(self.history_.best_val_loss)
         return out
+
+    def invariants(self) -> dict[str, Any]:
+        """``{"public_generator": generator_}`` (None before ``fit``): ``y = clamp(x + U(x))`` with the public
+        generator ``U`` (see :meth:`Protector.invariants`)."""
+        return {"public_generator": getattr(self, "generator_", None)}
 
     def save_generator(self, path: Any, *, extra: dict[str, Any] | None = None) -> Any:
         """Write the fitted generator as a privis checkpoint (readable by :func:`privis.models.load_checkpoint`).

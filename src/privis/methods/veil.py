@@ -1,6 +1,7 @@
 """Veil Privacy: random pixel flipping followed by the gradient iteration algorithm.
 
-Specification: ``shared/papers/veil-privacy.md``, Algorithm 1 and Sections 3.2-3.3.
+Pang, Ma, Li, Zhou & Yao, "Veil Privacy on Visual Data: Concealing Privacy for Humans, Unveiling for DNNs",
+ECCV 2024: Algorithm 1 and Sections 3.2-3.3.
 
 1. Normalise to ``[-1, 1]`` (Algorithm 1 line 2: ``(x/255 - 0.5) / 0.5``).
 2. Random pixel flipping, Eq. (1): a mask ``m`` with ``m = +1`` where ``U(0,1) - p >= 0`` and ``-1``
@@ -32,11 +33,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from privis import references
 from privis.errors import InvalidInputError
 from privis.methods import register
 from privis.methods.base import (
@@ -179,7 +181,7 @@ def gradient_iteration(
 
 @register
 class Veil(Protector):
-    """Veil Privacy (veil-privacy.md, Algorithm 1): hide what a person sees, keep what ``F`` sees.
+    """Veil Privacy (Pang et al., ECCV 2024, Algorithm 1): hide what a person sees, keep what ``F`` sees.
 
     Args:
         flip_ratio: ``p`` of Eq. (1), in ``(0, 1)``; paper default 0.5.
@@ -198,9 +200,23 @@ class Veil(Protector):
         batch_size: images per GIA batch.
         noise_std: standard deviation (in ``[-1, 1]`` units) of the ``init="noise"`` start.
         random_state: seed for masks and local training; None draws both from OS entropy.
+
+    Examples:
+        A small run on 8x8 digits (the paper's settings take longer: ``steps=300`` and a trained local model):
+
+        >>> from privis import data, metrics
+        >>> from privis.methods.veil import Veil
+        >>> train = data.load("digits:train[:64]")
+        >>> veil = Veil(steps=5, local_epochs=1, random_state=8_271_532_904).fit(train.images, train.labels)
+        >>> veiled = veil.transform(train.images[:8])
+        >>> veiled.shape, bool(veiled.min() >= 0 and veiled.max() <= 1)
+        (torch.Size([8, 1, 8, 8]), True)
+        >>> sorted(veil.diagnostics())
+        ['gia_final_loss_mean', 'gia_steps_mean', 'stop_reached_fraction']
     """
 
     name = "veil"
+    citation = references.VEIL
     deployment = "original"  # Section 5: models trained on veiled data recognise the original data
     param_specs = {
         "flip_ratio": float_param("p of Eq. (1), the expected share of flipped pixels", gt=0, lt=1),
@@ -347,6 +363,11 @@ class Veil(Protector):
             "gia_steps_mean": float(stats.steps.float().mean()),
             "gia_final_loss_mean": float(stats.final_loss.mean()),
         }
+
+    def invariants(self) -> dict[str, Any]:
+        """``{"sign_magnitude": True}``: the flips of Eq. (1) keep ``|2x - 1|`` and the gradient iteration moves
+        pixels only as far as the feature loss asks (see :meth:`Protector.invariants`)."""
+        return {"sign_magnitude": True}
 
     def training_augmentation(self, name: str) -> Callable[[Tensor], Tensor] | None:
         """``"sign-flip"``: re-flip each training batch with fresh Eq. (1) masks of ratio ``flip_ratio``.

@@ -26,6 +26,13 @@ def mse(x: ImageBatch, y: ImageBatch) -> ImageBatch:
 
     Returns:
         ``(N,)`` mean squared errors.
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import mse
+        >>> x = torch.zeros(2, 1, 4, 4)
+        >>> mse(x, x + 0.5)
+        tensor([0.2500, 0.2500])
     """
     (xt, yt), numpy_out = prepare((x, "x"), (y, "y"))
     return finish((xt - yt).square().mean(dim=_DIMS), numpy_out)
@@ -44,6 +51,15 @@ def psnr(x: ImageBatch, y: ImageBatch, *, data_range: float = 1.0) -> ImageBatch
 
     Returns:
         ``(N,)`` PSNR values in decibels (``inf`` where the images are identical).
+
+    Examples:
+        >>> import numpy as np
+        >>> from privis.metrics import psnr
+        >>> x = np.zeros((1, 1, 4, 4))
+        >>> psnr(x, x + 0.1)  # 10 log10(1 / 0.01) dB; numpy in, numpy out
+        array([20.])
+        >>> float(psnr(x, x)[0])
+        inf
     """
     data_range = check_positive(data_range, "data_range")
     (xt, yt), numpy_out = prepare((x, "x"), (y, "y"))
@@ -56,6 +72,13 @@ def l2(x: ImageBatch, y: ImageBatch) -> ImageBatch:
 
     Returns:
         ``(N,)`` L2 distances (not normalised by the number of pixels; see :func:`ald` for the relative one).
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import l2
+        >>> x = torch.zeros(1, 1, 4, 4)
+        >>> l2(x, x + 0.5)  # sqrt(16 * 0.25)
+        tensor([2.])
     """
     (xt, yt), numpy_out = prepare((x, "x"), (y, "y"))
     return finish(torch.linalg.vector_norm(yt - xt, ord=2, dim=_DIMS), numpy_out)
@@ -80,6 +103,13 @@ def ald(x: ImageBatch, y: ImageBatch, p: float = math.inf) -> ImageBatch:
     Raises:
         InvalidInputError: ``p`` is not a positive number, or an original image is all zeros (its norm is 0,
             so the relative distortion is undefined); the message lists the offending batch indices.
+
+    Examples:
+        >>> import math, torch
+        >>> from privis.metrics import ald
+        >>> x = torch.full((1, 1, 2, 2), 0.5)
+        >>> ald(x, x + 0.1, p=math.inf)  # the largest change over the largest original value
+        tensor([0.2000])
     """
     p = check_positive(p, "p", allow_inf=True)
     (xt, yt), numpy_out = prepare((x, "x"), (y, "y"))

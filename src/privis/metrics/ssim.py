@@ -217,6 +217,13 @@ def ssim_map(
     Raises:
         InvalidInputError: shapes differ, not 4-D, NaN/inf, bad parameters, or ``H`` or ``W`` smaller than
             ``win_size`` (lower ``win_size``).
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import ssim_map
+        >>> x = torch.linspace(0, 1, 100).reshape(1, 1, 10, 10)
+        >>> ssim_map(x, x).shape  # the 3-pixel border of the 7x7 window cropped
+        torch.Size([1, 1, 4, 4])
     """
     s, numpy_out = _ssim_map(x, y, data_range, win_size, gaussian_weights, sigma, use_sample_covariance, k1, k2, crop)
     return finish(s, numpy_out)
@@ -243,6 +250,15 @@ def ssim(
 
     Returns:
         ``(N,)``: the cropped SSIM map averaged per channel, then over channels. Numpy in, numpy out.
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import ssim
+        >>> x = torch.linspace(0, 1, 100).reshape(1, 1, 10, 10)
+        >>> ssim(x, x)
+        tensor([1.])
+        >>> bool(ssim(x, 1 - x) < 0)  # an inverted image has negative SSIM
+        True
     """
     s, numpy_out = _ssim_map(x, y, data_range, win_size, gaussian_weights, sigma, use_sample_covariance, k1, k2, True)
     return finish(s.mean(dim=(2, 3)).mean(dim=1), numpy_out)
@@ -264,6 +280,13 @@ def abs_ssim(
 
     Returns:
         ``(N,)`` absolute mean SSIM. Numpy in, numpy out.
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import abs_ssim, ssim
+        >>> x = torch.linspace(0, 1, 100).reshape(1, 1, 10, 10)
+        >>> torch.equal(abs_ssim(x, 1 - x), ssim(x, 1 - x).abs())
+        True
     """
     s, numpy_out = _ssim_map(x, y, data_range, win_size, gaussian_weights, sigma, use_sample_covariance, k1, k2, True)
     return finish(s.mean(dim=(2, 3)).mean(dim=1).abs(), numpy_out)

@@ -1,4 +1,7 @@
-"""Visual Feature Entropy (VFE), VisualMixer Section III.B, Eq. 1-4, batched.
+"""Visual Feature Entropy (VFE), batched.
+
+Li, Zhang, Ren, Li & Zhang, "You Can Use But Cannot Recognize: Preserving Visual Privacy in Deep Neural
+Networks", NDSS 2024, arXiv:2404.04098, Section III.B, Eq. 1-4.
 
 Definitions (``I`` one channel of one image, ``x`` the column index along the width ``N1 = W``, ``y`` the
 row index along the height ``N2 = H``; ``I(x, y)`` is ``image[..., y, x]``):
@@ -34,6 +37,7 @@ from torch import Tensor
 
 from privis.errors import InvalidInputError
 from privis.metrics._common import ImageBatch, check_int, check_positive, finish, prepare
+from privis.metrics.regions import grid_cuts
 
 __all__ = ["vfe_map", "vfe_regions", "vfe_channel", "vfe"]
 
@@ -55,6 +59,17 @@ def vfe_map(images: ImageBatch, *, pixel_scale: float = 1.0) -> ImageBatch:
 
     Returns:
         ``(N, C, H, W)`` map; the forward difference past the last column/row is 0 (see the module notes).
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import vfe_map
+        >>> edge = torch.zeros(1, 1, 4, 4)
+        >>> edge[..., 2:] = 1.0  # a vertical edge between columns 1 and 2
+        >>> vfe_map(edge)[0, 0]
+        tensor([[0., 1., 0., 0.],
+                [0., 1., 0., 0.],
+                [0., 1., 0., 0.],
+                [0., 1., 0., 0.]])
     """
     pixel_scale = check_positive(pixel_scale, "pixel_scale")
     (t,), numpy_out = prepare((images, "images"))
@@ -73,11 +88,14 @@ def _window(window: int | tuple[int, int]) -> tuple[int, int]:
 def vfe_regions(images: ImageBatch, window: int | tuple[int, int], *, pixel_scale: float = 1.0) -> ImageBatch:
     """Region VFE (VisualMixer Eq. 2) of every non-overlapping ``wh x ww`` region of every channel.
 
-    Regions tile the image from the top-left corner: region ``(i, j)`` covers rows ``i*wh .. i*wh+wh-1``
-    and columns ``j*ww .. j*ww+ww-1``. When ``wh`` does not divide ``H`` (or ``ww`` does not divide ``W``),
-    the leftover bottom rows (right columns) belong to no region and are ignored, so the regions then sum
-    to less than the whole image. Gradients are those of the whole image (a region's last row/column
-    differences against the next region's pixels).
+    Regions tile the image from the top-left corner on the grid of :mod:`privis.metrics.regions` with
+    ``remainder="drop"``: region ``(i, j)`` covers rows ``i*wh .. i*wh+wh-1`` and columns
+    ``j*ww .. j*ww+ww-1``. When ``wh`` does not divide ``H`` (or ``ww`` does not divide ``W``), the leftover
+    bottom rows (right columns) belong to no region and are ignored, so the regions then sum to less than
+    the whole image. This differs on purpose from VisualMixer's grid (``remainder="absorb"``, the last
+    region absorbing the leftover): Eq. 2 is a sum over ``wh x ww`` regions, and every region returned here
+    has exactly that size, so region values compare across positions. Gradients are those of the whole
+    image (a region's last row/column differences against the next region's pixels).
 
     Args:
         images: ``(N, C, H, W)`` batch.
@@ -96,8 +114,9 @@ def vfe_regions(images: ImageBatch, window: int | tuple[int, int], *, pixel_scal
     n, c, h, w = t.shape
     if wh > h or ww > w:
         raise InvalidInputError(f"window {wh}x{ww} is larger than the {h}x{w} images")
-    rh, rw = h // wh, w // ww
-    covered = _vfe_map(t, pixel_scale)[..., : rh * wh, : rw * ww]
+    rows, cols = grid_cuts(h, wh, remainder="drop"), grid_cuts(w, ww, remainder="drop")
+    rh, rw = len(rows) - 1, len(cols) - 1
+    covered = _vfe_map(t, pixel_scale)[..., : int(rows[-1]), : int(cols[-1])]
     regions = covered.reshape(n, c, rh, wh, rw, ww).sum(dim=(3, 5))
     return finish(regions, numpy_out)
 
@@ -122,6 +141,14 @@ def vfe_channel(images: ImageBatch, scale: float = 1.0, *, pixel_scale: float = 
 
     Returns:
         ``(N, C)`` channel VFEs.
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import vfe_channel
+        >>> edge = torch.zeros(1, 2, 4, 4)
+        >>> edge[:, 0, :, 2:] = 1.0  # an edge in channel 0, channel 1 flat
+        >>> vfe_channel(edge)  # 4 unit gradients over 16 pixels
+        tensor([[0.2500, 0.0000]])
     """
     values, numpy_out = _vfe_channel(images, scale, pixel_scale)
     return finish(values, numpy_out)
@@ -137,6 +164,16 @@ def vfe(images: ImageBatch, scale: float = 1.0, *, pixel_scale: float = 1.0) -> 
 
     Returns:
         ``(N,)`` image VFEs.
+
+    Examples:
+        >>> import torch
+        >>> from privis.metrics import vfe
+        >>> edge = torch.zeros(1, 2, 4, 4)
+        >>> edge[:, 0, :, 2:] = 1.0
+        >>> vfe(edge)  # the mean of the channel VFEs 0.25 and 0
+        tensor([0.1250])
+        >>> vfe(edge, pixel_scale=255.0)  # the paper's 0-255 convention scales by 255 ** 2
+        tensor([8128.1250])
     """
     values, numpy_out = _vfe_channel(images, scale, pixel_scale)
     return finish(values.mean(dim=1), numpy_out)

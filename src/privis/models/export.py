@@ -1,6 +1,7 @@
 """Export of image-to-image models (the protective perturbation generator) to ONNX and TorchScript.
 
-Section 3.4 of protective-perturbation.md runs the generator on the phone (PyTorch Mobile) while the
+Section 3.4 of Ye et al., "Visual Privacy Protection in Mobile Image Recognition Using Protective
+Perturbation" (ACM MMSys 2022, doi:10.1145/3524273.3528189) runs the generator on the phone (PyTorch Mobile) while the
 target model stays on the server. privis exports the generator in the two portable formats and checks that
 each exported file reproduces PyTorch's output before it is trusted:
 

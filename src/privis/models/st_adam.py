@@ -1,4 +1,7 @@
-"""ST-Adam, "Stable Adaptive Moment Estimation" (visualmixer.md, Section IV-E).
+"""ST-Adam, "Stable Adaptive Moment Estimation".
+
+Li, Zhang, Ren, Li & Zhang, "You Can Use But Cannot Recognize: Preserving Visual Privacy in Deep
+Neural Networks", NDSS 2024, arXiv:2404.04098, Section IV-E.
 
 Update rule, per parameter tensor ``w`` with gradient ``g_t``:
 

@@ -188,6 +188,14 @@ def train(
     Raises:
         InvalidInputError: bad tensors (shape, NaN, range, label out of range, length mismatch) or settings.
         FloatingPointError: the loss became NaN or infinite (lower ``lr``).
+
+    Examples:
+        >>> from privis import data, models
+        >>> digits = data.load("digits:train[:64]")
+        >>> model = models.create("lenet5", num_classes=10, in_channels=1, image_size=8)
+        >>> history = models.train(model, digits.images, digits.labels, epochs=2, seed=0)
+        >>> len(history.loss), 0.0 <= history.train_acc[-1] <= 1.0
+        (2, True)
     """
     start = time.perf_counter()
     images = _check_images(images, "images")
@@ -291,6 +299,13 @@ def predict(
 
     Runs in eval mode without gradients, batch by batch, on ``device`` (default: where the model's
     parameters are; a given device moves the model there), and restores the model's previous mode.
+
+    Examples:
+        >>> import torch
+        >>> from privis import models
+        >>> model = models.create("lenet5", num_classes=10, in_channels=1, image_size=8)
+        >>> models.predict(model, torch.zeros(3, 1, 8, 8)).shape
+        torch.Size([3, 10])
     """
     images = _check_images(images, "images")
     return _predict_checked(model, images, _check_batch_size(batch_size), device)
@@ -310,6 +325,13 @@ def evaluate(
 
     Raises:
         InvalidInputError: bad images, labels of the wrong length or out of the model's class range.
+
+    Examples:
+        >>> from privis import data, models
+        >>> digits = data.load("digits:test[:32]")
+        >>> model = models.create("lenet5", num_classes=10, in_channels=1, image_size=8)
+        >>> 0.0 <= models.evaluate(model, digits.images, digits.labels) <= 1.0
+        True
     """
     images = _check_images(images, "images")
     labels = _check_labels(labels, images.shape[0], num_classes_of(model, images), "labels")

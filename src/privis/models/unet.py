@@ -1,4 +1,7 @@
-"""The protective perturbation generator ``U(.)``: a U-Net (protective-perturbation.md, Section 3.2).
+"""The protective perturbation generator ``U(.)``: a U-Net.
+
+Ye, Tang, Phan, Xie, Yuan & Wei, "Visual Privacy Protection in Mobile Image Recognition Using Protective
+Perturbation", ACM MMSys 2022, doi:10.1145/3524273.3528189, Section 3.2.
 
 Section 3.2 feeds the image ``x`` to a U-Net (Ronneberger et al. 2015) that outputs a perturbation
 ``delta``; the protected image is ``x' = clamp(x + delta)`` (Fig. 3). Section 4.3.1 adds that the

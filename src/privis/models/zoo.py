@@ -2,7 +2,7 @@
 
 Every model takes canonical images (``(N, C, H, W)`` float32 in ``[0, 1]``) and, as its first step,
 normalises them with mean :data:`INPUT_MEAN` and std :data:`INPUT_STD` (0.5 and 0.5, so ``[0, 1]`` maps to
-``[-1, 1]``). Normalising inside the model keeps one image form everywhere (DESIGN.md) and lets methods
+``[-1, 1]``). Normalising inside the model keeps one image form everywhere (``docs/architecture.md``) and lets methods
 that work in ``[-1, 1]`` (Veil) feed any model canonical images. Every model returns logits
 ``(N, num_classes)``.
 

@@ -1,6 +1,9 @@
-"""Closed-form analyses and accountants (DESIGN.md: VisualMixer bounds, keyspace sizes)."""
+"""Closed-form analyses and accountants (VisualMixer bounds, keyspace sizes)."""
 
 from privis.privacy.keyspace import (
+    KeyspaceAnalysis,
+    binary_entropy,
+    keyspace_analysis,
     keyspace_bits,
     keyspace_bits_from_counts,
     keyspace_bits_paper,
@@ -22,10 +25,13 @@ from privis.privacy.visualmixer_bounds import (
 
 __all__ = [
     "ARRANGEMENTS",
+    "KeyspaceAnalysis",
     "PAPER_TABLE1",
     "alpha0",
+    "binary_entropy",
     "diff_max_samples",
     "enumerate_base_case",
+    "keyspace_analysis",
     "keyspace_bits",
     "keyspace_bits_from_counts",
     "keyspace_bits_paper",

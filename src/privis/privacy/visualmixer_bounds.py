@@ -1,4 +1,7 @@
-"""Window-size bounds of VisualMixer (visualmixer.md, Sections IV-B and IV-C).
+"""Window-size bounds of VisualMixer (Sections IV-B and IV-C).
+
+Li, Zhang, Ren, Li & Zhang, "You Can Use But Cannot Recognize: Preserving Visual Privacy in Deep Neural
+Networks", NDSS 2024, arXiv:2404.04098.
 
 Lower bound ``WS_l`` (Section IV-B, Eq. 5-12)
 ------------------------------------------------

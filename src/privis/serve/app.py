@@ -1,5 +1,8 @@
-"""The service provider's side of protective-perturbation.md (Sections 3.1, 3.4, 5): an HTTP server that
-runs an *unchanged* classifier on the images it receives.
+"""The service provider's side of protective perturbation: an HTTP server that runs an *unchanged*
+classifier on the images it receives.
+
+Ye, Tang, Phan, Xie, Yuan & Wei, "Visual Privacy Protection in Mobile Image Recognition Using Protective
+Perturbation", ACM MMSys 2022, doi:10.1145/3524273.3528189, Sections 3.1, 3.4 and 5.
 
 The paper's server (Sec. 3.4, Fig. 5) receives protected images over TCP and returns recognition results;
 its point is that the target model needs no retraining. :func:`create_app` hosts any privis checkpoint or

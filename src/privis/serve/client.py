@@ -1,4 +1,7 @@
-"""The user's side of protective-perturbation.md (Sections 3.1, 3.4): protect locally, send only protected images.
+"""The user's side of protective perturbation: protect locally, send only protected images.
+
+Ye, Tang, Phan, Xie, Yuan & Wei, "Visual Privacy Protection in Mobile Image Recognition Using Protective
+Perturbation", ACM MMSys 2022, doi:10.1145/3524273.3528189, Sections 3.1 and 3.4.
 
 Fig. 2/5 of the paper: the perturbation generator runs on the user's device and only ``x' = clamp(x + U(x))``
 leaves it; the server classifies ``x'`` with its unchanged model. :func:`run_client` does exactly that:

@@ -1,0 +1,74 @@
+"""The papers privis implements or measures against, cited the way a reader can find them.
+
+Each constant is one citation string (authors, title, venue, year, and a DOI or arXiv id where one is
+confirmed); a protector's or attack's ``citation`` attribute is one of these, and ``privis methods`` /
+``privis attacks`` print it.
+
+Examples:
+    >>> from privis import references
+    >>> "arXiv:2404.04098" in references.VISUALMIXER
+    True
+    >>> from privis.methods.veil import Veil
+    >>> Veil.citation == references.VEIL
+    True
+"""
+
+from __future__ import annotations
+
+VEIL = ('Shuchao Pang, Ruhao Ma, Bing Li, Yongbin Zhou and Yazhou Yao, "Veil Privacy on Visual Data: '
+        'Concealing Privacy for Humans, Unveiling for DNNs", European Conference on Computer Vision (ECCV), 2024.')
+
+VISUALMIXER = ('Qiushi Li, Yan Zhang, Ju Ren, Qi Li and Yaoxue Zhang, "You Can Use But Cannot Recognize: '
+               'Preserving Visual Privacy in Deep Neural Networks", Network and Distributed System Security '
+               'Symposium (NDSS), 2024, arXiv:2404.04098.')
+
+PROTECTIVE_PERTURBATION = ('Mengmei Ye, Zhongze Tang, Huy Phan, Yi Xie, Bo Yuan and Sheng Wei, "Visual Privacy '
+                           'Protection in Mobile Image Recognition Using Protective Perturbation", 13th ACM '
+                           'Multimedia Systems Conference (MMSys), 2022, doi:10.1145/3524273.3528189.')
+
+INSTAHIDE = ('Yangsibo Huang, Zhao Song, Kai Li and Sanjeev Arora, "InstaHide: Instance-hiding Schemes for '
+             'Private Distributed Learning", International Conference on Machine Learning (ICML), 2020, '
+             'arXiv:2010.02772.')
+
+#: Blur, pixelation and noise as the obfuscation baselines of the image-privacy literature.
+OBFUSCATION_BASELINES = ('Richard McPherson, Reza Shokri and Vitaly Shmatikov, "Defeating Image Obfuscation '
+                         'with Deep Learning", 2016, arXiv:1609.00408; Hanyu Xue, "A Study on Image Privacy '
+                         'Protection in Response to Artificial Intelligence Technology", PhD thesis, University '
+                         'of Technology Sydney, 2023.')
+
+MEMBERSHIP_INFERENCE = ('Reza Shokri, Marco Stronati, Congzheng Song and Vitaly Shmatikov, "Membership Inference '
+                        'Attacks Against Machine Learning Models", IEEE Symposium on Security and Privacy (S&P), '
+                        '2017, arXiv:1610.05820; Samuel Yeom, Irene Giacomelli, Matt Fredrikson and Somesh Jha, '
+                        '"Privacy Risk in Machine Learning: Analyzing the Connection to Overfitting", IEEE Computer '
+                        'Security Foundations Symposium (CSF), 2018.')
+
+MODEL_INVERSION = ('Matt Fredrikson, Somesh Jha and Thomas Ristenpart, "Model Inversion Attacks that Exploit '
+                   'Confidence Information and Basic Countermeasures", ACM Conference on Computer and '
+                   'Communications Security (CCS), 2015; Aravindh Mahendran and Andrea Vedaldi, "Understanding '
+                   'Deep Image Representations by Inverting Them", IEEE Conference on Computer Vision and Pattern '
+                   'Recognition (CVPR), 2015.')
+
+DENOISING_FILTERS = ('Carlo Tomasi and Roberto Manduchi, "Bilateral Filtering for Gray and Color Images", IEEE '
+                     'International Conference on Computer Vision (ICCV), 1998; Antoni Buades, Bartomeu Coll and '
+                     'Jean-Michel Morel, "A Non-Local Algorithm for Image Denoising", IEEE Conference on Computer '
+                     'Vision and Pattern Recognition (CVPR), 2005; Antonin Chambolle, "An Algorithm for Total '
+                     'Variation Minimization and Applications", Journal of Mathematical Imaging and Vision, 2004.')
+
+INSTANCE_ENCODING = ('Nicholas Carlini, Samuel Deng, Sanjam Garg, Somesh Jha, Saeed Mahloujifar, Mohammad '
+                     'Mahmoody, Shuang Song, Abhradeep Thakurta and Florian Tramer, "Is Private Learning Possible '
+                     'with Instance Encoding?", IEEE Symposium on Security and Privacy (S&P), 2021, '
+                     'doi:10.1109/SP40001.2021.00099, arXiv:2011.05315.')
+
+#: What a protection leaves unchanged, recovered from its output (VisualMixer's region statistics, InstaHide's
+#: and Veil's sign magnitudes).
+INVARIANT_RECOVERY = f"{VISUALMIXER}; {INSTANCE_ENCODING}"
+
+#: The known-method restoration adversary both papers evaluate (VisualMixer Sec. V-C, Veil Sec. 4.4).
+KNOWN_METHOD_RESTORATION = f"{VISUALMIXER} {VEIL}"
+
+#: The gradient-based region reassembly of VisualMixer Sec. V-C, after the DARPA Shredder Challenge (2011).
+SHREDDER_CHALLENGE = f"{VISUALMIXER} (Sec. V-C, after the DARPA Shredder Challenge, 2011)"
+
+__all__ = ["DENOISING_FILTERS", "INSTAHIDE", "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "KNOWN_METHOD_RESTORATION",
+           "MEMBERSHIP_INFERENCE", "MODEL_INVERSION", "OBFUSCATION_BASELINES", "PROTECTIVE_PERTURBATION",
+           "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
