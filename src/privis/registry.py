@@ -1,4 +1,4 @@
-"""One registry for every kind of named thing (DESIGN.md, "Packages"), in the style of timm's model registry.
+"""One registry for every kind of named thing, in the style of timm's model registry (docs/architecture.md).
 
 Methods, attacks, models, optimizers, experiments and datasets each keep one :class:`Registry`
 (:mod:`privis.methods`, :mod:`privis.attacks`, :mod:`privis.models`, :mod:`privis.experiments`,
