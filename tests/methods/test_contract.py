@@ -8,7 +8,8 @@ Checked: parameters stored verbatim and no work in ``__init__`` (no attributes b
 no file opened); ``fit`` returns ``self``; ``transform`` before ``fit`` raises ``NotFittedError`` exactly when
 the class declares ``requires_fit``; canonical form in and out, on the input's device; OS entropy without
 a seed and the same output with the same seed (``stochastic`` methods), the same output every time
-(the others); the caller's images, labels, models and global RNG untouched; ``transform`` leaves the fitted
+(the others); the declared tags (``requires_fit``, ``stochastic``, ``accepts_ids``, ``deployment``) agree with
+the behaviour; the caller's images, labels, models and global RNG untouched; ``transform`` leaves the fitted
 state alone (figures of a call are not ``*_`` attributes); a fitted protector pickles and gives the same
 output after loading. Every test that runs a method runs on each device of the ``device`` fixture.
 """
@@ -181,7 +182,6 @@ def test_randomness_os_entropy_without_a_seed_and_same_seed_same_output(name, de
         return c(**params).fit(images, labels).transform(images, labels)
 
     if cls.stochastic:
-        assert "random_state" in cls._param_names(), "a stochastic method takes random_state"
         assert not torch.equal(output(random_state=None), output(random_state=None)), \
             "two unseeded protectors gave the same output: randomness is not drawn from OS entropy"
         _assert_same(output(random_state=0), output(random_state=0), device)
@@ -199,3 +199,27 @@ def test_a_fitted_protector_pickles_and_gives_the_same_output(name, device, data
     assert type(loaded) is cls and _fitted_state(loaded) == _fitted_state(protector)
     assert fitted_fingerprint(loaded) == fitted_fingerprint(protector)
     _assert_same(loaded.transform(images, labels), out, device)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declared_tags_agree_with_the_signature_and_the_ids_contract(name, device, data):
+    """The engine, the bench and the leaderboard read the tags instead of inspecting a method: a method takes
+    ``random_state`` iff it is ``stochastic`` and ``ids`` iff it ``accepts_ids``; with ids, an item's output
+    depends on ``(random_state, its id)`` alone, whatever batch it comes in."""
+    images, labels = _on(device, data)
+    cls, params = cheap(name)
+    assert cls.stochastic == ("random_state" in cls._param_names()), "random_state iff stochastic"
+    assert cls.accepts_ids == ("ids" in inspect.signature(cls.transform).parameters), "ids iff accepts_ids"
+    assert cls.deployment in ("protected", "original")
+    assert isinstance(cls.requires_fit, bool)  # its behaviour: test_fit_returns_self_and_transform_before_fit_...
+    if not cls.accepts_ids:
+        return
+    protector = cls(**{**params, "random_state": 3}).fit(images, labels)
+    ids = torch.arange(100, 100 + N, dtype=torch.int64)
+    whole = protector.transform(images, labels, ids=ids)
+    order = torch.randperm(N, generator=torch.Generator().manual_seed(0))
+    h = N // 3
+    parts = [protector.transform(images[order[a:b]], labels[order[a:b]], ids=ids[order[a:b]])
+             for a, b in ((0, h), (h, N))]
+    _assert_same(torch.cat(parts)[torch.argsort(order)], whole, device)
+    assert not torch.equal(protector.transform(images, labels, ids=ids + N), whole), "the ids are not used"

@@ -152,13 +152,10 @@ class AttackContext:
         seed = resolve_seed(self.seed)
         if self.protector is not None:
             mine = copy.copy(self.protector)
-            if "random_state" in mine.get_params():
+            if mine.stochastic:
                 mine.set_params(random_state=seed)
             return mine
-        params = dict(self.params)
-        protector = create_method(self.method, **params)
-        if "random_state" in protector.get_params():
-            protector.set_params(random_state=seed)
+        protector = create_method(self.method, **{**self.params, "random_state": seed})
         images, labels = self.aux(attack)
         return protector.fit(images, labels)
 
@@ -256,8 +253,3 @@ class Attack(ParamsMixin):
             outcome.references = {}
         return outcome
 
-
-
-def fresh_generator(context: AttackContext) -> torch.Generator:
-    """A torch generator from the attacker's seed (OS entropy when None)."""
-    return torch.Generator().manual_seed(resolve_seed(context.seed))

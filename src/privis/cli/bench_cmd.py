@@ -1,4 +1,4 @@
-"""``privis bench``: images/s and peak memory of every method at three sizes (see :mod:`privis.engine.bench`)."""
+"""``privis bench``: images/s and peak memory of every method at three sizes (see :mod:`privis.experiments.bench`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         json_path: JsonOpt = None,
     ) -> None:
         """Images/s and peak memory of every method at 28x28 grey, 32x32 RGB and 224x224 RGB."""
-        from privis.engine.bench import run_bench
+        from privis.experiments.bench import run_bench
 
         check_paths({"--json": json_path})
         result = run_bench(method or None, sizes=size or None, n=n, threads=threads)

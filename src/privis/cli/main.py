@@ -156,10 +156,7 @@ def method_class(name: str) -> type[Protector]:
     """
     from privis import methods
 
-    classes = methods.available()
-    if name not in classes:
-        raise InvalidInputError(f"unknown method {name!r}; available: {', '.join(classes)}")
-    return classes[name]
+    return methods.get(name)
 
 
 def print_param_table(cls: type[ParamsMixin]) -> None:

@@ -82,9 +82,7 @@ def register(app: typer.Typer) -> None:
         check_paths({"--out": out, "--state-dir": state_dir}, data=(data, fit_data), params=(raw,),
                     folders=("--out", "--state-dir"))
         params = load_model_params(raw)
-        if "random_state" in cls._param_names() and seed is not None:
-            params.setdefault("random_state", seed)
-        protector = methods.create(method, **params)
+        protector = methods.create(method, **{"random_state": seed, **params})  # a --param random_state wins
         source = open_source(data)
         summary = run_protect(
             protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,

@@ -11,17 +11,45 @@ from privis.data.idx import fashion_mnist, fashion_mnist_cache_dir, find_fashion
 from privis.data.npz import load_npz
 from privis.data.spec import BUILTIN_DATASETS, parse_spec
 from privis.errors import DatasetError
+from privis.registry import Registry
 
-__all__ = ["available", "load"]
+__all__ = ["REGISTRY", "available", "load"]
 
-#: Built-in name -> loader(split, index=slice) -> Dataset.
-_BUILTIN_LOADERS: dict[str, Callable[..., Dataset]] = {
-    "fashion-mnist": fashion_mnist,
-    "digits": digits,
-    "lfw-subset": lfw_subset,
-    "astronaut": astronaut,
-}
-assert set(_BUILTIN_LOADERS) == set(BUILTIN_DATASETS)
+
+def _fashion_mnist_description() -> str:
+    """Fashion-MNIST's line, saying whether it is present locally (and where) without downloading anything."""
+    train, test = find_fashion_mnist("train"), find_fashion_mnist("test")
+    if train is not None and test is not None:
+        where = f"found in {train[0].parent}" if train[0].parent == test[0].parent else (
+            f"found in {train[0].parent} and {test[0].parent}"
+        )
+    elif train is not None or test is not None:
+        found = train or test
+        assert found is not None
+        where = f"only the {'train' if train else 'test'} split found, in {found[0].parent}"
+    else:
+        where = (
+            f"not found locally; downloaded into {fashion_mnist_cache_dir()} on first use, "
+            "or apt-get install dataset-fashion-mnist"
+        )
+    return f"Zalando Fashion-MNIST, 28x28 grey, 10 classes, splits train (60000) / test (10000); {where}"
+
+
+#: The registry of dataset loaders (:class:`privis.registry.Registry`). Built-in datasets are loaded with
+#: ``loader(split, index=slice)``; the path kinds (``spec="folder:PATH"``, ``"npz:PATH"``) with ``loader(path)``.
+REGISTRY: Registry[Callable[..., Dataset]] = Registry("dataset")
+REGISTRY.register("fashion-mnist", description=_fashion_mnist_description)(fashion_mnist)
+REGISTRY.register("digits", description="scikit-learn handwritten digits, 8x8 grey, 10 classes, splits train "
+                  "(1347) / test (450) / all (1797); always available")(digits)
+REGISTRY.register("lfw-subset", description="scikit-image LFW subset, 25x25 grey, face / non-face, splits all "
+                  "(200) / train (150) / test (50); always available")(lfw_subset)
+REGISTRY.register("astronaut", description="scikit-image astronaut photograph, one 512x512 RGB image; always "
+                  "available")(astronaut)
+REGISTRY.register("folder", spec="folder:PATH", description="class-per-subfolder images PATH/<class>/.../<file> "
+                  "(PNG, JPEG, ... any Pillow format); privis output folders read back this way")(load_folder)
+REGISTRY.register("npz", spec="npz:PATH", description="NumPy archive with 'images' (N,H,W[,C]) or (N,C,H,W), "
+                  "optional 'labels', 'class_names'")(load_npz)
+assert set(REGISTRY.list(spec=None)) == set(BUILTIN_DATASETS)
 
 
 def load(spec: str, *, skip_bad: bool = False) -> Dataset:
@@ -43,11 +71,11 @@ def load(spec: str, *, skip_bad: bool = False) -> Dataset:
     """
     parsed = parse_spec(spec)
     if parsed.kind == "folder":
-        dataset = load_folder(parsed.path or "", skip_bad=skip_bad)
+        dataset = REGISTRY.get("folder")(parsed.path or "", skip_bad=skip_bad)
     elif parsed.kind == "npz":
-        dataset = load_npz(parsed.path or "")
+        dataset = REGISTRY.get("npz")(parsed.path or "")
     else:
-        dataset = _BUILTIN_LOADERS[parsed.name](parsed.default_split, index=parsed.index)
+        dataset = REGISTRY.get(parsed.name)(parsed.default_split, index=parsed.index)
         if len(dataset) != parsed.size:  # the files on disk hold another number of items than the split should
             raise DatasetError(f"dataset spec {spec!r} should select {parsed.size} items, the data on disk gave "
                                f"{len(dataset)}")
@@ -58,33 +86,7 @@ def load(spec: str, *, skip_bad: bool = False) -> Dataset:
 
 
 def available() -> dict[str, str]:
-    """Name (or spec form) -> one-line description of every dataset source, for ``privis datasets``.
-
-    Says whether Fashion-MNIST is present locally (and where) without downloading anything.
-    """
-    train, test = find_fashion_mnist("train"), find_fashion_mnist("test")
-    if train is not None and test is not None:
-        where = f"found in {train[0].parent}" if train[0].parent == test[0].parent else (
-            f"found in {train[0].parent} and {test[0].parent}"
-        )
-    elif train is not None or test is not None:
-        found = train or test
-        assert found is not None
-        where = f"only the {'train' if train else 'test'} split found, in {found[0].parent}"
-    else:
-        where = (
-            f"not found locally; downloaded into {fashion_mnist_cache_dir()} on first use, "
-            "or apt-get install dataset-fashion-mnist"
-        )
-    return {
-        "fashion-mnist": "Zalando Fashion-MNIST, 28x28 grey, 10 classes, splits train (60000) / "
-        f"test (10000); {where}",
-        "digits": "scikit-learn handwritten digits, 8x8 grey, 10 classes, splits train (1347) / "
-        "test (450) / all (1797); always available",
-        "lfw-subset": "scikit-image LFW subset, 25x25 grey, face / non-face, splits all (200) / "
-        "train (150) / test (50); always available",
-        "astronaut": "scikit-image astronaut photograph, one 512x512 RGB image; always available",
-        "folder:PATH": "class-per-subfolder images PATH/<class>/.../<file> (PNG, JPEG, ... any Pillow "
-        "format); privis output folders read back this way",
-        "npz:PATH": "NumPy archive with 'images' (N,H,W[,C]) or (N,C,H,W), optional 'labels', 'class_names'",
-    }
+    """Name (or spec form, ``folder:PATH``) -> one-line description of every dataset source, for
+    ``privis datasets``; says whether Fashion-MNIST is present locally (and where) without downloading."""
+    entries = [REGISTRY.entry(name) for name in REGISTRY.list()]
+    return {e.meta.get("spec", e.name): e.description for e in sorted(entries, key=lambda e: "spec" in e.meta)}

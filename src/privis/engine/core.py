@@ -3,13 +3,13 @@
 Randomness per item (``docs/architecture.md``, "Randomness"). An item's output must depend only on the item and
 the seed, so that batching, worker count and resuming do not change it:
 
-- a protector whose ``transform`` accepts ``ids`` gets ``ids``: ``(B,)`` int64 stable 63-bit hashes of
-  the item ids (:func:`~privis.engine.journal.item_hash`); it must derive item ``i``'s randomness from
-  ``(random_state, ids[i])`` alone (mode ``"ids"``);
-- a protector with a ``random_state`` but no ``ids`` is re-seeded per batch with a seed derived from
-  ``(seed, id of the batch's first item)`` (mode ``"batch-seed"``). Batches are aligned on positions in
-  the full enumeration (batch ``k`` holds positions ``k B .. k B + B - 1``), so a batch computed whole
-  gives the same outputs in a fresh and in a resumed run. Caveat: the items of a batch that a crash
+- a protector that declares ``accepts_ids`` (its ``transform`` takes ``ids``) gets ``ids``: ``(B,)`` int64
+  stable 63-bit hashes of the item ids (:func:`~privis.engine.journal.item_hash`); it must derive item
+  ``i``'s randomness from ``(random_state, ids[i])`` alone (mode ``"ids"``);
+- a ``stochastic`` protector (it has a ``random_state``) without ``ids`` is re-seeded per batch with a seed
+  derived from ``(seed, id of the batch's first item)`` (mode ``"batch-seed"``). Batches are aligned on
+  positions in the full enumeration (batch ``k`` holds positions ``k B .. k B + B - 1``), so a batch computed
+  whole gives the same outputs in a fresh and in a resumed run. Caveat: the items of a batch that a crash
   interrupted halfway are re-protected in a smaller batch, and a method that draws its randomness for
   the whole batch at once (e.g. Veil's flip masks) then gives those items different (equally valid)
   outputs; so does a different ``batch_size``, and so do Ray's batches;
@@ -19,7 +19,6 @@ the seed, so that batching, worker count and resuming do not change it:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,14 +40,11 @@ __all__ = ["Group", "RunContext", "RunSummary", "batch_tags", "conform", "derive
 
 
 def ids_mode(protector: Protector) -> str:
-    """``"ids"``, ``"batch-seed"`` or ``"none"``: how the engine makes an item's randomness its own."""
-    try:
-        params = inspect.signature(protector.transform).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        params = {}
-    if "ids" in params:
+    """``"ids"``, ``"batch-seed"`` or ``"none"``: how the engine makes an item's randomness its own, read
+    from the protector's declared tags (``accepts_ids``, then ``stochastic``)."""
+    if protector.accepts_ids:
         return "ids"
-    if "random_state" in protector._param_names():
+    if protector.stochastic:
         return "batch-seed"
     return "none"
 
@@ -61,8 +57,9 @@ def derive_seed(seed: int, item_id: str) -> int:
 def protect_batch(protector: Protector, mode: str, seed: int | None, images: Tensor, labels: Tensor,
                   hashes: np.ndarray, first_id: str) -> Tensor:
     """Run ``protector.transform`` on one batch with the item-level seeding of ``mode`` (module docstring)."""
-    if mode == "ids":
-        return protector.transform(images, labels, ids=torch.from_numpy(np.ascontiguousarray(hashes)))
+    if mode == "ids":  # the protector declares accepts_ids: its transform takes ids
+        transform: Callable[..., Tensor] = protector.transform
+        return transform(images, labels, ids=torch.from_numpy(np.ascontiguousarray(hashes)))
     if mode == "batch-seed" and seed is not None:
         protector.set_params(random_state=derive_seed(seed, first_id))
         try:
@@ -252,11 +249,6 @@ class RunSummary:
         if self._pixels:
             mse = self._sse / self._pixels
             self.jpeg_psnr_db = float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
-
-    def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        out["images_per_second"] = self.images_per_second
-        return out
 
     @property
     def unaccounted(self) -> int:

@@ -16,23 +16,19 @@ place; when anything fails, the batches already written are journalled before th
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from privis.data.dataset import Dataset
 from privis.data.stream import StreamItem, decode_item
 from privis.engine.core import Group, RunContext, batch_tags, conform, iter_groups, protect_batch
 from privis.engine.output import EncodedItem, output_rel, quantize, write_chunk
 from privis.errors import ImageFileError, InvalidInputError
-from privis.methods.base import Protector
 from privis.progress import progress, progress_enabled
 
-__all__ = ["PREFETCH", "WRITERS_PER_WORKER", "decode_group", "protect_dataset", "run_local"]
+__all__ = ["PREFETCH", "WRITERS_PER_WORKER", "decode_group", "run_local"]
 
 #: Batches read ahead of the compute, and batches being written behind it.
 PREFETCH = 2
@@ -153,20 +149,3 @@ def run_local(ctx: RunContext) -> None:
         readers.shutdown(wait=True, cancel_futures=True)
         writers.shutdown(wait=True)
         del pending_error
-
-
-def protect_dataset(protector: Protector, dataset: Dataset, out: str | Path, *,
-                    fit_on: Dataset | None = None, batch_size: int = 256, overwrite: bool = False,
-                    skip_bad: bool = False, workers: int = 1,
-                    report: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Protect an in-memory ``dataset`` into ``out`` (compatibility wrapper over :func:`privis.engine.protect`).
-
-    Returns:
-        ``written``, ``skipped``, ``seconds`` and ``images_per_second``.
-    """
-    from privis.engine.run import protect
-
-    summary = protect(protector, dataset, out, fit_data=fit_on, batch_size=batch_size, force=overwrite,
-                      skip_bad=skip_bad, workers=workers, report=report)
-    return {"written": summary.done, "skipped": summary.skipped + len(dataset.skipped),
-            "seconds": summary.seconds, "images_per_second": summary.images_per_second}

@@ -89,7 +89,7 @@ GUESSABLE_SEED = 2**48
 
 def seed_warning(protector: Protector) -> str | None:
     """The warning for a randomised protector run with a guessable seed (below :data:`GUESSABLE_SEED`)."""
-    if "random_state" not in protector._param_names():
+    if not protector.stochastic:
         return None
     seed = protector.get_params().get("random_state")
     if seed is None or abs(int(seed)) >= GUESSABLE_SEED:
@@ -177,10 +177,6 @@ def _prepare_out(out: Path, run_state: RunState, *, resume: bool,
         raise InvalidInputError(f"output folder {out} is not empty; choose a new folder or pass --force (which "
                                 "replaces only files privis wrote)")
     return None, survey
-
-
-def _needs_fit(protector: Protector) -> bool:
-    return type(protector).fit is not Protector.fit
 
 
 def _fit(protector: Protector, source: StreamSource, fit_data: str | Dataset | None, *, shape: tuple[int, int, int],
@@ -374,7 +370,7 @@ def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_s
     if survey.foreign:  # files privis did not write: refuse if this run would replace any of them
         clashes = survey.foreign & ({MANIFEST_NAME} | set(_targets(source, class_dirs, output_format, state)))
         survey.refuse(clashes, f"they are in {out}, where this run writes")
-    seed = protector.get_params().get("random_state") if "random_state" in protector._param_names() else None
+    seed = protector.get_params().get("random_state") if protector.stochastic else None
     mode = ids_mode(protector)
     source_id = source.name
     for kind in ("folder:", "npz:"):
@@ -403,7 +399,7 @@ def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_s
     if state is not None:  # what is known before fitting is checked before fitting
         check_identity(tuple(k for k in _IDENTITY if k != "fitted") + (("batch_size",) if mode == "batch-seed"
                                                                          else ()))
-    needs_fit = _needs_fit(protector)
+    needs_fit = protector.requires_fit
     if needs_fit and state is not None and run_state.fitted.is_file():
         _restore_fitted(protector, run_state.load_fitted(), out)
     elif needs_fit:
@@ -480,7 +476,7 @@ def _chunked(items: Iterator[str], size: int) -> Iterator[list[str]]:
 
 def _save_fitted(run_state: RunState, protector: Protector) -> None:
     """Save the fitted protector without its seed (the state keeps only the seed's salted check value)."""
-    has_seed = "random_state" in protector._param_names()
+    has_seed = protector.stochastic
     seed = protector.get_params().get("random_state") if has_seed else None
     if has_seed:
         protector.set_params(random_state=None)

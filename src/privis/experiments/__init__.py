@@ -6,45 +6,52 @@ options (at least ``data``, ``seed`` and ``quick``) and returning a ``Result``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from privis.errors import InvalidInputError
+from privis.registry import Registry
 from privis.results import Result
+
+ExperimentFn = Callable[..., Result]
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """A registered experiment: its name, one-line description and function."""
+
     name: str
     description: str
-    run: Callable[..., Result]
+    run: ExperimentFn
 
 
-_REGISTRY: dict[str, Experiment] = {}
-_MODULES = ("privis.experiments.veil_tables", "privis.experiments.demo",
-            "privis.experiments.visualmixer_tables", "privis.experiments.perturbation_tables",
-            "privis.experiments.leaderboard")
+#: The registry of experiment functions (:class:`privis.registry.Registry`), each with a ``description``.
+REGISTRY: Registry[ExperimentFn] = Registry("experiment", tuple(
+    f"privis.experiments.{m}" for m in ("veil_tables", "demo", "visualmixer_tables", "perturbation_tables",
+                                        "leaderboard")))
 
 
-def register_experiment(name: str, description: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
-    """Decorator registering ``fn`` as experiment ``name``."""
+def register_experiment(name: str, description: str) -> Callable[[ExperimentFn], ExperimentFn]:
+    """Decorator registering ``fn`` as experiment ``name``.
 
-    def wrap(fn: Callable[..., Result]) -> Callable[..., Result]:
-        _REGISTRY[name] = Experiment(name, description, fn)
-        return fn
-
-    return wrap
-
-
-def available() -> dict[str, Experiment]:
-    for module in _MODULES:
-        importlib.import_module(module)
-    return dict(sorted(_REGISTRY.items()))
+    Raises:
+        DuplicateNameError: (from the decorator) ``name`` is another experiment's.
+    """
+    return REGISTRY.register(name, description=description)
 
 
 def get(name: str) -> Experiment:
-    registry = available()
-    if name not in registry:
-        raise InvalidInputError(f"unknown experiment {name!r}; available: {', '.join(registry)}")
-    return registry[name]
+    """The experiment registered as ``name``.
+
+    Raises:
+        InvalidInputError: unknown name; the message lists the available ones.
+    """
+    entry = REGISTRY.entry(name)
+    return Experiment(entry.name, entry.description, entry.obj)
+
+
+def available() -> dict[str, Experiment]:
+    """Every registered experiment by name, sorted."""
+    return {name: get(name) for name in REGISTRY.list()}
+
+
+__all__ = ["REGISTRY", "Experiment", "available", "get", "register_experiment"]

@@ -264,11 +264,8 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
 
 def evaluate(method: str, cfg: EvalConfig) -> Result:
     """``privis evaluate METHOD``: build the protector from ``cfg.params`` and run the protocol."""
-    params = dict(cfg.params)
-    cls = methods.available().get(method)
-    if cls is not None and "random_state" in cls._param_names():
-        params.setdefault("random_state", cfg.seed)
-    protector = methods.create(method, **params)  # checks the parameters before any data is loaded
+    # checks the parameters before any data is loaded; a random_state among cfg.params wins over cfg.seed
+    protector = methods.create(method, **{"random_state": cfg.seed, **cfg.params})
     first, *others = [a.strip() for a in cfg.augment.split(",")]
     return evaluate_protector(protector, cfg, augment=protector.training_augmentation(first),
                               extra_augments={a: protector.training_augmentation(a) for a in others})

@@ -148,10 +148,7 @@ def prepare(data: str | None, *, seed: int, quick: bool, train_size: int, test_s
 
 def protect_for_attack(setup: Setup, method: str, params: dict[str, Any]) -> Protected:
     """Fit ``method`` with the defender's seed, protect, train the service model, build the attack context."""
-    cls = methods.available().get(method)
-    if cls is not None and "random_state" in cls._param_names():
-        params = {"random_state": setup.seed, **params}
-    protector = methods.create(method, **params)
+    protector = methods.create(method, **{"random_state": setup.seed, **params})
     train, test = setup.train, setup.test
     protected_train, protected_test, speed = timed_protect(protector, train, test)
     service = train_classifier(protected_train, train.labels, setup.num_classes, setup.cfg,

@@ -438,6 +438,11 @@ class Protector(ParamsMixin):
 
     Subclasses set ``name`` (the registry key), store their ``__init__`` arguments verbatim, and implement
     ``fit`` and ``transform``. ``fit_transform`` is provided.
+
+    Capabilities are declared as class-level tags (as scikit-learn's estimator tags), which the engine, the
+    bench and the leaderboard read instead of inspecting methods: ``requires_fit``, ``stochastic``,
+    ``accepts_ids`` and ``deployment``. The contract test (``tests/methods/test_contract.py``) checks that
+    each registered method's tags agree with its behaviour.
     """
 
     #: The augmentation ``training_augmentation("default")`` resolves to.
@@ -449,11 +454,16 @@ class Protector(ParamsMixin):
     #: Parameters never recorded next to the outputs (e.g. the path of a key file): the run's manifest
     #: lists every other parameter (and never ``random_state``).
     private_params: ClassVar[frozenset[str]] = frozenset()
-    #: ``transform`` needs a ``fit`` first (else it raises :class:`NotFittedError`).
+    #: ``transform`` needs a ``fit`` first (else it raises :class:`NotFittedError`); the engine and the bench
+    #: fit exactly the protectors that declare it.
     requires_fit: ClassVar[bool] = True
     #: The output is random: without ``random_state`` it is drawn from OS entropy (two protectors give
-    #: different outputs); with the same ``random_state`` it is the same.
+    #: different outputs); with the same ``random_state`` it is the same. Exactly the stochastic methods take
+    #: a ``random_state`` parameter (``privis.methods.create`` passes a seed to them alone).
     stochastic: ClassVar[bool] = False
+    #: ``transform(images, labels=None, *, ids=None)`` takes ``ids``: ``(B,)`` int64 item ids, from which (with
+    #: ``random_state``) it derives each item's randomness, so the engine's batching cannot change an output.
+    accepts_ids: ClassVar[bool] = False
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
         """Nothing to learn by default; the parameters are checked."""

@@ -224,6 +224,7 @@ class GaussianNoise(Protector):
                    "random_state": seed_param()}
     requires_fit = False
     stochastic = True
+    accepts_ids = True
 
     def __init__(self, sigma: float = 0.1, random_state: int | None = None) -> None:
         self.sigma = sigma

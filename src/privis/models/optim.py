@@ -12,30 +12,30 @@ from typing import Any
 import torch
 
 from privis.errors import InvalidInputError
+from privis.registry import Registry
 
 #: ``fn(params, *, lr, weight_decay, momentum) -> Optimizer``; builders ignore what they do not use.
 OptimizerBuilder = Callable[..., torch.optim.Optimizer]
 
-_OPTIMIZERS: dict[str, OptimizerBuilder] = {}
+#: The registry of optimizer builders (:class:`privis.registry.Registry`).
+REGISTRY: Registry[OptimizerBuilder] = Registry("optimizer", ("privis.models.st_adam",))
 
 
 def register_optimizer(name: str) -> Callable[[OptimizerBuilder], OptimizerBuilder]:
-    """Decorator registering ``fn(params, *, lr, weight_decay, momentum) -> Optimizer`` under ``name``."""
+    """Decorator registering ``fn(params, *, lr, weight_decay, momentum) -> Optimizer`` under ``name``.
+
+    Raises:
+        InvalidInputError: an empty name; :class:`~privis.registry.DuplicateNameError` (one) when the decorator
+            meets a name another builder has.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"optimizer name must be a non-empty string, got {name!r}")
-
-    def decorator(fn: OptimizerBuilder) -> OptimizerBuilder:
-        if name in _OPTIMIZERS and _OPTIMIZERS[name] is not fn:
-            raise InvalidInputError(f"optimizer {name!r} is already registered")
-        _OPTIMIZERS[name] = fn
-        return fn
-
-    return decorator
+    return REGISTRY.register(name)
 
 
 def available_optimizers() -> list[str]:
     """Names of every registered optimizer, sorted."""
-    return sorted(_OPTIMIZERS)
+    return REGISTRY.list()
 
 
 def make_optimizer(
@@ -52,14 +52,15 @@ def make_optimizer(
         InvalidInputError: unknown name (the message lists the available ones), or a negative or
             non-finite ``lr``/``weight_decay``, or ``momentum`` outside ``[0, 1)``.
     """
-    if name not in _OPTIMIZERS:
-        raise InvalidInputError(f"unknown optimizer {name!r}; available: {', '.join(available_optimizers())}")
+    REGISTRY.get(name)  # an unknown name first
     for value, what in ((lr, "lr"), (weight_decay, "weight_decay")):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
             raise InvalidInputError(f"{what} must be a finite number >= 0, got {value!r}")
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
         raise InvalidInputError(f"momentum must be in [0, 1), got {momentum!r}")
-    return _OPTIMIZERS[name](params, lr=float(lr), weight_decay=float(weight_decay), momentum=float(momentum))
+    optimizer: torch.optim.Optimizer = REGISTRY.create(name, params, lr=float(lr), weight_decay=float(weight_decay),
+                                                       momentum=float(momentum))
+    return optimizer
 
 
 @register_optimizer("sgd")

@@ -11,13 +11,13 @@ A builder is a callable ``fn(num_classes, in_channels, image_size, **options) ->
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from privis.errors import InvalidInputError
+from privis.registry import Registry
 
 Builder = Callable[..., nn.Module]
 
@@ -25,8 +25,8 @@ Builder = Callable[..., nn.Module]
 #: (images -> images of the same shape, e.g. the protective perturbation U-Net).
 KINDS = ("classifier", "generator")
 
-_MODELS: dict[str, Builder] = {}
-_KINDS: dict[str, str] = {}
+#: The registry of model builders (:class:`privis.registry.Registry`); each entry's ``kind`` is in :data:`KINDS`.
+REGISTRY: Registry[Builder] = Registry("model", ("privis.models.zoo", "privis.models.unet"))
 
 
 def register_model(name: str, *, kind: str = "classifier") -> Callable[[Builder], Builder]:
@@ -35,30 +35,29 @@ def register_model(name: str, *, kind: str = "classifier") -> Callable[[Builder]
 
     Names are case-sensitive, lower-case by convention. Registering a name twice is an error, so a
     typo in one module cannot silently replace another architecture.
+
+    Raises:
+        InvalidInputError: an empty name or an unknown kind; :class:`~privis.registry.DuplicateNameError` (one)
+            when the decorator meets a name another builder has.
     """
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"model name must be a non-empty string, got {name!r}")
     if kind not in KINDS:
         raise InvalidInputError(f"model kind must be one of {KINDS}, got {kind!r}")
-
-    def decorator(fn: Builder) -> Builder:
-        if name in _MODELS and _MODELS[name] is not fn:
-            raise InvalidInputError(f"model {name!r} is already registered")
-        _MODELS[name] = fn
-        _KINDS[name] = kind
-        return fn
-
-    return decorator
+    return REGISTRY.register(name, kind=kind)
 
 
 def kind_of(name: str | None) -> str | None:
     """The kind (:data:`KINDS`) of registered architecture ``name``; None for an unknown or missing name."""
-    return _KINDS.get(name) if isinstance(name, str) else None
+    if not isinstance(name, str) or name not in REGISTRY:
+        return None
+    kind: str = REGISTRY.entry(name).meta["kind"]
+    return kind
 
 
 def available() -> list[str]:
     """Names of every registered architecture, sorted."""
-    return sorted(_MODELS)
+    return REGISTRY.list()
 
 
 def normalize_image_size(image_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -72,7 +71,7 @@ def normalize_image_size(image_size: int | tuple[int, int] | list[int]) -> tuple
     if isinstance(image_size, int):
         size = (image_size, image_size)
     elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
-        size = tuple(image_size)
+        size = (image_size[0], image_size[1])
     else:
         raise InvalidInputError(f"image_size must be an int or (H, W), got {image_size!r}")
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
@@ -115,19 +114,13 @@ def create(
     Raises:
         InvalidInputError: unknown name (the message lists the available names), bad sizes or options.
     """
-    if name not in _MODELS:
-        raise InvalidInputError(f"unknown model {name!r}; available: {', '.join(available()) or '(none)'}")
+    REGISTRY.get(name)  # an unknown name first
     num_classes = _positive_int(num_classes, "num_classes")
     in_channels = _positive_int(in_channels, "in_channels")
     size = normalize_image_size(image_size)
-    builder = _MODELS[name]
-    try:
-        inspect.signature(builder).bind(num_classes, in_channels, size, **options)
-    except TypeError as exc:
-        raise InvalidInputError(f"bad options {sorted(options)} for model {name!r}: {exc}") from exc
-    model = builder(num_classes, in_channels, size, **options)
-    model.arch = name
-    model.arch_kwargs = {
+    model: nn.Module = REGISTRY.create(name, num_classes, in_channels, size, **options)
+    model.arch = name  # type: ignore[assignment]  # nn.Module's __setattr__ is typed for tensors and modules
+    model.arch_kwargs = {  # type: ignore[assignment]
         "num_classes": num_classes,
         "in_channels": in_channels,
         "image_size": size,

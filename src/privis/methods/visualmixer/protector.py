@@ -99,6 +99,7 @@ class VisualMixer(Protector):
     """
 
     name = "visualmixer"
+    accepts_ids = True
     citation = references.VISUALMIXER
     param_specs = {
         "target_vfe": float_param("VFE the shuffled image must reach (sets WS_l), in vfe_units", ge=0, le=1e6),

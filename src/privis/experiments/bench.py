@@ -1,7 +1,7 @@
 """Behind ``privis bench``: protection throughput and peak memory of every method at three image sizes.
 
 Each (method, size) is measured in its own process, so its peak resident memory is its own: the method
-is created with its defaults (``random_state=0``), fitted first when it needs fitting (on a small
+is created with its defaults (``random_state=0``), fitted first when it declares ``requires_fit`` (on a small
 synthetic labelled set of the same size; parameters that only shorten fitting are reduced where listed in
 ``FIT_ONLY_PARAMS``), then
 ``transform`` protects ``n`` synthetic images in batches of 256 and is timed. Methods keep their default
@@ -48,19 +48,15 @@ def _measure(method: str, size: str, n: int, threads: int, queue: Any) -> None:
         import torch
 
         from privis import methods
-        from privis.methods.base import Protector
         from privis.sysinfo import peak_rss_mb
 
         torch.set_num_threads(threads)
         c, h, w = SIZES[size]
         gen = torch.Generator().manual_seed(0)
-        cls = methods.available()[method]
-        params = {"random_state": 0} if "random_state" in cls._param_names() else {}
-        params.update(FIT_ONLY_PARAMS.get(method, {}))
-        params.update(MEASURE_PARAMS.get(method, {}))
-        protector = methods.create(method, **params)
+        params = {**FIT_ONLY_PARAMS.get(method, {}), **MEASURE_PARAMS.get(method, {})}
+        protector = methods.create(method, random_state=0, **params)
         fit_seconds = 0.0
-        if type(protector).fit is not Protector.fit:
+        if protector.requires_fit:
             t0 = time.perf_counter()
             fit_x = torch.rand((FIT_IMAGES, c, h, w), generator=gen)
             fit_y = torch.arange(FIT_IMAGES) % 10
@@ -109,11 +105,9 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
     from privis.errors import InvalidInputError
     from privis.results import Result
 
-    registry = methods.available()
-    names = method_names or list(registry)
-    unknown = [m for m in names if m not in registry]
-    if unknown:
-        raise InvalidInputError(f"unknown method {unknown[0]!r}; available: {', '.join(registry)}")
+    names = method_names or methods.REGISTRY.list()
+    for name in names:
+        methods.get(name)  # an unknown name: the error lists the methods
     sizes = sizes or list(SIZES)
     bad = [s for s in sizes if s not in SIZES]
     if bad:
