@@ -280,6 +280,12 @@ class ResNet18(ImageClassifier):
     ``layer2`` on), then ``avgpool`` (adaptive, 1x1) and ``fc`` (logits).
     """
 
+    # registered by name in __init__'s loop (``add_module``), declared here for the type checker
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(
         self, num_classes: int, in_channels: int, image_size: tuple[int, int], width: int = 64
     ) -> None:
