@@ -618,8 +618,10 @@ class ProtectivePerturbation(Protector):
             raise NotFittedError("ProtectivePerturbation is not fitted: call fit() first")
         generator = self.generator_
         if getattr(generator, "arch", None) is None and isinstance(generator, UNetPerturbation):
-            generator.arch = "unet-perturbation"
-            generator.arch_kwargs = {"num_classes": 1, "in_channels": generator.in_channels,
+            # torch types Module.__setattr__'s value as Tensor | Module; plain attributes are allowed at run time
+            # (not declared on the class: TorchScript would then require them)
+            generator.arch = "unet-perturbation"  # type: ignore[assignment]
+            generator.arch_kwargs = {"num_classes": 1, "in_channels": generator.in_channels,  # type: ignore[assignment]
                                      "image_size": (16, 16), "width": generator.width}
         info = {"target_arch": getattr(self.target_model_, "arch", None),
                 "aux_arch": getattr(self.aux_model_, "arch", None) if self.aux_model_ is not None else None,

@@ -90,10 +90,6 @@ class UNetPerturbation(nn.Module):
         size_multiple: 16; inputs are padded to a multiple of it.
     """
 
-    # set by privis.models.create (or ProtectivePerturbation.save) for checkpoints; absent on a bare instance
-    arch: str
-    arch_kwargs: dict[str, Any]
-
     def __init__(self, in_channels: int = 3, width: int = 32) -> None:
         super().__init__()
         self.in_channels = in_channels

@@ -280,12 +280,6 @@ class ResNet18(ImageClassifier):
     ``layer2`` on), then ``avgpool`` (adaptive, 1x1) and ``fc`` (logits).
     """
 
-    # registered by name in __init__'s loop (``add_module``), declared here for the type checker
-    layer1: nn.Sequential
-    layer2: nn.Sequential
-    layer3: nn.Sequential
-    layer4: nn.Sequential
-
     def __init__(
         self, num_classes: int, in_channels: int, image_size: tuple[int, int], width: int = 64
     ) -> None:
@@ -293,12 +287,13 @@ class ResNet18(ImageClassifier):
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         planes = width
+        layers = []
         for index, multiplier in enumerate((1, 2, 4, 8), start=1):
             out = width * multiplier
             stride = 1 if index == 1 else 2
-            blocks = nn.Sequential(BasicBlock(planes, out, stride), BasicBlock(out, out))
-            self.add_module(f"layer{index}", blocks)
+            layers.append(nn.Sequential(BasicBlock(planes, out, stride), BasicBlock(out, out)))
             planes = out
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(planes, num_classes)
         for module in self.modules():
