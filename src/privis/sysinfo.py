@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import resource
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def peak_rss_mb() -> float:
@@ -12,12 +16,12 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def available_memory_bytes(device: object = "cpu") -> int:
+def available_memory_bytes(device: torch.device | str = "cpu") -> int:
     """Memory a new allocation can use now, in bytes: free CUDA memory on a CUDA ``device``
     (``torch.cuda.mem_get_info``), else the host's available RAM (``psutil.virtual_memory().available``)."""
     import torch
 
-    dev = torch.device(device)  # type: ignore[arg-type]
+    dev = torch.device(device)
     if dev.type == "cuda":
         free, _total = torch.cuda.mem_get_info(dev)
         return int(free)

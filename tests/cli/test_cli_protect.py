@@ -92,6 +92,7 @@ def test_bench_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     row = json.loads(path.read_text())["tables"]["throughput"][0]
     assert row["method"] == "pixelate" and row["n"] == 64 and row["images_per_second"] > 0 and row["peak_rss_mb"] > 50
+    assert abs(row["images_per_second"] * row["seconds"] - row["n"]) < 1e-6 * row["n"]  # the rate of the images timed
     assert "pixelate" in result.output
 
 

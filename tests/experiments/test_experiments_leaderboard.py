@@ -14,8 +14,14 @@ def test_quick_leaderboard_covers_every_method_and_attack():
     assert all(r["note"] for r in rows if r["status"] == "n/a")
     board = {e["method"]: e for e in result.tables["leaderboard"]}
     assert set(board) == set(names)
+    baselines = {entry["baseline_acc_original"] for entry in board.values()}
+    assert len(baselines) == 1  # one baseline model, trained once, for every method
     for name, entry in board.items():
         assert 0.0 <= entry["utility"] <= 1.0
+        # utility is the service model's accuracy in the method's own deployment
+        assert entry["utility"] == entry[f"protected_acc_{entry['deployment']}"]
+        # the worst case over attacks is at least what the protected images show as they are
+        assert entry["leakage_ssim"] >= entry["ssim_protected"]
         per_image = [r["ssim"] for r in rows if r["method"] == name and r["status"] == "ok"
                      and r["attack"] in ("filters", "learned-inversion", "invariants", "shredder",
                                          "auxiliary-recognition")]

@@ -20,6 +20,11 @@ def test_matrix_quick_smoke():
     for r in pairs:
         assert 0.0 <= r["target_acc_protected"] <= 1.0 and 0.0 <= r["ssim_abs_mean"] <= 1.0
         assert r["drop_points"] == 100 * (r["target_acc_original"] - r["target_acc_protected"])
+        # the generator perturbs, it does not replace: protected images stay close to the originals
+        assert r["ssim_abs_mean"] > 0.5 and r["ssim_abs_mean"] >= abs(r["ssim_signed_mean"]) - 1e-6
+        # 8-bit rounding of the protected images moves the target's accuracy by a few images at most
+        assert abs(r["target_acc_protected_8bit"] - r["target_acc_protected"]) <= 0.05
+        assert r["target_acc_original"] == res.summary[f"{r['target']}.acc_original"]
     assert pairs[0]["aux_acc_protected"] is not None and pairs[1]["aux_acc_protected"] is None
     assert pairs[1]["unseen_acc_protected_mean"] is not None  # vgg never saw the no-aux generator
     ablation = res.tables["ablation (first pair)"]
@@ -45,4 +50,12 @@ def test_timing_quick_smoke():
     rows = res.tables["Table 3 (CPU ms/image)"]
     assert {r["model"] for r in rows} == {"lenet5", "unet-w4"} and {r["batch"] for r in rows} == {1, 8}
     assert all(r["eager_ms_per_image"] > 0 and r["onnxruntime_ms_per_image"] > 0 for r in rows)
+    # one row per model and batch size asked for, each exported to ONNX, and the summary quotes the rows
+    assert sorted((r["model"], r["batch"]) for r in rows) == sorted(
+        (m, b) for m in ("lenet5", "unet-w4") for b in res.config["batches"])
+    assert all(r["onnx_export_error"] == "" for r in rows)
+    for r in rows:
+        key = f"{r['model']}.b{r['batch']}"
+        assert res.summary[f"{key}.eager_ms"] == r["eager_ms_per_image"]
+        assert res.summary[f"{key}.onnxruntime_ms"] == r["onnxruntime_ms_per_image"]
     assert "load_average_before" in res.config

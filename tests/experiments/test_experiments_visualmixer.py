@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from privis import experiments
 
 
@@ -18,6 +20,12 @@ def test_table2_and_fig6_quick() -> None:
     rows = res.tables["Table II analogue (accuracy)"]
     assert {r["model"] for r in rows} == {"lenet5"}
     assert all(0.0 <= r["vim"] <= 1.0 and r["vfe_vim"] > r["vfe_original"] for r in rows)
+    # each row's drop is its own two accuracies, and the summary quotes the rows
+    for r in rows:
+        assert r["drop_points"] == pytest.approx(100 * (r["plain"] - r["vim"]))
+        assert r["drop_points_bare"] == pytest.approx(100 * (r["plain"] - r["vim_bare"]))
+        assert res.summary[f"lfw-subset.{r['model']}.vim"] == r["vim"]
+    assert res.summary["max_drop_points"] == pytest.approx(max(r["drop_points"] for r in rows))
     assert res.figures and json.loads(res.to_json())["summary"]["lfw-subset.vfe_vim_mean"] > 0
     curves = experiments.get("visualmixer-fig6").run(data="lfw-subset", quick=True, epochs=1)
     opts = {r["optimizer"] for r in curves.tables["Fig. 6 analogue (curves)"]}

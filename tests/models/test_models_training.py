@@ -144,6 +144,8 @@ def test_evaluate_and_predict_restore_mode(mode: bool) -> None:
     logits = predict(model, images, batch_size=3)
     assert logits.shape == (10, 2)
     assert model.training is mode
+    # the accuracy is the fraction of arg-max predictions that match, whatever the batch sizes
+    assert accuracy == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
     # eval mode: dropout off, so predictions are deterministic
     torch.testing.assert_close(predict(model, images), logits)
 

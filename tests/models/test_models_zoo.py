@@ -23,11 +23,16 @@ def test_forward_shapes(name: str, shape: tuple[int, int, int, int]) -> None:
     torch.manual_seed(0)
     model = create(name, num_classes=7, in_channels=shape[1], image_size=shape[2:])
     model.eval()
+    x = torch.rand(shape)
     with torch.no_grad():
-        out = model(torch.rand(shape))
+        out = model(x)
+        first = model(x[:1])
     assert out.shape == (2, 7)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
+    # in eval mode each image's logits are its own: the same alone as in the batch, and they depend on it
+    torch.testing.assert_close(first[0], out[0], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(out[0], out[1])
 
 
 @pytest.mark.parametrize("name", ARCHS)

@@ -18,6 +18,8 @@ Accuracy on the restorations of the other attacks is measured by every attack it
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -58,18 +60,21 @@ class AuxiliaryRecognition(Attack):
     def attack(self, protected: Tensor, context: AttackContext) -> AttackOutcome:
         """Score the recognisers on ``protected``; the protected images are the 'recovered' ones."""
         context.require("classifier", "labels", attack=self.name)
+        labels = cast(Tensor, context.labels)  # granted: require() raised otherwise
         scores: dict[str, float] = {}
         notes = ["recovered = the protected images as a person would see them"]
         if self.adaptive and context.aux_images is not None and context.aux_labels is not None:
             aux_protected, aux, aux_labels = context.attacker_protected_aux(self.name, self.max_aux)
+            assert aux_labels is not None  # context.aux_labels was granted (checked above)
             seed = resolve_seed(context.seed)
             arch = self.arch or getattr(context.classifier, "arch", None) or "lenet5"
             torch.manual_seed(seed)
-            k = max(int(aux_labels.max()), int(context.labels.max())) + 1
-            net = models.create(arch, num_classes=k, in_channels=aux.shape[1], image_size=tuple(aux.shape[-2:]))
+            k = max(int(aux_labels.max()), int(labels.max())) + 1
+            net = models.create(arch, num_classes=k, in_channels=aux.shape[1],
+                                image_size=(aux.shape[-2], aux.shape[-1]))
             models.train(net, aux_protected, aux_labels, epochs=self.epochs, seed=seed,
                          desc="auxiliary-recognition: adaptive")
-            scores["adaptive_acc"] = models.evaluate(net, protected, context.labels)
+            scores["adaptive_acc"] = models.evaluate(net, protected, labels)
             notes.append(f"adaptive recogniser: {arch} trained {self.epochs} epochs on {aux.shape[0]} "
                          "attacker-protected auxiliary images")
         return AttackOutcome(self.name, context.method, recovered=protected, variant="as-is", scores=scores,

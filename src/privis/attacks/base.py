@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -45,8 +45,10 @@ def image_leakage(recovered: Tensor, targets: Tensor, labels: Tensor | None = No
     labels.
     """
     win = ssim_window(*targets.shape[-2:])
-    out = {"ssim_mean": float(metrics.abs_ssim(recovered, targets, win_size=win).mean()),
-           "psnr_mean": float(metrics.psnr(recovered, targets).clamp(max=100.0).mean())}
+    # tensors in, tensors out (the metrics return numpy only for numpy inputs)
+    ssim = cast(Tensor, metrics.abs_ssim(recovered, targets, win_size=win))
+    psnr = cast(Tensor, metrics.psnr(recovered, targets))
+    out = {"ssim_mean": float(ssim.mean()), "psnr_mean": float(psnr.clamp(max=100.0).mean())}
     if classifier is not None and labels is not None:
         out["aux_acc"] = models.evaluate(classifier, recovered, labels)
     return out
@@ -70,7 +72,8 @@ def best_of(candidates: dict[str, Tensor], originals: Tensor) -> tuple[str, list
     """
     if not candidates:
         raise InvalidInputError("no candidate restorations to choose from")
-    rows = [{"variant": name, **image_leakage(images, originals)} for name, images in candidates.items()]
+    rows: list[dict[str, Any]] = [{"variant": name, **image_leakage(images, originals)}
+                                  for name, images in candidates.items()]
     best = max(rows, key=lambda r: r["ssim_mean"])
     return str(best["variant"]), rows
 
@@ -124,7 +127,7 @@ class AttackContext:
     def aux(self, attack: str, limit: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The attacker's auxiliary images (at most ``limit``) and their labels; error when none were granted."""
         self.require("aux_images", attack=attack)
-        images = check_images(self.aux_images, name="aux_images")
+        images = check_images(cast(Tensor, self.aux_images), name="aux_images")  # granted: require() raised otherwise
         labels = check_labels(self.aux_labels, images.shape[0])
         if limit is not None:
             images = images[:limit]

@@ -34,7 +34,7 @@ def train_restorer(inputs: Tensor, targets: Tensor, *, width: int, epochs: int, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = models.create("unet-perturbation", num_classes=1, in_channels=inputs.shape[1],
-                            image_size=tuple(inputs.shape[-2:]), width=width)
+                            image_size=(inputs.shape[-2], inputs.shape[-1]), width=width)
     net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)

@@ -24,6 +24,8 @@ The outcome has no images (``recovered`` is None).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -95,6 +97,7 @@ class MembershipInference(Attack):
         if not self.shadow or mine is None or context.aux_images is None or context.aux_labels is None:
             return None
         aux_protected, aux, aux_labels = context.attacker_protected_aux(self.name, self.max_aux)
+        assert aux_labels is not None  # context.aux_labels was granted (checked above)
         half = aux.shape[0] // 2
         if half < 10:
             return None
@@ -102,7 +105,7 @@ class MembershipInference(Attack):
         torch.manual_seed(seed)
         arch = getattr(context.service_model, "arch", None) or "lenet5"
         shadow = models.create(arch, num_classes=num_classes, in_channels=aux.shape[1],
-                               image_size=tuple(aux.shape[-2:]))
+                               image_size=(aux.shape[-2], aux.shape[-1]))
         models.train(shadow, aux_protected[:half], aux_labels[:half],
                      epochs=self.shadow_epochs, seed=seed, desc="membership-inference: shadow")
         return shadow, aux, aux_labels, half
@@ -111,34 +114,38 @@ class MembershipInference(Attack):
         """Score members vs non-members against the service (and reference) model."""
         context.require("service_model", "member_images", "member_labels", "holdout_images", "holdout_labels",
                         attack=self.name)
-        members = check_images(context.member_images, name="member_images")
-        holdout = check_images(context.holdout_images, name="holdout_images")
-        m_labels = check_labels(context.member_labels, members.shape[0])
-        h_labels = check_labels(context.holdout_labels, holdout.shape[0])
+        # granted: require() raised otherwise
+        service_model = cast(nn.Module, context.service_model)
+        members = check_images(cast(Tensor, context.member_images), name="member_images")
+        holdout = check_images(cast(Tensor, context.holdout_images), name="holdout_images")
+        m_labels = cast(Tensor, check_labels(context.member_labels, members.shape[0]))
+        h_labels = cast(Tensor, check_labels(context.holdout_labels, holdout.shape[0]))
         n = min(members.shape[0], holdout.shape[0], self.max_candidates)
         if n < 10:
             raise InvalidInputError(f"membership inference needs >= 10 members and non-members, got {n}")
         members, m_labels, holdout, h_labels = members[:n], m_labels[:n], holdout[:n], h_labels[:n]
-        num_classes = models.num_classes_of(context.service_model, members[:1]) or int(m_labels.max()) + 1
+        num_classes = models.num_classes_of(service_model, members[:1]) or int(m_labels.max()) + 1
         mine = (context.attacker_protector(self.name)
                 if context.protector is not None or context.aux_images is not None else None)
-        forms = ["original"] + (["protected"] if mine is not None else [])
+        forms: dict[str, Protector | None] = {"original": None}
+        if mine is not None:
+            forms["protected"] = mine
         shadow = self._shadow(context, mine, num_classes)
         scores: dict[str, float] = {}
-        for form in forms:
-            if form == "original":
+        for form, protector in forms.items():
+            if protector is None:
                 q_in, q_out = members, holdout
             else:
-                q_in, q_out = mine.transform(members, m_labels), mine.transform(holdout, h_labels)
-            f_in = output_features(context.service_model, q_in, m_labels)
-            f_out = output_features(context.service_model, q_out, h_labels)
+                q_in, q_out = protector.transform(members, m_labels), protector.transform(holdout, h_labels)
+            f_in = output_features(service_model, q_in, m_labels)
+            f_out = output_features(service_model, q_out, h_labels)
             for attack, column in (("loss", 4), ("confidence", 3)):
                 sign = -1.0 if attack == "loss" else 1.0
                 auc, tpr = roc_scores(sign * f_in[:, column], sign * f_out[:, column])
                 scores[f"{form}_{attack}_auc"], scores[f"{form}_{attack}_tpr_at_1fpr"] = auc, tpr
             if shadow is not None:
                 model, aux, aux_labels, half = shadow
-                queried = aux if form == "original" else mine.transform(aux, aux_labels)
+                queried = aux if protector is None else protector.transform(aux, aux_labels)
                 y = np.r_[np.ones(half), np.zeros(aux.shape[0] - half)]
                 regression = LogisticRegression(max_iter=1000).fit(output_features(model, queried, aux_labels), y)
                 auc, tpr = roc_scores(regression.predict_proba(f_in)[:, 1], regression.predict_proba(f_out)[:, 1])
@@ -150,4 +157,4 @@ class MembershipInference(Attack):
             r_out = output_features(context.reference_model, holdout, h_labels)[:, 4]
             scores["reference_loss_auc"], scores["reference_loss_tpr_at_1fpr"] = roc_scores(-r_in, -r_out)
         return AttackOutcome(self.name, context.method, variant="max over attacks", scores=scores,
-                             notes=[f"{n} members and {n} non-members; query forms {forms}"])
+                             notes=[f"{n} members and {n} non-members; query forms {list(forms)}"])

@@ -19,6 +19,8 @@ with the victim's: what knowing the distribution gives without any model.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -93,18 +95,20 @@ class ModelInversion(Attack):
         if self.steps < 1:
             raise InvalidInputError(f"model-inversion steps must be >= 1, got {self.steps}")
         context.require("service_model", "labels", attack=self.name)
+        service_model = cast(nn.Module, context.service_model)  # granted: require() raised otherwise
         classes = torch.unique(torch.as_tensor(context.labels).long())
         seed = resolve_seed(context.seed)
-        shape = tuple(protected.shape[1:])
+        shape = (protected.shape[1], protected.shape[2], protected.shape[3])
         references: dict[str, Tensor] = {}
         if context.reference_model is not None:
             references["reference_model"] = self._invert(context.reference_model, classes, shape, seed).to(
                 protected.device)
         if context.aux_images is not None and context.aux_labels is not None:
             aux, aux_labels = context.aux(self.name)
+            assert aux_labels is not None  # context.aux_labels was granted (checked above)
             if set(classes.tolist()) <= set(aux_labels.tolist()):
                 references["aux_class_means"] = class_means(aux, aux_labels, classes).to(protected.device)
-        recovered = self._invert(context.service_model, classes, shape, seed).to(protected.device)
+        recovered = self._invert(service_model, classes, shape, seed).to(protected.device)
         return AttackOutcome(self.name, context.method, recovered=recovered,
                              target_labels=classes, variant="tv-prior", references=references,
                              notes=[f"{self.steps} Adam steps per class, TV weight {self.tv_weight}; compared with "

@@ -152,5 +152,5 @@ def write_npz(dataset: Dataset, path: str | Path) -> Path:
     if dataset.paths is not None:
         arrays["paths"] = np.array(dataset.paths, dtype=np.str_)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub matches **arrays to allow_pickle
     return atomic_write_bytes(Path(path).expanduser(), buffer.getvalue())

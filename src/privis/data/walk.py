@@ -387,8 +387,8 @@ class FolderTree:
             yield from self._entries_on_disk()
             return
         on_disk: dict[str, Entry] = {}
-        for entry in self._entries_on_disk():
-            on_disk.setdefault(entry.text, entry)
+        for walked in self._entries_on_disk():
+            on_disk.setdefault(walked.text, walked)
         label_of_dir = {d: i for i, d in enumerate(self.class_dirs)}
         for item in self.manifest["items"]:
             rel = str(PurePosixPath(item["path"].replace("\\", "/")))

@@ -50,13 +50,19 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _dict_at(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    """``mapping[key]`` when it is a dict, else an empty dict (a manifest may lack or garble any part)."""
+    value = mapping.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _keyed_protector(folder: Path, manifest: dict[str, Any], method: str | None, key_file: Path,
                      overrides: dict[str, Any]) -> tuple[Protector, str]:
     """The protector rebuilt from the manifest's public parameters and ``key_file``; its key check value."""
     from privis import methods
 
     where = folder / MANIFEST_NAME
-    extra = manifest.get("extra") if isinstance(manifest.get("extra"), dict) else {}
+    extra = _dict_at(manifest, "extra")
     recorded = extra.get("method")
     if not isinstance(recorded, str):
         raise DatasetError(f"{where} names no protection method: {folder} was not written by privis protect")
@@ -65,12 +71,12 @@ def _keyed_protector(folder: Path, manifest: dict[str, Any], method: str | None,
     cls = methods.available().get(recorded)
     if cls is None or not hasattr(cls, "inverse_transform") or "key_file" not in cls._param_names():
         raise InvalidInputError(f"{folder} was protected with {recorded!r}, which has no keyed inverse")
-    public = extra.get("public") if isinstance(extra.get("public"), dict) else {}
+    public = _dict_at(extra, "public")
     check = public.get("key_check")
     if not isinstance(check, str):
         raise DatasetError(f"{folder} was not protected with a key ({where} records no key check value), so it "
                            "cannot be restored")
-    recorded_params = extra.get("params") if isinstance(extra.get("params"), dict) else {}
+    recorded_params = _dict_at(extra, "params")
     valid = set(cls._param_names())
     params = {k: v for k, v in recorded_params.items() if k in valid and k != "n_jobs"}
     unknown = sorted(set(overrides) - valid)
@@ -157,7 +163,7 @@ def unprotect_folder(folder: str | Path, out: str | Path, key_file: str | Path, 
 
     def restored(batch: list[dict[str, Any]], writing: bool) -> torch.Tensor:
         ids = [str(item["id"]) for item in batch]
-        images = torch.from_numpy(_decode(folder, batch, shape, first_path))  # type: ignore[arg-type]
+        images = torch.from_numpy(_decode(folder, batch, shape, first_path))
         hashes = torch.from_numpy(item_hashes(ids)) if by_ids else None
         result = protector.inverse_transform(images, ids=hashes)  # type: ignore[attr-defined]
         tags = protector.item_tags(result, ids)

@@ -110,7 +110,7 @@ def _public_text(roots: list[str]) -> Callable[[str], str]:
 
     def public(text: str) -> str:
         for pattern, name in patterns:
-            text = pattern.sub(lambda _m, name=name: name, text)
+            text = pattern.sub(name.replace("\\", r"\\"), text)  # a literal replacement: backslashes doubled
         return text
 
     return public
@@ -191,7 +191,7 @@ def _fit(protector: Protector, source: StreamSource, fit_data: str | Dataset | N
         protector.fit(ds.images, ds.labels)
         return
     if hasattr(source, "dataset"):
-        ds = source.dataset  # type: ignore[attr-defined]
+        ds = source.dataset
         protector.fit(ds.images, ds.labels)
         return
     rng = np.random.default_rng(0 if seed is None else seed)

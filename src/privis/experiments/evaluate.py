@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -134,7 +134,7 @@ def build_classifier(arch: str, images: Tensor, num_classes: int, *, seed: int,
     (e.g. :meth:`~privis.methods.base.Protector.service_input_layer`) when one is given."""
     torch.manual_seed(seed)
     model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
-                          image_size=tuple(images.shape[-2:]), **(options or {}))
+                          image_size=(images.shape[-2], images.shape[-1]), **(options or {}))
     return model if input_layer is None else torch.nn.Sequential(input_layer, model)
 
 
@@ -174,8 +174,8 @@ def image_similarity(original: Tensor, protected: Tensor) -> dict[str, float]:
     win = min(7, *original.shape[-2:])
     win -= 1 - win % 2  # odd
     return {
-        "ssim_mean": float(metrics.ssim(protected, original, win_size=win).abs().mean()),
-        "psnr_mean": float(metrics.psnr(protected, original).clamp(max=100).mean()),
+        "ssim_mean": float(cast(Tensor, metrics.ssim(protected, original, win_size=win)).abs().mean()),
+        "psnr_mean": float(cast(Tensor, metrics.psnr(protected, original)).clamp(max=100).mean()),
         "vfe_original_mean": float(metrics.vfe(original).mean()),
         "vfe_protected_mean": float(metrics.vfe(protected).mean()),
     }

@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -83,7 +83,7 @@ def train_zoo(labels_: Sequence[str], train: pdata.Dataset, *, epochs: int, seed
         arch, options = ZOO[label]
         torch.manual_seed(seed + i)
         model = models.create(arch, num_classes=k, in_channels=train.images.shape[1],
-                              image_size=tuple(train.images.shape[-2:]), **options)
+                              image_size=(train.images.shape[-2], train.images.shape[-1]), **options)
         models.train(model, train.images, train.labels, epochs=epochs, seed=seed + i, desc=f"zoo: {label}")
         model.eval()
         for p in model.parameters():
@@ -106,10 +106,10 @@ def run_pair(target: str, aux: str | None, zoo: dict[str, nn.Module], train: pda
     pp.fit(train.images, train.labels)
     fit_seconds = time.perf_counter() - t0
     protected = pp.transform(test.images)
-    s = metrics.ssim(protected, test.images, win_size=_win(test.images))
+    s = cast(Tensor, metrics.ssim(protected, test.images, win_size=_win(test.images)))
     acc = {name: models.evaluate(model, protected, test.labels) for name, model in zoo.items()}
     unseen = [acc[n] for n in zoo if n not in (target, aux)]
-    row = {
+    row: dict[str, Any] = {
         "target": target, "auxiliary": aux or "(none)",
         "target_acc_original": baseline[target],
         "target_acc_protected": acc[target],

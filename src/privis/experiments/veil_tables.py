@@ -13,7 +13,7 @@ import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -124,11 +124,12 @@ def table3(*, data: str | None = None, seed: int = 0, quick: bool = False, train
         for name in datasets_for(data):
             cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             v = make_veiled(cfg, veil_params(seed, quick))
-            s = metrics.ssim(v.veiled_test, v.test.images, win_size=_win(v.test.images)).abs()
+            s = cast(Tensor, metrics.ssim(v.veiled_test, v.test.images, win_size=_win(v.test.images))).abs()
             q = torch.quantile(s, torch.tensor([0.5, 0.9, 0.99], device=s.device))
-            row = {"dataset": name, "example_1": float(s[0]), "example_2": float(s[1]), "example_3": float(s[2]),
-                   "mean": float(s.mean()), "std": float(s.std()), "median": float(q[0]), "p90": float(q[1]),
-                   "p99": float(q[2]), "max": float(s.max()), "fraction_below_0.05": float((s < 0.05).float().mean())}
+            row: dict[str, Any] = {
+                "dataset": name, "example_1": float(s[0]), "example_2": float(s[1]), "example_3": float(s[2]),
+                "mean": float(s.mean()), "std": float(s.std()), "median": float(q[0]), "p90": float(q[1]),
+                "p99": float(q[2]), "max": float(s.max()), "fraction_below_0.05": float((s < 0.05).float().mean())}
             rows.append(row)
             summary.update({f"{name}.ssim_mean": row["mean"], f"{name}.ssim_p90": row["p90"]})
             figures.append(Figure(f"{name}: examples 1-3", image_grid_png(
@@ -167,7 +168,8 @@ def widen_classifier(model: nn.Module, num_classes: int) -> nn.Module:
         new.weight[: old.out_features] = old.weight
         new.bias[: old.out_features] = old.bias
     setattr(parent, name.rsplit(".", 1)[-1], new)
-    model.arch_kwargs = {**getattr(model, "arch_kwargs", {}), "num_classes": num_classes}
+    # torch types Module.__setattr__'s value as Tensor | Module; plain attributes are allowed at run time
+    model.arch_kwargs = {**getattr(model, "arch_kwargs", {}), "num_classes": num_classes}  # type: ignore[assignment]
     for p in model.parameters():
         p.requires_grad_(False)
     for p in new.parameters():
@@ -184,7 +186,10 @@ def _acc(model: nn.Module, images: Tensor, labels: Tensor) -> float:
 def table4(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
            test_size: int = 2000, transfer_model: str = "alexnet") -> Result:
     def run() -> Result:
-        combo, finetune, transfer, summary = [], [], [], {}
+        combo: list[dict[str, Any]] = []
+        finetune: list[dict[str, Any]] = []
+        transfer: list[dict[str, Any]] = []
+        summary: dict[str, float] = {}
         for name in datasets_for(data):
             cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             v = make_veiled(cfg, veil_params(seed, quick))

@@ -106,7 +106,8 @@ def bounds(*, data: str | None = None, seed: int = 0, quick: bool = False) -> Re
                 lower_rows.append(row)
         samples = 4000 if quick else 50_000
         ds = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0]
-        alpha_rows, curve = [], {"multiset": [], "any": []}
+        alpha_rows = []
+        curve: dict[str, list[float]] = {"multiset": [], "any": []}
         for d in ds:
             row = {"d": d}
             for constraint in ("multiset", "any"):
@@ -172,7 +173,7 @@ def table2(*, data: str | None = None, seed: int = 0, quick: bool = False, epoch
                 acc_plain = models.evaluate(plain, test.images, test.labels)
                 acc_vim = models.evaluate(vim, vim_test, test.labels)
                 drops.append(acc_plain - acc_vim)
-                row = {"dataset": name, "model": arch, "train": len(train), "test": len(test),
+                row: dict[str, Any] = {"dataset": name, "model": arch, "train": len(train), "test": len(test),
                        "windows": "/".join(map(str, vm.levels_)), "epochs": n_epochs, "optimizer": optimizer,
                        "plain": acc_plain, "vim": acc_vim, "drop_points": 100 * (acc_plain - acc_vim)}
                 if bare:
@@ -212,7 +213,8 @@ def table2(*, data: str | None = None, seed: int = 0, quick: bool = False, epoch
 def fig3(*, data: str | None = None, seed: int = 0, quick: bool = False, epochs: int | None = None,
          train_size: int = 5000, test_size: int = 2000, arch: str = "lenet5") -> Result:
     def run() -> Result:
-        rows, figures, summary, points = [], [], {}, []
+        rows, figures, summary = [], [], {}
+        points: list[dict[str, float | str]] = []
         for name in datasets_for(data):
             cfg = sizes_for(name, quick, train_size, test_size)
             train, test = load_train_test(cfg)

@@ -63,7 +63,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +116,7 @@ def ssim_loss_term(original: Tensor, protected: Tensor, *, mode: SsimTerm = "sig
         ``(N,)`` tensor; gradients flow to ``protected``.
     """
     win = ssim_window(original.shape[-2], original.shape[-1], win_size)
-    s = metrics.ssim(protected, original, win_size=win, use_sample_covariance=win > 1)
+    s = cast(Tensor, metrics.ssim(protected, original, win_size=win, use_sample_covariance=win > 1))
     return s.abs() if mode == "abs" else s
 
 
@@ -293,7 +293,7 @@ def train_generator(
         augment: apply :func:`crop_flip` to each training batch.
         seed: shuffling and augmentation.
     """
-    weights = {"target_weight": target_weight, "aux_weight": aux_weight, "ssim_weight": ssim_weight,
+    weights: dict[str, Any] = {"target_weight": target_weight, "aux_weight": aux_weight, "ssim_weight": ssim_weight,
                "ssim_term": ssim_term, "ssim_win_size": ssim_win_size, "aux_loss": aux_loss}
     opt = torch.optim.AdamW(generator.parameters(), lr=lr, weight_decay=weight_decay)
     rng = torch.Generator().manual_seed(seed)
@@ -502,7 +502,7 @@ class ProtectivePerturbation(Protector):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
-                                  image_size=tuple(images.shape[-2:]))
+                                  image_size=(images.shape[-2], images.shape[-1]))
         epochs = self.classifier_epochs or classifier_epochs_for(images.shape[0])
         models.train(model, images, labels, epochs=epochs, batch_size=self.classifier_batch_size,
                      optimizer="adam", lr=self.classifier_lr, seed=seed, device=device,
@@ -542,10 +542,11 @@ class ProtectivePerturbation(Protector):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 generator = models.create("unet-perturbation", num_classes=1, in_channels=images.shape[1],
-                                          image_size=tuple(images.shape[-2:]), width=self.width)
+                                          image_size=(images.shape[-2], images.shape[-1]), width=self.width)
         generator.to(device)
         self.history_ = GeneratorHistory()
         if self.epochs > 0:
+            assert labels is not None  # refused above: training needs labels
             n = images.shape[0]
             if n < 2:
                 raise InvalidInputError(f"ProtectivePerturbation.fit needs at least 2 images, got {n}")
@@ -564,8 +565,9 @@ class ProtectivePerturbation(Protector):
             )
         # channels-last weights: about 1.7x faster convolutions on CPU for the same outputs (measured in
         # benchmarks/bench_perturbation.py); the state dict and exports are unchanged.
-        self.generator_ = freeze(generator).to(memory_format=torch.channels_last)
-        self._last_eval = None
+        # torch's stub of Module.to omits memory_format, which Module.to accepts (torch docs)
+        self.generator_ = freeze(generator).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._last_eval: tuple[Tensor, Tensor, Tensor] | None = None
         self._last_diag: dict[str, float] = {}
         return self
 
@@ -634,8 +636,10 @@ class ProtectivePerturbation(Protector):
             raise NotFittedError("ProtectivePerturbation is not fitted: call fit() first")
         generator = self.generator_
         if getattr(generator, "arch", None) is None and isinstance(generator, UNetPerturbation):
-            generator.arch = "unet-perturbation"
-            generator.arch_kwargs = {"num_classes": 1, "in_channels": generator.in_channels,
+            # torch types Module.__setattr__'s value as Tensor | Module; plain attributes are allowed at run time
+            # (not declared on the class: TorchScript would then require them)
+            generator.arch = "unet-perturbation"  # type: ignore[assignment]
+            generator.arch_kwargs = {"num_classes": 1, "in_channels": generator.in_channels,  # type: ignore[assignment]
                                      "image_size": (16, 16), "width": generator.width}
         info = {"target_arch": getattr(self.target_model_, "arch", None),
                 "aux_arch": getattr(self.aux_model_, "arch", None) if self.aux_model_ is not None else None,

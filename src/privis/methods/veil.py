@@ -163,6 +163,7 @@ def gradient_iteration(
             break
         taken[active] += 1
         if optimizer == "adam":
+            assert m is not None and v is not None  # allocated above for adam
             m[active] = b1 * m[active] + (1 - b1) * grad
             v[active] = b2 * v[active] + (1 - b2) * grad.square()
             m_hat = m[active] / (1 - b1**t)
@@ -300,7 +301,7 @@ class Veil(Protector):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 model = create(self.local_arch, num_classes=int(labels.max()) + 1, in_channels=images.shape[1],
-                               image_size=tuple(images.shape[-2:]))
+                               image_size=(images.shape[-2], images.shape[-1]))
             train(model, images, labels, epochs=self.local_epochs, lr=self.local_lr, seed=seed,
                   desc="veil: local model")
         model.eval()
@@ -308,7 +309,8 @@ class Veil(Protector):
             p.requires_grad_(False)
         # GIA runs F forward and backward T times per image: channels-last weights make the small
         # convolutions of LeNet-style nets about twice as fast on CPU (measured in benchmarks/bench_veil.py).
-        self.local_model_ = model.to(default_device()).to(memory_format=torch.channels_last)
+        # torch's stub of Module.to omits memory_format, which Module.to accepts (torch docs)
+        self.local_model_ = model.to(default_device()).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.features_ = FeatureExtractor(self.local_model_, self.feature_layer).eval()
         return self
 

@@ -287,12 +287,13 @@ class ResNet18(ImageClassifier):
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         planes = width
+        layers = []
         for index, multiplier in enumerate((1, 2, 4, 8), start=1):
             out = width * multiplier
             stride = 1 if index == 1 else 2
-            blocks = nn.Sequential(BasicBlock(planes, out, stride), BasicBlock(out, out))
-            self.add_module(f"layer{index}", blocks)
+            layers.append(nn.Sequential(BasicBlock(planes, out, stride), BasicBlock(out, out)))
             planes = out
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(planes, num_classes)
         for module in self.modules():

@@ -47,7 +47,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -307,18 +307,18 @@ def enumerate_base_case(arrangement: str | Sequence[int] = "w4-diagonal",
     return {k: counts[k] for k in order}
 
 
-def table1_comparison() -> list[dict[str, object]]:
+def table1_comparison() -> list[dict[str, Any]]:
     """Rows ``B | paper | <arrangement>/<tie rule> ...``: our enumeration beside Table I, one column each."""
     columns = {f"{a}/{t}": enumerate_base_case(a, t) for a in ARRANGEMENTS for t in ("expected", "probable")}
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for key, paper in PAPER_TABLE1.items():
-        row: dict[str, object] = {"B": key, "paper": paper}
+        row: dict[str, Any] = {"B": key, "paper": paper}
         row.update({name: col[key] for name, col in columns.items()})
         rows.append(row)
-    total: dict[str, object] = {"B": "total", "paper": sum(PAPER_TABLE1.values())}
+    total: dict[str, Any] = {"B": "total", "paper": sum(PAPER_TABLE1.values())}
     total.update({name: sum(col.values()) for name, col in columns.items()})
     rows.append(total)
-    l1: dict[str, object] = {"B": "L1 distance to paper", "paper": 0}
+    l1: dict[str, Any] = {"B": "L1 distance to paper", "paper": 0}
     l1.update({name: sum(abs(col[k] - PAPER_TABLE1[k]) for k in PAPER_TABLE1) for name, col in columns.items()})
     rows.append(l1)
     return rows

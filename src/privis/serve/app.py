@@ -418,9 +418,10 @@ def create_app(
     served = load_served_model(model_path, class_names=class_names)
     started_at = time.time()
 
-    errors = {status: {"model": ErrorResponse, "description": text} for status, text in (
-        (400, "Malformed request or image"), (413, "Upload, image or batch too large"),
-        (415, "Not multipart/form-data"), (422, "Image of the wrong mode, channels or size"))}
+    errors: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorResponse, "description": text} for status, text in (
+            (400, "Malformed request or image"), (413, "Upload, image or batch too large"),
+            (415, "Not multipart/form-data"), (422, "Image of the wrong mode, channels or size"))}
 
     app = FastAPI(title="privis classifier server", version="1",
                   description="Runs an unchanged classifier on (protected) images; see privis.serve.app.")

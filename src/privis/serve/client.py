@@ -65,7 +65,8 @@ def load_generator(path: str | Path) -> Generator:
                  "(privis train-generator); the classifier belongs on the server (privis serve --model)")
     model.eval()
     if not isinstance(model, torch.jit.ScriptModule):
-        model = model.to(memory_format=torch.channels_last)  # faster CPU convolutions, same outputs
+        # faster CPU convolutions, same outputs; torch's stub of Module.to omits memory_format (torch docs)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def run(images: Tensor) -> Tensor:
         with torch.inference_mode():
