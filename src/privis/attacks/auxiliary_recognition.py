@@ -17,7 +17,6 @@ Accuracy on the restorations of the other attacks is measured by every attack it
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from privis import models
@@ -62,9 +61,9 @@ class AuxiliaryRecognition(Attack):
             aux_protected, aux, aux_labels = context.attacker_protected_aux(self.name, self.max_aux)
             seed = resolve_seed(context.seed)
             arch = self.arch or getattr(context.classifier, "arch", None) or "lenet5"
-            torch.manual_seed(seed)
             k = max(int(aux_labels.max()), int(context.labels.max())) + 1
-            net = models.create(arch, num_classes=k, in_channels=aux.shape[1], image_size=tuple(aux.shape[-2:]))
+            net = models.create_seeded(arch, seed, num_classes=k, in_channels=aux.shape[1],
+                                       image_size=tuple(aux.shape[-2:]))
             models.train(net, aux_protected, aux_labels, epochs=self.epochs, seed=seed,
                          desc="auxiliary-recognition: adaptive")
             scores["adaptive_acc"] = models.evaluate(net, protected, context.labels)
