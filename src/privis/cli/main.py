@@ -29,7 +29,7 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -70,12 +70,13 @@ class PrivisGroup(TyperGroup):
     """The ``privis`` command group: :func:`_reader_may_leave` around parsing (``--help`` output) and
     around every command, the one place where a closed stdout pipe is handled."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: typer.Context | None = None,
-                     **extra: Any) -> typer.Context:
+    # Context types are Any: typer's own Context and its vendored click's differ, and these methods only pass
+    # them on.
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         with _reader_may_leave():
             return super().make_context(info_name, args, parent, **extra)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         with _reader_may_leave():
             return super().invoke(ctx)
 
@@ -431,8 +432,8 @@ def list_methods(
     print_listing(methods.available(), name, method_class, width=16)
 
 
-def print_listing(classes: dict[str, type[ParamsMixin]], name: str | None, lookup: Callable[[str], type[ParamsMixin]],
-                  *, width: int) -> None:
+def print_listing(classes: Mapping[str, type[ParamsMixin]], name: str | None,
+                  lookup: Callable[[str], type[ParamsMixin]], *, width: int) -> None:
     """One line per registered class (name and the first line of its docstring) or, for ``name``, that
     class's declared parameters (:func:`print_param_table`); ``lookup`` finds ``name`` or raises."""
     if name is not None:

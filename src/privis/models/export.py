@@ -99,7 +99,8 @@ def export_onnx(model: nn.Module, path: str | Path, example: Tensor, *, dynamic_
     was_training = _to_eval(model)
     try:
         with torch.no_grad(), _quiet_export():
-            torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=[INPUT_NAME],
+            # the TorchScript-based exporter writes to a file object; torch's annotation names paths only
+            torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=[INPUT_NAME],  # type: ignore[arg-type]
                               output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
                               opset_version=opset, do_constant_folding=True)
     except Exception as exc:

@@ -70,10 +70,10 @@ def _check_labels(labels: Any, n: int, num_classes: int | None, name: str) -> Te
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of ``model``'s first parameter (or buffer); the CPU for a model without either."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for parameter in model.parameters():
+        return parameter.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -86,8 +86,9 @@ def num_classes_of(model: nn.Module, example: Tensor | None = None) -> int | Non
     kwargs = getattr(model, "arch_kwargs", None)
     if isinstance(kwargs, dict) and isinstance(kwargs.get("num_classes"), int):
         return kwargs["num_classes"]
-    if isinstance(getattr(model, "num_classes", None), int):
-        return model.num_classes
+    declared = getattr(model, "num_classes", None)
+    if isinstance(declared, int):
+        return declared
     if example is None:
         return None
     was_training = model.training
