@@ -97,9 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     name = "fashion-mnist" if pdata.fashion_mnist_available() else "digits"
     train = pdata.load(f"{name}:train[:5000]" if name == "fashion-mnist" else "digits:train")
-    torch.manual_seed(args.seed)
-    model = models.create("lenet5", num_classes=train.num_classes, in_channels=train.images.shape[1],
-                          image_size=tuple(train.images.shape[-2:]))
+    model = models.create_seeded("lenet5", args.seed, num_classes=train.num_classes,
+                                 in_channels=train.images.shape[1], image_size=tuple(train.images.shape[-2:]))
     models.train(model, train.images, train.labels, epochs=8, seed=args.seed, desc="local model")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = str(Path(tmp) / "lenet5.pt")

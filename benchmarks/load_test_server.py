@@ -39,7 +39,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import torch
 from PIL import Image
 
 from privis import data as pdata
@@ -77,8 +76,7 @@ def png_header_bomb(width: int, height: int) -> bytes:
 
 def make_model(tmp: Path) -> tuple[Path, list[bytes]]:
     """A small checkpoint and a few valid 28x28 grey PNGs."""
-    torch.manual_seed(0)
-    model = models.create("lenet5", num_classes=10, in_channels=1, image_size=SIZE)
+    model = models.create_seeded("lenet5", 0, num_classes=10, in_channels=1, image_size=SIZE)
     if pdata.fashion_mnist_available():
         train = pdata.load("fashion-mnist:train[:5000]")
         models.train(model, train.images, train.labels, epochs=1, seed=0)

@@ -14,8 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from privis import data, metrics, models
 from privis.methods.veil import Veil
 
@@ -29,8 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     train = data.load("fashion-mnist:train[:5000]")
     test = data.load(f"fashion-mnist:test[:{args.n}]")
-    torch.manual_seed(0)
-    model = models.create("lenet5", num_classes=10, in_channels=1, image_size=28)
+    model = models.create_seeded("lenet5", 0, num_classes=10, in_channels=1, image_size=28)
     models.train(model, train.images, train.labels, epochs=10, seed=0)
     rows = []
     for optimizer, step in RULES:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+import typer
 from typer.testing import CliRunner
 
-from privis.cli.main import app, parse_params
-from privis.errors import InvalidInputError
+from privis.cli.main import app, exit_code, handle_errors, parse_params
+from privis.errors import DatasetError, ImageFileError, InvalidInputError, PrivisError
 
 runner = CliRunner()
 
@@ -72,19 +74,86 @@ def test_train_and_use_checkpoint(tmp_path):
 
 
 def test_errors_are_one_line_with_exit_codes(tmp_path):
+    """One rule for every error type: 2 for bad input (a bad spec, folder or file included), 1 for a failure.
+    An empty folder and a broken image file are bad input: they exit 2 (they exited 1 before the rule)."""
     result = runner.invoke(app, ["evaluate", "nope", "--data", "digits"])
     assert result.exit_code == 2 and "unknown method" in result.output
     data = tmp_path / "in"  # the output folder is outside the input: an output inside it is refused first
     data.mkdir()
     result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{data}", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1 and "error" in result.output
+    assert result.exit_code == 2 and "error" in result.output
     bad = data / "cls"
     bad.mkdir()
     (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     result = runner.invoke(app, ["protect", "veil", "--data", f"folder:{data}", "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1 and "broken.png" in result.output
+    assert result.exit_code == 2 and "broken.png" in result.output
     result = runner.invoke(app, ["evaluate", "veil", "--data", "digits", "--param", "flip_ratio=2"])
     assert result.exit_code == 2 and "flip_ratio" in result.output
+
+
+@pytest.mark.parametrize(("error", "code", "line"), [
+    (InvalidInputError("bad option"), 2, "bad option"),
+    (DatasetError("no such dataset 'x'"), 2, "no such dataset 'x'"),
+    (ImageFileError("a/b.png", "truncated"), 2, "bad image file a/b.png: truncated"),
+    (FloatingPointError("training diverged"), 1, "numerical failure: training diverged"),
+    (PrivisError("cannot serve on host:1"), 1, "cannot serve on host:1"),
+    (OSError(28, "No space left on device"), 1, "OSError: [Errno 28] No space left on device"),
+    (MemoryError("out of memory"), 1, "MemoryError: out of memory"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+])
+def test_each_error_type_gets_the_exit_code_of_the_rule(error, code, line, capsys):
+    """2 = bad input (usage, a bad spec, a bad file), 1 = a failure of the work, 130 = interrupted; the message is
+    one stderr line."""
+
+    @handle_errors
+    def command() -> None:
+        raise error
+
+    with pytest.raises(typer.Exit) as info:
+        command()
+    assert info.value.exit_code == code
+    if not isinstance(error, KeyboardInterrupt):
+        assert exit_code(error) == code
+    assert capsys.readouterr().err.splitlines() == [f"privis: error: {line}"]
+
+
+def test_help_states_the_exit_code_rule():
+    result = runner.invoke(app, ["--help"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0
+    assert "2 bad input" in text and "1 failure" in text and "image file" in text
+
+
+def test_train_exit_codes_follow_the_rule(tmp_path):
+    """A bad dataset spec, an unknown architecture and test data of another size are bad input (2), one line
+    each, and no checkpoint is written."""
+    out = tmp_path / "m.pt"
+    for args, words in ((["--data", "nosuchset"], "nosuchset"),
+                        (["--data", "digits:train[:50]", "--model", "nosuchnet"], "nosuchnet"),
+                        (["--data", "digits:train[:50]", "--test", "lfw-subset:test[:10]"], "test data")):
+        result = runner.invoke(app, ["train", *args, "--epochs", "1", "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], result.output
+        assert not out.exists()
+
+
+def test_train_writes_a_checkpoint_of_the_seeded_model(tmp_path):
+    """`privis train` is models.train_from_spec: the same seed gives the same weights, and the checkpoint holds the
+    trained model and its class names."""
+    from privis.models import load_checkpoint, train_from_spec
+
+    runs = [train_from_spec("digits:train[:60]", tmp_path / f"{i}.pt", epochs=1, seed=5) for i in range(2)]
+    for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    loaded, info = load_checkpoint(tmp_path / "0.pt")
+    assert info["extra"]["class_names"] == [str(i) for i in range(10)] and runs[0].train_size == 60
+    for a, b in zip(loaded.state_dict().values(), runs[0].model.state_dict().values(), strict=True):
+        assert torch.equal(a, b.cpu())
+    result = runner.invoke(app, ["train", "--data", "digits:train[:60]", "--epochs", "1", "--seed", "5",
+                                 "--out", str(tmp_path / "cli.pt")])
+    assert result.exit_code == 0, result.output
+    assert f"train accuracy {runs[0].train_acc:.4f}" in result.output
 
 
 def test_parse_params():

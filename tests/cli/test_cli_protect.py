@@ -50,7 +50,7 @@ def test_protect_bad_file_and_skip_bad(tmp_path):
     root = make_folder(tmp_path / "in", 6)
     (root / "dog" / "x" / "p004.jpg").write_bytes(b"garbage")
     stop = runner.invoke(app, ["protect", "blur", "--data", f"folder:{root}", "--out", str(tmp_path / "a")])
-    assert stop.exit_code == 1 and "p004.jpg" in stop.output and "failed 1" in stop.output
+    assert stop.exit_code == 2 and "p004.jpg" in stop.output and "failed 1" in stop.output  # bad file: bad input
     skip = runner.invoke(app, ["protect", "blur", "--data", f"folder:{root}", "--out", str(tmp_path / "b"),
                                "--skip-bad"])
     assert skip.exit_code == 0 and "done 5" in skip.output and "skipped 1" in skip.output

@@ -137,7 +137,7 @@ def test_name_that_is_not_utf8_is_written_with_or_without_skip_bad(tmp_path: Pat
     assert "skipped 1:" in skip.output and "cat/bad%FF.png: not an image" in skip.output
     stop = runner.invoke(app, ["protect", "blur", "--data", f"folder:{tmp_path / 'in'}", "--out",
                                str(tmp_path / "d")])
-    assert stop.exit_code == 1 and "Traceback" not in stop.output
+    assert stop.exit_code == 2 and "Traceback" not in stop.output  # a bad file is bad input (exit rule)
     assert "found 3: done 0" in stop.output and "failed 1" in stop.output and "not reached 2" in stop.output
     errors = [line for line in stop.output.splitlines() if "error" in line]
     assert len(errors) == 1 and "bad%FF.png" in errors[0]

@@ -84,7 +84,7 @@ def test_zero_or_negative_sizes_are_refused(option, value):
 def test_one_class_folder_is_refused_before_training(tmp_path):
     root = _folder(tmp_path / "one", {"cats": 12})
     result = runner.invoke(app, ["evaluate", "blur", "--data", f"folder:{root}", "--epochs", "1"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a dataset that cannot be used is bad input (the exit rule)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "9 training and 3 test images hold 1 class(es)" in lines[0], result.output
     assert "1.0000" not in result.output

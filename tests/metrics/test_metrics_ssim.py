@@ -11,7 +11,7 @@ from skimage import data as skdata
 from skimage.metrics import structural_similarity
 
 from privis.errors import InvalidInputError
-from privis.metrics import abs_ssim, ssim, ssim_map
+from privis.metrics import abs_ssim, ssim, ssim_map, ssim_window
 
 TOL = 1e-3
 
@@ -237,3 +237,15 @@ def test_ssim_bad_inputs() -> None:
 def test_ssim_empty_batch() -> None:
     x = torch.rand(0, 3, 8, 8)
     assert ssim(x, x).shape == (0,)
+
+
+@pytest.mark.parametrize(("height", "width", "preferred", "expected"), [
+    (28, 28, 7, 7), (8, 8, 7, 7), (6, 32, 7, 5), (32, 5, 7, 5), (4, 4, 7, 3), (2, 9, 7, 1), (1, 1, 7, 1),
+    (64, 64, 11, 11), (10, 10, 11, 9),
+])
+def test_ssim_window_is_the_largest_odd_window_that_fits(height, width, preferred, expected):
+    win = ssim_window(height, width, preferred)
+    assert win == expected and win % 2 == 1 and win <= min(height, width, preferred)
+    if min(height, width) >= 3 and win > 1:  # the window it picks is one SSIM accepts on such images
+        x = torch.rand(1, 1, height, width)
+        assert ssim(x, x, win_size=win).item() == pytest.approx(1.0)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import cast
 
-import torch
 from torch import Tensor
 
 from privis import models, references
@@ -68,10 +67,9 @@ class AuxiliaryRecognition(Attack):
             assert aux_labels is not None  # context.aux_labels was granted (checked above)
             seed = resolve_seed(context.seed)
             arch = self.arch or getattr(context.classifier, "arch", None) or "lenet5"
-            torch.manual_seed(seed)
             k = max(int(aux_labels.max()), int(labels.max())) + 1
-            net = models.create(arch, num_classes=k, in_channels=aux.shape[1],
-                                image_size=(aux.shape[-2], aux.shape[-1]))
+            net = models.create_seeded(arch, seed, num_classes=k, in_channels=aux.shape[1],
+                                       image_size=(aux.shape[-2], aux.shape[-1]))
             models.train(net, aux_protected, aux_labels, epochs=self.epochs, seed=seed,
                          desc="auxiliary-recognition: adaptive")
             scores["adaptive_acc"] = models.evaluate(net, protected, labels)

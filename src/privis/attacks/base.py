@@ -31,12 +31,6 @@ from privis.methods.base import ParamsMixin
 from privis.random import resolve_seed
 
 
-def ssim_window(height: int, width: int, preferred: int = 7) -> int:
-    """The largest odd SSIM window ``<= preferred`` that fits a ``height x width`` image (8x8 digits: 7)."""
-    win = min(preferred, height, width)
-    return win - (1 - win % 2)
-
-
 def image_leakage(recovered: Tensor, targets: Tensor, labels: Tensor | None = None,
                   classifier: nn.Module | None = None) -> dict[str, float]:
     """Mean |SSIM| and PSNR of ``recovered`` against ``targets``; accuracy of ``classifier`` on ``recovered``.
@@ -44,7 +38,7 @@ def image_leakage(recovered: Tensor, targets: Tensor, labels: Tensor | None = No
     ``psnr_mean`` is capped at 100 dB (identical images); ``aux_acc`` is present only with a classifier and
     labels.
     """
-    win = ssim_window(*targets.shape[-2:])
+    win = metrics.ssim_window(*targets.shape[-2:])
     # tensors in, tensors out (the metrics return numpy only for numpy inputs)
     ssim = cast(Tensor, metrics.abs_ssim(recovered, targets, win_size=win))
     psnr = cast(Tensor, metrics.psnr(recovered, targets))

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from privis import metrics, models, references
 from privis.attacks import register_attack
-from privis.attacks.base import Attack, AttackContext, AttackOutcome, ssim_window
+from privis.attacks.base import Attack, AttackContext, AttackOutcome
 from privis.errors import InvalidInputError
 from privis.methods.base import float_param, int_param
 from privis.random import default_device, resolve_seed
@@ -31,14 +31,12 @@ def train_restorer(inputs: Tensor, targets: Tensor, *, width: int, epochs: int, 
     """Train a U-Net ``inputs -> targets`` (both ``(N, C, H, W)`` in [0, 1]) with ``L1 + (1 - SSIM)``, on
     :func:`privis.random.default_device` (the data moves there one batch at a time)."""
     device = default_device()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = models.create("unet-perturbation", num_classes=1, in_channels=inputs.shape[1],
-                            image_size=(inputs.shape[-2], inputs.shape[-1]), width=width)
+    net = models.create_seeded("unet-perturbation", seed, num_classes=1, in_channels=inputs.shape[1],
+                               image_size=(inputs.shape[-2], inputs.shape[-1]), width=width)
     net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    win = ssim_window(*inputs.shape[-2:])
+    win = metrics.ssim_window(*inputs.shape[-2:])
     net.train()
     for _ in range(epochs):
         order = torch.randperm(inputs.shape[0], generator=gen)

@@ -102,10 +102,9 @@ class MembershipInference(Attack):
         if half < 10:
             return None
         seed = resolve_seed(context.seed)
-        torch.manual_seed(seed)
         arch = getattr(context.service_model, "arch", None) or "lenet5"
-        shadow = models.create(arch, num_classes=num_classes, in_channels=aux.shape[1],
-                               image_size=(aux.shape[-2], aux.shape[-1]))
+        shadow = models.create_seeded(arch, seed, num_classes=num_classes, in_channels=aux.shape[1],
+                                      image_size=(aux.shape[-2], aux.shape[-1]))
         models.train(shadow, aux_protected[:half], aux_labels[:half],
                      epochs=self.shadow_epochs, seed=seed, desc="membership-inference: shadow")
         return shadow, aux, aux_labels, half

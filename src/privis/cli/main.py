@@ -1,10 +1,19 @@
 """The ``privis`` command: thin wrappers over the Python API (``docs/architecture.md``, "The command line").
 
-Exit status, one rule for every command: 0 on success; 2 when the command line asks for something that
-cannot be done (:class:`~privis.errors.InvalidInputError`: an unknown name, a bad option or parameter, an
-unusable path); 1 when the work itself failed (a dataset or image file that cannot be used, training that
-diverged, the operating system); 130 when interrupted. Errors go to stderr as one line naming the cause
-(and the file, for a bad file), never as a traceback.
+Every command is argument parsing, the output-path checks, one call into the Python API and printing.
+
+Exit status, one rule for every command and every error type (:data:`EXIT_RULE`):
+
+- 0: success (also when the reader of stdout closed the pipe early);
+- 2: bad input, nothing to blame but what was given: a usage error, a bad option or parameter, an unknown
+  name, an unusable path (:class:`~privis.errors.InvalidInputError`), a bad dataset spec or source
+  (:class:`~privis.errors.DatasetError`), a bad image file (:class:`~privis.errors.ImageFileError`);
+- 1: the work failed on good input: training diverged (``FloatingPointError``), the operating system
+  (``OSError``, ``MemoryError``: disk full, permission, a port in use) or another
+  :class:`~privis.errors.PrivisError`;
+- 130: interrupted.
+
+Errors go to stderr as one line naming the cause (and the file, for a bad file), never as a traceback.
 
 Output: every command writes its files first and prints afterwards, so a reader that stops early
 (``privis evaluate ... --json e.json | head -1``) never costs a file. Such a reader closes the pipe; that is
@@ -21,7 +30,7 @@ import inspect
 import os
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -29,7 +38,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from privis.errors import ImageFileError, InvalidInputError, PrivisError
+from privis.data.checks import check_int
+from privis.errors import DatasetError, ImageFileError, InvalidInputError, PrivisError
 from privis.methods.base import ParamsMixin, Protector, parse_literal
 
 
@@ -61,12 +71,13 @@ class PrivisGroup(TyperGroup):
     """The ``privis`` command group: :func:`_reader_may_leave` around parsing (``--help`` output) and
     around every command, the one place where a closed stdout pipe is handled."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: typer.Context | None = None,
-                     **extra: Any) -> typer.Context:
+    # Context types are Any: typer's own Context and its vendored click's differ, and these methods only pass
+    # them on.
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         with _reader_may_leave():
             return super().make_context(info_name, args, parent, **extra)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         with _reader_may_leave():
             return super().invoke(ctx)
 
@@ -76,7 +87,10 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: printed through click.echo, so a closed pipe ends it quietly
     name="privis",
     help="Protect image data handed to deep-learning pipelines, and measure the utility that survives "
-    "and what an attacker can still recover.",
+    "and what an attacker can still recover.\n\n"
+    "Exit status: 0 success; 2 bad input (usage, an option or parameter, an unknown name, an unusable path, a bad "
+    "dataset spec or image file); 1 failure of the work (training diverged, the operating system, other "
+    "errors); 130 interrupted. Errors are one line on stderr.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -85,13 +99,41 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Exit status of each error type a command may raise (the first matching entry wins); see the module docstring.
+EXIT_RULE: tuple[tuple[type[BaseException], int], ...] = (
+    (InvalidInputError, 2),
+    (DatasetError, 2),
+    (ImageFileError, 2),
+    (FloatingPointError, 1),
+    (PrivisError, 1),
+    (OSError, 1),
+    (MemoryError, 1),
+)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit status :data:`EXIT_RULE` gives ``exc``: 2 for bad input, 1 for a failure of the work."""
+    return next((code for kind, code in EXIT_RULE if isinstance(exc, kind)), 1)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one stderr line (after ``privis: error:``) for ``exc``: its message, the file first for a bad file."""
+    if isinstance(exc, ImageFileError):
+        return f"bad image file {exc.path}: {exc.reason}"
+    if isinstance(exc, PrivisError):
+        return str(exc)
+    if isinstance(exc, FloatingPointError):
+        return f"numerical failure: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"privis: error: {message}", err=True)
     raise typer.Exit(code)
 
 
 def handle_errors(fn: F) -> F:
-    """Turn the errors a command can expect into one stderr line and the exit status of the module's rule.
+    """Turn the errors a command can expect into one stderr line and the exit status of :data:`EXIT_RULE`.
 
     A closed stdout pipe (``BrokenPipeError``) is passed on to :class:`PrivisGroup`: it is not an error.
     """
@@ -100,20 +142,12 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ImageFileError as exc:
-            fail(f"bad image file {exc.path}: {exc.reason}", 1)
-        except InvalidInputError as exc:
-            fail(str(exc), 2)
-        except PrivisError as exc:
-            fail(str(exc), 1)
-        except FloatingPointError as exc:
-            fail(f"numerical failure: {exc}", 1)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
         except BrokenPipeError:
             raise
-        except (OSError, MemoryError) as exc:
-            fail(f"{type(exc).__name__}: {exc}", 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except (PrivisError, FloatingPointError, OSError, MemoryError) as exc:
+            fail(error_line(exc), exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -294,25 +328,13 @@ def train(
     seed: SeedOpt = 0,
 ) -> None:
     """Train a classifier from the model zoo and save a checkpoint."""
-    import torch
-
-    from privis import data as pdata
-    from privis import models
+    from privis.models import train_from_spec
 
     check_paths({"--out": out}, data=(data, test))
-    ds = pdata.load(data)
-    torch.manual_seed(seed)
-    net = models.create(model, num_classes=ds.num_classes, in_channels=ds.images.shape[1],
-                        image_size=tuple(ds.images.shape[-2:]))
-    val = None
-    if test:
-        test_ds = pdata.load(test)
-        val = (test_ds.images, test_ds.labels)
-    history = models.train(net, ds.images, ds.labels, epochs=epochs, lr=lr, batch_size=batch_size,
-                           optimizer=optimizer, seed=seed, val=val, desc=f"train {model}")
-    models.save_checkpoint(net, out, extra={"data": data, "class_names": ds.class_names, "epochs": epochs})
-    typer.echo(f"trained {model} on {len(ds)} images: train accuracy {history.train_acc[-1]:.4f}"
-               + (f", test accuracy {history.val_acc[-1]:.4f}" if val else "") + f"; wrote {out}")
+    run = train_from_spec(data, out, model=model, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+                          test=test, seed=seed)
+    typer.echo(f"trained {model} on {run.train_size} images: train accuracy {run.train_acc:.4f}"
+               + (f", test accuracy {run.test_acc:.4f}" if run.test_acc is not None else "") + f"; wrote {out}")
 
 
 @app.command()
@@ -380,9 +402,7 @@ def experiment(
     accepted = inspect.signature(exp.run).parameters
     for key, value in (("train_size", train_size), ("test_size", test_size)):
         if value is not None:
-            if value < 1:
-                raise InvalidInputError(f"--{key.replace('_', '-')} must be an integer >= 1 (leave it out for the "
-                                        f"default), got {value}")
+            check_int(value, f"--{key.replace('_', '-')}", hint=" (leave it out for the default)")
             if key not in accepted:
                 raise InvalidInputError(f"experiment {name!r} takes no --{key.replace('_', '-')}")
             kwargs[key] = value
@@ -410,8 +430,8 @@ def list_methods(
     print_listing(methods.available(), name, method_class, width=16)
 
 
-def print_listing(classes: dict[str, type[ParamsMixin]], name: str | None, lookup: Callable[[str], type[ParamsMixin]],
-                  *, width: int) -> None:
+def print_listing(classes: Mapping[str, type[ParamsMixin]], name: str | None,
+                  lookup: Callable[[str], type[ParamsMixin]], *, width: int) -> None:
     """One line per registered class (name and the first line of its docstring, then its ``citation``
     indented below) or, for ``name``, that class's citation and declared parameters
     (:func:`print_param_table`); ``lookup`` finds ``name`` or raises."""

@@ -123,21 +123,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a perturbation generator to ONNX and/or TorchScript and check the files reproduce
         PyTorch's output (several batch and image sizes)."""
-        import torch
-
-        from privis.models import load_checkpoint, require_kind
-        from privis.models.export import export_generator
+        from privis.models.export import export_generator_checkpoint
 
         if onnx is None and torchscript is None:
             raise InvalidInputError("give --onnx PATH, --torchscript PATH or both")
         check_paths({"--onnx": onnx, "--torchscript": torchscript}, files=(generator,))
-        model, info = load_checkpoint(generator)
-        require_kind(info, "generator", generator)
-        channels = (info.get("arch_kwargs") or {}).get("in_channels") or getattr(model, "in_channels", None)
-        if not isinstance(channels, int):
-            raise InvalidInputError(f"{generator}: cannot tell the generator's input channels")
-        report = export_generator(model, torch.rand(2, channels, size, size), onnx_path=onnx,
-                                  torchscript_path=torchscript, atol=atol)
+        report = export_generator_checkpoint(generator, onnx_path=onnx, torchscript_path=torchscript, size=size,
+                                             atol=atol)
         for kind in ("onnx", "torchscript"):
             if kind in report:
                 typer.echo(f"wrote {report[kind]} ({kind}; dynamic size: {report[f'{kind}_dynamic_size']}; "
@@ -160,23 +152,12 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int | None, typer.Option("--seed", help="Seed; default: OS entropy.")] = None,
     ) -> None:
         """Train a protective perturbation generator (Algorithm 1) against a frozen target model."""
-        from privis import data as pdata
-        from privis import models
-        from privis.methods.perturbation import ProtectivePerturbation
+        from privis.methods.perturbation import train_generator_from_spec
 
         raw = parse_params(param)
         check_paths({"--out": out, "--target-out": target_out}, data=(data,), files=(target, aux), params=(raw,))
-        params = load_model_params(raw)
-        for key, path in (("target_model", target), ("aux_model", aux)):
-            if path is not None:
-                params[key], info = models.load_checkpoint(path)
-                models.require_kind(info, "classifier", path)
-        params.setdefault("random_state", seed)
-        ds = pdata.load(data)
-        pp = ProtectivePerturbation(**params).fit(ds.images, ds.labels)
-        pp.save_generator(out, extra={"data": data})
-        if target_out is not None:
-            models.save_checkpoint(pp.target_model_, target_out, extra={"data": data, "class_names": ds.class_names})
+        pp, n = train_generator_from_spec(data, out, target=target, aux=aux, target_out=target_out,
+                                       params=load_model_params(raw), seed=seed)
         h = pp.history_
-        typer.echo(f"trained the generator on {len(ds)} images: best epoch {h.best_epoch} (validation loss "
+        typer.echo(f"trained the generator on {n} images: best epoch {h.best_epoch} (validation loss "
                    f"{h.best_val_loss:.4f}); wrote {out}" + (f" and {target_out}" if target_out else ""))

@@ -8,7 +8,6 @@ files travel with the tensors here, not inside them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from privis.data.checks import check_images
 from privis.errors import InvalidInputError
 
 __all__ = ["Dataset", "images_from_numpy"]
@@ -62,13 +62,8 @@ class Dataset:
 
     def __post_init__(self) -> None:
         images, labels = self.images, self.labels
-        if not isinstance(images, Tensor) or images.ndim != 4:
-            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise InvalidInputError(
-                f"dataset {self.name!r}: images must be a (N, C, H, W) tensor, got {shape}"
-            )
-        if images.dtype != torch.float32:
-            raise InvalidInputError(f"dataset {self.name!r}: images must be float32, got {images.dtype}")
+        check_images(images, name=f"dataset {self.name!r}: images", channels=None, allow_empty=True, float32=True,
+                     tolerance=0.0)
         if not isinstance(labels, Tensor) or labels.ndim != 1 or labels.dtype != torch.long:
             if isinstance(labels, Tensor):
                 desc = f"{tuple(labels.shape)} {labels.dtype}"
@@ -91,16 +86,6 @@ class Dataset:
                 f"dataset {self.name!r}: labels span {int(labels.min())}..{int(labels.max())} but there are "
                 f"{len(self.class_names)} classes"
             )
-        if images.numel():
-            # one pass: aminmax propagates NaN, and +-inf falls outside [0, 1]
-            lo_t, hi_t = torch.aminmax(images.detach())
-            lo, hi = float(lo_t), float(hi_t)
-            if math.isnan(lo) or math.isnan(hi):
-                raise InvalidInputError(f"dataset {self.name!r}: images contain NaN")
-            if lo < 0.0 or hi > 1.0:
-                raise InvalidInputError(
-                    f"dataset {self.name!r}: image values span [{lo}, {hi}], not within [0, 1]"
-                )
         if self.paths is not None:
             self.paths = [str(p) for p in self.paths]
             if len(self.paths) != images.shape[0]:

@@ -38,6 +38,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 import privis
+from privis.data.checks import check_images
 from privis.data.dataset import Dataset
 from privis.errors import DatasetError, ImageFileError, InvalidInputError
 from privis.fsutil import atomic_write_bytes, atomic_write_text, check_outputs, clear_owned, survey_folder
@@ -63,7 +64,6 @@ MANIFEST_FORMAT = "privis-folder"
 MANIFEST_VERSION = 1
 
 _SUPPORTED_MODES = "1, L, P (no transparency), RGB, I;16, I, F"
-_VALUE_TOLERANCE = 1e-6
 
 
 # -------------------------------------------------------------------------------------- one image
@@ -592,18 +592,7 @@ class FolderWriter:
         """
         if self._closed:
             raise InvalidInputError("FolderWriter is closed")
-        if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
-            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise InvalidInputError(f"images must be a (B, 1 or 3, H, W) tensor, got {shape}")
-        if not images.dtype.is_floating_point:
-            raise InvalidInputError(f"images must be floating point in [0, 1], got {images.dtype}")
-        values = images.detach().to("cpu", torch.float32)
-        if not bool(torch.isfinite(values).all()):
-            raise InvalidInputError("images contain NaN or infinity")
-        if values.numel():
-            lo, hi = float(values.min()), float(values.max())
-            if lo < -_VALUE_TOLERANCE or hi > 1.0 + _VALUE_TOLERANCE:
-                raise InvalidInputError(f"image values span [{lo}, {hi}], not within [0, 1]")
+        values = check_images(images, allow_empty=True).detach().to("cpu")
         label_list = [int(v) for v in (labels.tolist() if isinstance(labels, Tensor) else labels)]
         if len(label_list) != values.shape[0]:
             raise InvalidInputError(f"{values.shape[0]} images but {len(label_list)} labels")

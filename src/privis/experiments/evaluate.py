@@ -26,7 +26,7 @@ from torch import Tensor
 
 from privis import data as pdata
 from privis import methods, metrics, models
-from privis.data.checks import check_classes, check_same_layout
+from privis.data.checks import check_classes, check_int, check_same_layout
 from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES, DatasetSpec, parse_spec
 from privis.errors import InvalidInputError
 from privis.methods.base import Protector
@@ -72,10 +72,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         for key in ("train_size", "test_size", "epochs"):
             value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                option = key.replace("_", "-")
-                raise InvalidInputError(f"--{option} must be an integer >= 1 (leave it out for the default), "
-                                        f"got {value!r}")
+            if value is not None:
+                check_int(value, f"--{key.replace('_', '-')}", hint=" (leave it out for the default)")
 
 
 def auto_epochs(n: int) -> int:
@@ -132,9 +130,8 @@ def build_classifier(arch: str, images: Tensor, num_classes: int, *, seed: int,
                      input_layer: torch.nn.Module | None = None) -> torch.nn.Module:
     """A seeded zoo ``arch`` (with ``options``) sized for ``images`` ``(N, C, H, W)``, behind ``input_layer``
     (e.g. :meth:`~privis.methods.base.Protector.service_input_layer`) when one is given."""
-    torch.manual_seed(seed)
-    model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
-                          image_size=(images.shape[-2], images.shape[-1]), **(options or {}))
+    model = models.create_seeded(arch, seed, num_classes=num_classes, in_channels=images.shape[1],
+                                 image_size=(images.shape[-2], images.shape[-1]), **(options or {}))
     return model if input_layer is None else torch.nn.Sequential(input_layer, model)
 
 
@@ -171,8 +168,7 @@ def timed_protect(protector: Protector, train: pdata.Dataset, test: pdata.Datase
 
 def image_similarity(original: Tensor, protected: Tensor) -> dict[str, float]:
     """Mean |SSIM|, PSNR and VFE of protected vs original images (``(N, C, H, W)`` each)."""
-    win = min(7, *original.shape[-2:])
-    win -= 1 - win % 2  # odd
+    win = metrics.ssim_window(*original.shape[-2:])
     return {
         "ssim_mean": float(cast(Tensor, metrics.ssim(protected, original, win_size=win)).abs().mean()),
         "psnr_mean": float(cast(Tensor, metrics.psnr(protected, original)).clamp(max=100).mean()),

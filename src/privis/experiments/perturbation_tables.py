@@ -81,20 +81,11 @@ def train_zoo(labels_: Sequence[str], train: pdata.Dataset, *, epochs: int, seed
     k = max(train.num_classes, int(train.labels.max()) + 1)
     for i, label in enumerate(labels_):
         arch, options = ZOO[label]
-        torch.manual_seed(seed + i)
-        model = models.create(arch, num_classes=k, in_channels=train.images.shape[1],
-                              image_size=(train.images.shape[-2], train.images.shape[-1]), **options)
+        model = models.create_seeded(arch, seed + i, num_classes=k, in_channels=train.images.shape[1],
+                                     image_size=(train.images.shape[-2], train.images.shape[-1]), **options)
         models.train(model, train.images, train.labels, epochs=epochs, seed=seed + i, desc=f"zoo: {label}")
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        out[label] = model
+        out[label] = models.freeze(model)
     return out
-
-
-def _win(images: Tensor) -> int:
-    win = min(7, *images.shape[-2:])
-    return win - (1 - win % 2)
 
 
 def run_pair(target: str, aux: str | None, zoo: dict[str, nn.Module], train: pdata.Dataset, test: pdata.Dataset,
@@ -106,7 +97,7 @@ def run_pair(target: str, aux: str | None, zoo: dict[str, nn.Module], train: pda
     pp.fit(train.images, train.labels)
     fit_seconds = time.perf_counter() - t0
     protected = pp.transform(test.images)
-    s = cast(Tensor, metrics.ssim(protected, test.images, win_size=_win(test.images)))
+    s = cast(Tensor, metrics.ssim(protected, test.images, win_size=metrics.ssim_window(*test.images.shape[-2:])))
     acc = {name: models.evaluate(model, protected, test.labels) for name, model in zoo.items()}
     unseen = [acc[n] for n in zoo if n not in (target, aux)]
     row: dict[str, Any] = {
@@ -257,15 +248,17 @@ def time_model(model: nn.Module, shape: tuple[int, int, int], batches: Sequence[
     from privis.models.export import export_onnx, onnx_session, run_onnx
 
     model.eval()
+    inputs = torch.Generator().manual_seed(0)  # the values do not matter to the timing; the global RNG is left alone
     try:
-        path = export_onnx(model, onnx_dir / f"{name}.onnx", torch.rand(1, *shape), dynamic_size=dynamic_size)
+        path = export_onnx(model, onnx_dir / f"{name}.onnx", torch.rand(1, *shape, generator=inputs),
+                           dynamic_size=dynamic_size)
         session = onnx_session(path)
         onnx_error = ""
     except InvalidInputError as exc:  # e.g. adaptive pooling to a size that does not divide the input
         session, onnx_error = None, str(exc)
     rows = []
     for b in batches:
-        x = torch.rand(b, *shape)
+        x = torch.rand(b, *shape, generator=inputs)
 
         def eager(x: Tensor = x) -> None:
             with torch.inference_mode():
@@ -299,17 +292,17 @@ def perturbation_timing(*, data: str | None = None, seed: int = 0, quick: bool =
     t_start = time.perf_counter()
     if quick:
         shape, batches, classifiers, widths, budget_s = (1, 28, 28), (1, 8), ("lenet5",), (4,), 0.2
-    torch.manual_seed(seed)
     load_before = load_average()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="privis-timing-") as tmp:
         for label in classifiers:
             arch, options = ZOO[label]
-            model = models.create(arch, num_classes=10, in_channels=shape[0], image_size=shape[1:], **options)
+            model = models.create_seeded(arch, seed, num_classes=10, in_channels=shape[0], image_size=shape[1:],
+                                         **options)
             rows += [{"kind": "classifier", **r} for r in time_model(
                 model, shape, batches, onnx_dir=Path(tmp), name=label, budget_s=budget_s, dynamic_size=False)]
         for w in widths:
-            g = models.create("unet-perturbation", in_channels=shape[0], width=w)
+            g = models.create_seeded("unet-perturbation", seed, in_channels=shape[0], width=w)
             params = sum(p.numel() for p in g.parameters())
             rows += [{"kind": f"generator ({params / 1e6:.3f} M params)", **r} for r in time_model(
                 g, shape, batches, onnx_dir=Path(tmp), name=f"unet-w{w}", budget_s=budget_s, dynamic_size=True)]

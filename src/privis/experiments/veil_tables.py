@@ -124,7 +124,8 @@ def table3(*, data: str | None = None, seed: int = 0, quick: bool = False, train
         for name in datasets_for(data):
             cfg = config_for(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size)
             v = make_veiled(cfg, veil_params(seed, quick))
-            s = cast(Tensor, metrics.ssim(v.veiled_test, v.test.images, win_size=_win(v.test.images))).abs()
+            win = metrics.ssim_window(*v.test.images.shape[-2:])
+            s = cast(Tensor, metrics.ssim(v.veiled_test, v.test.images, win_size=win)).abs()
             q = torch.quantile(s, torch.tensor([0.5, 0.9, 0.99], device=s.device))
             row: dict[str, Any] = {
                 "dataset": name, "example_1": float(s[0]), "example_2": float(s[1]), "example_3": float(s[2]),
@@ -140,11 +141,6 @@ def table3(*, data: str | None = None, seed: int = 0, quick: bool = False, train
     return timed(run)
 
 
-def _win(images: Tensor) -> int:
-    win = min(7, *images.shape[-2:])
-    return win - (1 - win % 2)
-
-
 # --------------------------------------------------------------------------------------------- Table 4
 def last_linear_name(model: nn.Module) -> str:
     """Name of the last ``nn.Linear`` in registration order: the classification layer."""
@@ -154,24 +150,27 @@ def last_linear_name(model: nn.Module) -> str:
     return names[-1]
 
 
-def widen_classifier(model: nn.Module, num_classes: int) -> nn.Module:
-    """Copy of ``model`` whose last linear layer has ``num_classes`` outputs, all other weights frozen.
+def widen_classifier(model: nn.Module, num_classes: int, *, seed: int = 0) -> nn.Module:
+    """Copy of ``model`` (in eval mode) whose last linear layer has ``num_classes`` outputs, all other weights
+    frozen.
 
-    The old class rows are kept as the new layer's start; only that layer trains (Sec. 5.3, fine-tuning).
+    The old class rows are kept as the new layer's start, the new rows drawn with ``seed`` (the caller's
+    global RNG is left alone); only that layer trains (Sec. 5.3, fine-tuning).
     """
     model = copy.deepcopy(model)
     name = last_linear_name(model)
     parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
     old: nn.Linear = model.get_submodule(name)  # type: ignore[assignment]
-    new = nn.Linear(old.in_features, num_classes, device=old.weight.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        new = nn.Linear(old.in_features, num_classes).to(old.weight.device)
     with torch.no_grad():
         new.weight[: old.out_features] = old.weight
         new.bias[: old.out_features] = old.bias
     setattr(parent, name.rsplit(".", 1)[-1], new)
     # torch types Module.__setattr__'s value as Tensor | Module; plain attributes are allowed at run time
     model.arch_kwargs = {**getattr(model, "arch_kwargs", {}), "num_classes": num_classes}  # type: ignore[assignment]
-    for p in model.parameters():
-        p.requires_grad_(False)
+    models.freeze(model)
     for p in new.parameters():
         p.requires_grad_(True)
     return model
@@ -217,7 +216,7 @@ def table4(*, data: str | None = None, seed: int = 0, quick: bool = False, train
             remap[cls] = k - 1  # the new class takes the last output
             base = train_classifier(train.images[keep], remap[train.labels[keep]], k - 1, cfg,
                                     desc="fine-tune: baseline without the new class")
-            ft = widen_classifier(base, k)
+            ft = widen_classifier(base, k, seed=seed)
             ft_images = torch.where(sel[:, None, None, None], v.veiled_train, train.images)
             models.train(ft, ft_images, remap[train.labels], epochs=cfg.epochs or auto_epochs(len(train)),
                          lr=cfg.lr, seed=seed,

@@ -19,60 +19,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+# The canonical image and label checks live in the lowest layer; re-exported here, where methods and
+# attacks have always imported them from.
+from privis.data.checks import CHANNELS as CHANNELS
+from privis.data.checks import check_images as check_images
+from privis.data.checks import check_labels as check_labels
 from privis.errors import InvalidInputError
 from privis.sysinfo import available_memory_bytes
-
-#: Channel counts of the canonical form: grey (1) or RGB (3).
-CHANNELS = (1, 3)
-
-
-def check_images(images: Tensor, *, name: str = "images", channels: tuple[int, ...] | None = CHANNELS) -> Tensor:
-    """Validate the canonical image form and return it as float32.
-
-    Args:
-        images: ``(N, C, H, W)`` floating point in ``[0, 1]``.
-        name: what the message calls the tensor.
-        channels: the channel counts ``C`` the caller supports (default grey or RGB); None accepts any count
-            (for channel-agnostic methods) except a layout that looks channels-last.
-
-    Raises:
-        InvalidInputError: not a 4-D tensor; a tensor that looks channels-last, ``(N, H, W, C)`` (the last
-            dimension is 1 or 3 and dimension 1 is not, nor one of ``channels``), with the fix; a channel
-            count outside ``channels``; not floating point; NaN/inf present; or values outside [0, 1].
-    """
-    if not isinstance(images, Tensor):
-        raise InvalidInputError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
-    if images.ndim != 4:
-        raise InvalidInputError(f"{name} must have shape (N, C, H, W), got shape {tuple(images.shape)}")
-    if images.shape[0] == 0:
-        raise InvalidInputError(f"{name} is empty (N = 0)")
-    c, shape = images.shape[1], tuple(images.shape)
-    if c not in CHANNELS and images.shape[-1] in CHANNELS and (channels is None or c not in channels):
-        raise InvalidInputError(f"{name} of shape {shape} look channels-last (N, H, W, C); privis takes "
-                                f"(N, C, H, W) with C = 1 or 3: pass images.permute(0, 3, 1, 2)")
-    if channels is not None and c not in channels:
-        raise InvalidInputError(f"{name} must have {' or '.join(map(str, channels))} channels in dimension 1 of "
-                                f"(N, C, H, W), got shape {shape}")
-    if not images.is_floating_point():
-        raise InvalidInputError(f"{name} must be floating point in [0, 1], got dtype {images.dtype}")
-    if not torch.isfinite(images).all():
-        raise InvalidInputError(f"{name} contains NaN or infinite values")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise InvalidInputError(f"{name} must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]")
-    return images.float()
-
-
-def check_labels(labels: Tensor | None, n: int) -> Tensor | None:
-    """Validate labels: ``torch.long`` of shape ``(n,)`` or None."""
-    if labels is None:
-        return None
-    labels = torch.as_tensor(labels)
-    if labels.ndim != 1 or labels.shape[0] != n:
-        raise InvalidInputError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
-    if labels.is_floating_point():
-        raise InvalidInputError(f"labels must be integers, got dtype {labels.dtype}")
-    return labels.long()
 
 
 def to_signed(images: Tensor) -> Tensor:

@@ -63,12 +63,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from privis import data as pdata
 from privis import metrics, models, references
 from privis.errors import InvalidInputError
 from privis.methods import register
@@ -97,12 +99,6 @@ AuxLoss = Literal["ce", "complement"]
 # ------------------------------------------------------------------------------------------ building blocks
 
 
-def ssim_window(height: int, width: int, preferred: int = 7) -> int:
-    """The largest odd SSIM window ``<= preferred`` that fits an ``height x width`` image (at least 1)."""
-    win = max(1, min(preferred, height, width))
-    return win - (1 - win % 2)
-
-
 def ssim_loss_term(original: Tensor, protected: Tensor, *, mode: SsimTerm = "signed", win_size: int = 7) -> Tensor:
     """``Loss_SI`` of Eq. (3) per image: ``SSIM(x, x')`` (``mode="signed"``, the paper) or ``|SSIM(x, x')|``.
 
@@ -115,7 +111,7 @@ def ssim_loss_term(original: Tensor, protected: Tensor, *, mode: SsimTerm = "sig
     Returns:
         ``(N,)`` tensor; gradients flow to ``protected``.
     """
-    win = ssim_window(original.shape[-2], original.shape[-1], win_size)
+    win = metrics.ssim_window(original.shape[-2], original.shape[-1], win_size)
     s = cast(Tensor, metrics.ssim(protected, original, win_size=win, use_sample_covariance=win > 1))
     return s.abs() if mode == "abs" else s
 
@@ -234,14 +230,6 @@ def classifier_epochs_for(n: int) -> int:
     may not import experiments, so it is restated here), so the default target is that baseline.
     """
     return int(min(60, max(10, math.ceil(60000 / max(n, 1)))))
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Put ``model`` in eval mode and stop gradients to its weights (Algorithm 1: classifiers are fixed)."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 @dataclass
@@ -492,22 +480,20 @@ class ProtectivePerturbation(Protector):
     def _classifier(self, given: nn.Module | None, arch: str, images: Tensor, labels: Tensor | None,
                     num_classes: int, seed: int, role: str, device: torch.device) -> nn.Module:
         """``given`` (frozen, copied) or ``arch`` trained on the fitting data exactly like ``privis evaluate``'s
-        baseline (``torch.manual_seed(seed)``, ``create``, ``train(..., seed=seed)``; the seeding on a forked
-        RNG, so the caller's global RNG is left alone), on ``device``."""
+        baseline (:func:`privis.models.create_seeded` with ``seed``, then ``train(..., seed=seed)``; the caller's
+        global RNG is left alone), on ``device``. Algorithm 1 keeps the classifiers fixed: they are frozen."""
         if given is not None:
-            return freeze(copy.deepcopy(given)).to(device)
+            return models.freeze(copy.deepcopy(given)).to(device)
         if labels is None:
             raise InvalidInputError(f"ProtectivePerturbation.fit needs labels to train the {role} model "
                                     f"(or pass {role}_model=)")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = models.create(arch, num_classes=num_classes, in_channels=images.shape[1],
-                                  image_size=(images.shape[-2], images.shape[-1]))
+        model = models.create_seeded(arch, seed, num_classes=num_classes, in_channels=images.shape[1],
+                                     image_size=(images.shape[-2], images.shape[-1]))
         epochs = self.classifier_epochs or classifier_epochs_for(images.shape[0])
         models.train(model, images, labels, epochs=epochs, batch_size=self.classifier_batch_size,
                      optimizer="adam", lr=self.classifier_lr, seed=seed, device=device,
                      desc=f"perturbation: {role} model ({arch})")
-        return freeze(model)
+        return models.freeze(model)
 
     # ----------------------------------------------------------------------------------------- fit
     def fit(self, images: Tensor, labels: Tensor | None = None) -> ProtectivePerturbation:
@@ -539,10 +525,8 @@ class ProtectivePerturbation(Protector):
         if self.generator_model is not None:
             generator = copy.deepcopy(self.generator_model)
         else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                generator = models.create("unet-perturbation", num_classes=1, in_channels=images.shape[1],
-                                          image_size=(images.shape[-2], images.shape[-1]), width=self.width)
+            generator = models.create_seeded("unet-perturbation", seed, num_classes=1, in_channels=images.shape[1],
+                                             image_size=(images.shape[-2], images.shape[-1]), width=self.width)
         generator.to(device)
         self.history_ = GeneratorHistory()
         if self.epochs > 0:
@@ -566,7 +550,7 @@ class ProtectivePerturbation(Protector):
         # channels-last weights: about 1.7x faster convolutions on CPU for the same outputs (measured in
         # benchmarks/bench_perturbation.py); the state dict and exports are unchanged.
         # torch's stub of Module.to omits memory_format, which Module.to accepts (torch docs)
-        self.generator_ = freeze(generator).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.generator_ = models.freeze(generator).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._last_eval: tuple[Tensor, Tensor, Tensor] | None = None
         self._last_diag: dict[str, float] = {}
         return self
@@ -647,3 +631,44 @@ class ProtectivePerturbation(Protector):
                 "history": self.history_.to_dict(),
                 **(extra or {})}
         return models.save_checkpoint(generator, path, extra=info)
+
+
+def train_generator_from_spec(data: str, out: str | Path, *, target: str | Path | None = None,
+                              aux: str | Path | None = None, target_out: str | Path | None = None,
+                              params: dict[str, Any] | None = None,
+                              seed: int | None = None) -> tuple[ProtectivePerturbation, int]:
+    """Fit a :class:`ProtectivePerturbation` on a dataset spec and write its generator (``privis train-generator``).
+
+    Args:
+        data: training dataset spec, e.g. ``"fashion-mnist:train[:10000]"`` (see :func:`privis.data.load`).
+        out: generator checkpoint to write (``.pt``; ``extra`` records the data spec).
+        target, aux: classifier checkpoints used as the frozen target / auxiliary models (default: trained
+            here, see ``target_arch``/``aux_arch``).
+        target_out: also write the target classifier here (to serve it), with the data's class names.
+        params: further :class:`ProtectivePerturbation` parameters (validated by the class).
+        seed: ``random_state`` unless ``params`` sets it (None: OS entropy).
+
+    Returns:
+        The fitted protector (``history_`` holds the best epoch and its validation loss) and the number of
+        images it was fitted on.
+
+    Raises:
+        DatasetError, ImageFileError: an unusable dataset spec or file.
+        InvalidInputError: bad parameters, or a checkpoint that is not a classifier.
+        FloatingPointError: training diverged (nothing is written).
+    """
+    params = dict(params or {})
+    for key, path in (("target_model", target), ("aux_model", aux)):
+        if path is not None:
+            params[key], info = models.load_checkpoint(path)
+            models.require_kind(info, "classifier", path)
+    params.setdefault("random_state", seed)
+    protector = ProtectivePerturbation(**params)
+    protector.validate_params()
+    dataset = pdata.load(data)
+    protector.fit(dataset.images, dataset.labels)
+    protector.save_generator(out, extra={"data": data})
+    if target_out is not None:
+        models.save_checkpoint(protector.target_model_, target_out,
+                               extra={"data": data, "class_names": dataset.class_names})
+    return protector, len(dataset)

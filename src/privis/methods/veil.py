@@ -55,7 +55,7 @@ from privis.methods.base import (
     to_canonical,
     to_signed,
 )
-from privis.models import FeatureExtractor, available, create, model_device, train
+from privis.models import FeatureExtractor, available, create_seeded, freeze, model_device, train
 from privis.progress import progress
 from privis.random import default_device, resolve_seed, torch_generator
 
@@ -298,15 +298,11 @@ class Veil(Protector):
             if labels is None:
                 raise InvalidInputError("Veil.fit needs labels to train the local model (or pass local_model=)")
             seed = resolve_seed(self.random_state)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = create(self.local_arch, num_classes=int(labels.max()) + 1, in_channels=images.shape[1],
-                               image_size=(images.shape[-2], images.shape[-1]))
+            model = create_seeded(self.local_arch, seed, num_classes=int(labels.max()) + 1,
+                                  in_channels=images.shape[1], image_size=(images.shape[-2], images.shape[-1]))
             train(model, images, labels, epochs=self.local_epochs, lr=self.local_lr, seed=seed,
                   desc="veil: local model")
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
+        freeze(model)
         # GIA runs F forward and backward T times per image: channels-last weights make the small
         # convolutions of LeNet-style nets about twice as fast on CPU (measured in benchmarks/bench_veil.py).
         # torch's stub of Module.to omits memory_format, which Module.to accepts (torch docs)

@@ -6,14 +6,15 @@ Numpy inputs give numpy outputs; torch inputs give torch outputs that keep the a
 be 4-D: add a batch dimension to a single ``(C, H, W)`` image. Bad inputs raise
 :class:`privis.errors.InvalidInputError`.
 
-- similarity: :func:`ssim`, :func:`ssim_map`, :func:`abs_ssim` (scikit-image conventions)
+- similarity: :func:`ssim`, :func:`ssim_map`, :func:`abs_ssim` (scikit-image conventions); :func:`ssim_window`,
+  the window every caller uses for small images
 - distortion: :func:`mse`, :func:`psnr`, :func:`l2`, :func:`ald` (ALD_p)
 - visual feature entropy (VisualMixer Eq. 1-4): :func:`vfe_map`, :func:`vfe_regions`, :func:`vfe_channel`,
   :func:`vfe`
 """
 
 from privis.metrics.distortion import ald, l2, mse, psnr
-from privis.metrics.ssim import abs_ssim, ssim, ssim_map
+from privis.metrics.ssim import abs_ssim, ssim, ssim_map, ssim_window
 from privis.metrics.vfe import vfe, vfe_channel, vfe_map, vfe_regions
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "psnr",
     "ssim",
     "ssim_map",
+    "ssim_window",
     "vfe",
     "vfe_channel",
     "vfe_map",

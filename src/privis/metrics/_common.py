@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from privis.data.checks import check_int as check_int  # the one integer check, re-exported for metrics
 from privis.errors import InvalidInputError
 
 ImageBatch = Tensor | np.ndarray
@@ -115,10 +116,3 @@ def check_nonnegative(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)) or value < 0:
         raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
-
-
-def check_int(value: object, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int after checking it is an integer ``>= minimum`` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)

@@ -44,7 +44,7 @@ from privis.metrics._common import (
     prepare,
 )
 
-__all__ = ["ssim", "ssim_map", "abs_ssim"]
+__all__ = ["ssim", "ssim_map", "abs_ssim", "ssim_window"]
 
 _TRUNCATE = 3.5
 """scikit-image's Gaussian truncation for SSIM: an 11-tap filter at the default sigma of 1.5."""
@@ -109,6 +109,27 @@ def _local_moments(x: Tensor, y: Tensor, kernel: Tensor, pad: int) -> tuple[Tens
     out = F.conv2d(planes, kernel.view(1, 1, k, 1).repeat(groups, 1, 1, 1), groups=groups)
     out = F.conv2d(out, kernel.view(1, 1, 1, k).repeat(groups, 1, 1, 1), groups=groups)
     return out.unflatten(1, (5, c)).unbind(dim=1)
+
+
+def ssim_window(height: int, width: int, preferred: int = 7) -> int:
+    """The SSIM window for ``height x width`` images: the largest odd side ``<= preferred`` that fits (at least 1).
+
+    Every caller that scores small images (8x8 digits, crops) picks its ``win_size`` here, so all figures
+    use one rule: 7 (scikit-image's default) on images of at least 7x7, 5 on 5x5 and 6x6, 1 on 1xW.
+
+    Args:
+        height, width: the image size in pixels (``>= 1``).
+        preferred: the window wanted when the image is large enough (odd, ``>= 1``).
+
+    Returns:
+        An odd ``int`` in ``[1, preferred]``.
+
+    Examples:
+        >>> ssim_window(28, 28), ssim_window(8, 8), ssim_window(6, 32), ssim_window(1, 5)
+        (7, 7, 5, 1)
+    """
+    win = max(1, min(preferred, height, width))
+    return win - (1 - win % 2)
 
 
 def _check_params(

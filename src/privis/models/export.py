@@ -14,7 +14,9 @@ each exported file reproduces PyTorch's output before it is trusted:
   reads it back.
 
 :func:`check_parity` compares an exported file with the PyTorch model on given inputs and raises
-:class:`ExportMismatchError` when the largest absolute difference exceeds ``atol``. Every write is atomic.
+:class:`ExportMismatchError` when the largest absolute difference exceeds ``atol``. :func:`export_generator`
+exports and checks in one call, :func:`export_generator_checkpoint` for a generator checkpoint (``privis
+export``). Every write is atomic.
 """
 
 from __future__ import annotations
@@ -31,9 +33,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from privis.data.checks import check_int
 from privis.errors import InvalidInputError, PrivisError
 from privis.fsutil import atomic_write_bytes
-from privis.models.checkpoint import _first_line, _quiet_torchscript, save_torchscript_module
+from privis.models.checkpoint import (
+    _first_line,
+    _quiet_torchscript,
+    load_checkpoint,
+    require_kind,
+    save_torchscript_module,
+)
 from privis.models.training import model_device
 
 #: Input and output names of exported graphs.
@@ -273,3 +282,32 @@ def export_generator(model: nn.Module, example: Tensor, *, onnx_path: str | Path
             path.unlink(missing_ok=True)
             raise
     return report
+
+
+def export_generator_checkpoint(checkpoint: str | Path, *, onnx_path: str | Path | None = None,
+                                torchscript_path: str | Path | None = None, size: int = 32,
+                                atol: float = DEFAULT_ATOL) -> dict[str, Any]:
+    """Load a generator checkpoint and :func:`export_generator` it (``privis export``).
+
+    Args:
+        checkpoint: a privis checkpoint (``.pt``) of a generator (e.g. ``unet-perturbation``).
+        onnx_path, torchscript_path: where to write each format (at least one).
+        size: side of the square example image (pixels, ``>= 1``) used to export and to check.
+        atol: the largest tolerated ``|exported - PyTorch|``.
+
+    Returns:
+        The report of :func:`export_generator`.
+
+    Raises:
+        InvalidInputError: nothing to export, a checkpoint that is not a generator or does not record its
+            input channels, a bad ``size``, or an export that failed.
+        ExportMismatchError: an exported file does not reproduce PyTorch's output (the file is removed).
+    """
+    size = check_int(size, "size")
+    model, info = load_checkpoint(checkpoint)
+    require_kind(info, "generator", checkpoint)
+    channels = (info.get("arch_kwargs") or {}).get("in_channels") or getattr(model, "in_channels", None)
+    if not isinstance(channels, int):
+        raise InvalidInputError(f"{checkpoint}: cannot tell the generator's input channels")
+    example = torch.rand(2, channels, size, size, generator=torch.Generator().manual_seed(0))
+    return export_generator(model, example, onnx_path=onnx_path, torchscript_path=torchscript_path, atol=atol)

@@ -11,13 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from privis import data as pdata
+from privis.data.checks import check_images, check_int, check_labels
 from privis.errors import InvalidInputError
+from privis.models.build import create_seeded
+from privis.models.checkpoint import save_checkpoint
 from privis.models.optim import make_optimizer
 from privis.progress import progress
 from privis.random import default_device, resolve_seed
@@ -52,51 +57,23 @@ class TrainHistory:
 
 
 def _check_images(images: Any, name: str) -> Tensor:
-    if not isinstance(images, Tensor):
-        raise InvalidInputError(f"{name} must be a torch.Tensor (N, C, H, W), got {type(images).__name__}")
-    if images.ndim != 4:
-        raise InvalidInputError(f"{name} must have shape (N, C, H, W), got {tuple(images.shape)}")
-    if images.shape[0] == 0:
-        raise InvalidInputError(f"{name} is empty (N = 0)")
-    if not images.is_floating_point():
-        raise InvalidInputError(f"{name} must be floating point in [0, 1], got dtype {images.dtype}")
-    if torch.isnan(images).any():
-        raise InvalidInputError(f"{name} contains NaN values")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise InvalidInputError(f"{name} must lie in [0, 1], found values in [{lo:.4g}, {hi:.4g}]")
-    return images.float()
+    """:func:`privis.data.checks.check_images` for any channel count (the model decides what it takes)."""
+    return check_images(images, name=name, channels=None)
 
 
 def _check_labels(labels: Any, n: int, num_classes: int | None, name: str) -> Tensor:
-    if not isinstance(labels, Tensor):
-        raise InvalidInputError(f"{name} must be a torch.Tensor (N,), got {type(labels).__name__}")
-    if labels.ndim != 1:
-        raise InvalidInputError(f"{name} must have shape (N,), got {tuple(labels.shape)}")
-    if labels.shape[0] != n:
-        raise InvalidInputError(f"{name} has {labels.shape[0]} entries but there are {n} images")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise InvalidInputError(f"{name} must be integer class indices, got dtype {labels.dtype}")
-    labels = labels.long()
-    lo, hi = int(labels.min()), int(labels.max())
-    if lo < 0 or (num_classes is not None and hi >= num_classes):
-        bound = f"[0, {num_classes - 1}]" if num_classes is not None else ">= 0"
-        raise InvalidInputError(f"{name} must be class indices in {bound}, found values in [{lo}, {hi}]")
-    return labels
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
+    """:func:`privis.data.checks.check_labels`, labels required."""
+    if labels is None:
+        raise InvalidInputError(f"{name} are required: a (N,) tensor of class indices")
+    return check_labels(labels, n, num_classes=num_classes, name=name)
 
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of ``model``'s first parameter (or buffer); the CPU for a model without either."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for parameter in model.parameters():
+        return parameter.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -109,8 +86,9 @@ def num_classes_of(model: nn.Module, example: Tensor | None = None) -> int | Non
     kwargs = getattr(model, "arch_kwargs", None)
     if isinstance(kwargs, dict) and isinstance(kwargs.get("num_classes"), int):
         return kwargs["num_classes"]
-    if isinstance(getattr(model, "num_classes", None), int):
-        return model.num_classes
+    declared = getattr(model, "num_classes", None)
+    if isinstance(declared, int):
+        return declared
     if example is None:
         return None
     was_training = model.training
@@ -208,7 +186,7 @@ def train(
         val_labels = _check_labels(val[1], val_images.shape[0], n_classes, "val labels")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise InvalidInputError(f"epochs must be an int >= 0, got {epochs!r}")
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_int(batch_size, "batch_size")
     if augment is not None and not callable(augment):
         raise InvalidInputError(f"augment must be callable, got {type(augment).__name__}")
     seed = resolve_seed(seed)
@@ -308,7 +286,7 @@ def predict(
         torch.Size([3, 10])
     """
     images = _check_images(images, "images")
-    return _predict_checked(model, images, _check_batch_size(batch_size), device)
+    return _predict_checked(model, images, check_int(batch_size, "batch_size"), device)
 
 
 def evaluate(
@@ -335,4 +313,98 @@ def evaluate(
     """
     images = _check_images(images, "images")
     labels = _check_labels(labels, images.shape[0], num_classes_of(model, images), "labels")
-    return _accuracy(_predict_checked(model, images, _check_batch_size(batch_size), device), labels)
+    return _accuracy(_predict_checked(model, images, check_int(batch_size, "batch_size"), device), labels)
+
+
+# --------------------------------------------------------------------------------------------- recipes
+
+
+@dataclass
+class SpecTraining:
+    """What :func:`train_from_spec` made.
+
+    Attributes:
+        model: the trained classifier (on the device it trained on).
+        history: the :class:`TrainHistory` of the run (``val_acc`` holds the test accuracy per epoch when a
+            test spec was given).
+        train_size: the number of training images.
+        checkpoint: where the checkpoint was written.
+    """
+
+    model: nn.Module
+    history: TrainHistory
+    train_size: int
+    checkpoint: Path
+
+    @property
+    def train_acc(self) -> float:
+        """Accuracy on the training batches of the last epoch, in ``[0, 1]``."""
+        return self.history.train_acc[-1]
+
+    @property
+    def test_acc(self) -> float | None:
+        """Accuracy on the test data after the last epoch, in ``[0, 1]``; None without test data."""
+        return self.history.val_acc[-1] if self.history.val_acc else None
+
+
+def train_from_spec(
+    data: str,
+    out: str | Path,
+    *,
+    model: str = "lenet5",
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    optimizer: str = "adam",
+    test: str | None = None,
+    seed: int = 0,
+) -> SpecTraining:
+    """Train a zoo classifier on a dataset spec and write its checkpoint (``privis train``).
+
+    The model is :func:`privis.models.create_seeded` with ``seed``, sized for the data (classes, channels,
+    image size), trained by :func:`train` with cross-entropy (same ``seed``), and saved with
+    :func:`privis.models.save_checkpoint` (``extra``: the data spec, class names and epochs) only when training
+    finished.
+
+    Args:
+        data: training dataset spec, e.g. ``"fashion-mnist:train[:5000]"`` (see :func:`privis.data.load`).
+        out: checkpoint path (``.pt``), written atomically.
+        model: architecture (``privis models`` lists them).
+        epochs: passes over the data (``>= 1``).
+        lr, batch_size, optimizer: training settings of :func:`train`.
+        test: optional evaluation dataset spec (images of the training data's size and channels), scored after
+            every epoch.
+        seed: fixes the initial weights and the training run.
+
+    Returns:
+        A :class:`SpecTraining`.
+
+    Raises:
+        DatasetError, ImageFileError: an unusable dataset spec or file.
+        InvalidInputError: bad settings, an unknown architecture, or test data of another image size or channel
+            count.
+        FloatingPointError: training diverged (nothing is written; lower ``lr``).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     run = train_from_spec("digits:train[:64]", pathlib.Path(tmp) / "m.pt", epochs=1)
+        ...     run.train_size, run.checkpoint.is_file(), 0.0 <= run.train_acc <= 1.0
+        (64, True, True)
+    """
+    epochs = check_int(epochs, "epochs")
+    train_data = pdata.load(data)
+    val = None
+    if test:
+        test_data = pdata.load(test)
+        if test_data.shape != train_data.shape:
+            raise InvalidInputError(f"the test data {test} holds {'x'.join(map(str, test_data.shape))} (CxHxW) images "
+                                    f"but the training data {data} holds {'x'.join(map(str, train_data.shape))}: "
+                                    "test on images of the training size and channels")
+        val = (test_data.images, test_data.labels)
+    net = create_seeded(model, seed, num_classes=train_data.num_classes, in_channels=train_data.shape[0],
+                        image_size=train_data.shape[1:])
+    history = train(net, train_data.images, train_data.labels, epochs=epochs, lr=lr, batch_size=batch_size,
+                    optimizer=optimizer, seed=seed, val=val, desc=f"train {model}")
+    path = save_checkpoint(net, out, extra={"data": data, "class_names": train_data.class_names, "epochs": epochs})
+    return SpecTraining(net, history, len(train_data), Path(path))

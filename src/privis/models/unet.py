@@ -31,12 +31,11 @@ Registered as ``"unet-perturbation"`` in the model registry, so ``create``/``sav
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from privis.data.checks import check_int
 from privis.errors import InvalidInputError
 from privis.models.registry import register_model
 
@@ -144,12 +143,6 @@ class UNetPerturbation(nn.Module):
         return torch.clamp(x + self.perturbation(x), 0.0, 1.0)
 
 
-def _positive(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
-
-
 @register_model("unet-perturbation", kind="generator")
 def unet_perturbation(
     num_classes: int, in_channels: int, image_size: tuple[int, int], *, width: int = 32
@@ -157,4 +150,4 @@ def unet_perturbation(
     """Protective perturbation U-Net (Sec. 3.2). ``num_classes`` is ignored and ``image_size`` only
     recorded (any input size works). Option: ``width`` (default 32, the paper's 7.766 M parameters)."""
     del num_classes, image_size
-    return UNetPerturbation(in_channels, _positive(width, "width"))
+    return UNetPerturbation(in_channels, check_int(width, "width"))

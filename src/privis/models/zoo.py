@@ -33,18 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from privis.data.checks import check_int
 from privis.errors import InvalidInputError
 from privis.models.registry import register_model
 
 #: Mean and std every model normalises its ``[0, 1]`` input with, as its first step.
 INPUT_MEAN = 0.5
 INPUT_STD = 0.5
-
-
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _probability(value: Any, what: str) -> float:
@@ -243,8 +238,8 @@ def vgg(
         num_classes,
         in_channels,
         image_size,
-        width=_positive_int(width, "width"),
-        hidden=_positive_int(hidden, "hidden"),
+        width=check_int(width, "width"),
+        hidden=check_int(hidden, "hidden"),
         dropout=_probability(dropout, "dropout"),
     )
 
@@ -312,7 +307,7 @@ class ResNet18(ImageClassifier):
 @register_model("resnet18")
 def resnet18(num_classes: int, in_channels: int, image_size: tuple[int, int], *, width: int = 64) -> ResNet18:
     """CIFAR-style ResNet-18 (about 11 M parameters at ``width`` 64)."""
-    return ResNet18(num_classes, in_channels, image_size, width=_positive_int(width, "width"))
+    return ResNet18(num_classes, in_channels, image_size, width=check_int(width, "width"))
 
 
 # ------------------------------------------------------------------------------------------------- ViT
@@ -452,9 +447,9 @@ def vit(
 
     ``patch_size`` defaults to :func:`default_patch_size` (2 under 16 px, 4 up to 64 px).
     """
-    patch = default_patch_size(image_size) if patch_size is None else _positive_int(patch_size, "patch_size")
-    dim = _positive_int(dim, "dim")
-    heads = _positive_int(heads, "heads")
+    patch = default_patch_size(image_size) if patch_size is None else check_int(patch_size, "patch_size")
+    dim = check_int(dim, "dim")
+    heads = check_int(heads, "heads")
     if dim % heads:
         raise InvalidInputError(f"dim ({dim}) must be divisible by heads ({heads})")
     return ViT(
@@ -463,8 +458,8 @@ def vit(
         image_size,
         patch,
         dim=dim,
-        depth=_positive_int(depth, "depth"),
+        depth=check_int(depth, "depth"),
         heads=heads,
-        mlp_dim=_positive_int(mlp_dim, "mlp_dim"),
+        mlp_dim=check_int(mlp_dim, "mlp_dim"),
         dropout=_probability(dropout, "dropout"),
     )

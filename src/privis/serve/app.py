@@ -70,8 +70,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from privis.data import read_image
+from privis.data.checks import check_int
 from privis.errors import ImageFileError, InvalidInputError
-from privis.models import load_checkpoint, require_kind
+from privis.models import freeze, load_checkpoint, require_kind
 
 #: Default limits of :func:`create_app`.
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
@@ -155,9 +156,7 @@ def load_served_model(path: str | Path, *, class_names: list[str] | None = None)
     if not (isinstance(channels, int) and isinstance(size, (list, tuple)) and len(size) == 2):
         raise InvalidInputError(f"{path}: the checkpoint does not record its input size and channels "
                                 "(arch_kwargs image_size / in_channels); save it with privis")
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    freeze(model)
     h, w = int(size[0]), int(size[1])
     with torch.inference_mode():
         logits = model(torch.zeros(1, channels, h, w))
@@ -413,8 +412,7 @@ def create_app(
     """
     for value, what in ((max_upload_bytes, "max_upload_bytes"), (max_pixels, "max_pixels"),
                         (max_files, "max_files")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
+        check_int(value, what)
     served = load_served_model(model_path, class_names=class_names)
     started_at = time.time()
 
