@@ -124,3 +124,16 @@ def test_experiment_sizes_below_one_are_refused():
     result = runner.invoke(app, ["experiment", "veil-table2", "--train-size", "0"])
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
         "privis: error: --train-size must be an integer >= 1 (leave it out for the default), got 0"]
+
+
+def test_a_parameter_given_twice_is_refused_before_any_work(tmp_path):
+    from privis.methods.baselines import GaussianBlur
+
+    for pairs in (["sigma=1", "sigma=2"], ["sigma=1", " sigma =1"]):
+        for cls in (GaussianBlur, None):
+            with pytest.raises(InvalidInputError, match="sigma is given twice"):
+                parse_params(pairs, cls)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["protect", "blur", "--data", "digits[:4]", "--out", str(out), "--param", "sigma=1",
+                                 "--param", "sigma=2"])
+    assert result.exit_code == 2 and "given twice" in result.output and not out.exists()

@@ -135,7 +135,8 @@ def parse_params(pairs: list[str] | None, cls: type[ParamsMixin] | None = None) 
     NaN and infinities refused.
 
     Raises:
-        InvalidInputError: a pair without ``=``, an unknown parameter or a bad value (one line naming both).
+        InvalidInputError: a pair without ``=``, an unknown parameter, a bad value (one line naming both), or
+            a parameter given twice (``sigma=1`` then ``sigma=2``: which one was meant is not known).
     """
     params: dict[str, Any] = {}
     for pair in pairs or []:
@@ -143,6 +144,8 @@ def parse_params(pairs: list[str] | None, cls: type[ParamsMixin] | None = None) 
             raise InvalidInputError(f"--param expects KEY=VALUE, got {pair!r}")
         key, raw = pair.split("=", 1)
         key = key.strip().replace("-", "_")
+        if key in params:
+            raise InvalidInputError(f"--param {key} is given twice; give each parameter once")
         params[key] = cls.parse_param(key, raw) if cls is not None else parse_literal(raw, f"parameter {key}")
     return params
 
