@@ -137,3 +137,22 @@ def test_a_parameter_given_twice_is_refused_before_any_work(tmp_path):
     result = runner.invoke(app, ["protect", "blur", "--data", "digits[:4]", "--out", str(out), "--param", "sigma=1",
                                  "--param", "sigma=2"])
     assert result.exit_code == 2 and "given twice" in result.output and not out.exists()
+
+
+def test_a_warning_is_one_line_without_source_code(tmp_path):
+    """Keyed VisualMixer on digits (finer than 8 bits) warns; a user sees one line, not privis' source."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    privis = str(Path(sys.executable).with_name("privis"))
+    env = {**os.environ, "PRIVIS_NO_PROGRESS": "1"}
+    key = tmp_path / "k.key"
+    assert subprocess.run([privis, "keygen", str(key)], env=env, capture_output=True).returncode == 0
+    proc = subprocess.run([privis, "protect", "visualmixer", "--data", "digits[:3]", "--out", str(tmp_path / "out"),
+                           "--param", f"key_file={key}"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(line.startswith("privis: warning: ") for line in lines), proc.stderr
+    assert "8 bits" in proc.stderr and ".py" not in proc.stderr

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,9 +57,27 @@ def _reader_may_leave() -> Iterator[None]:
         raise typer.Exit(0) from None
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """A warning as one line on stderr, like the errors: no source file, line number or code line."""
+    return f"privis: warning: {message}\n"
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show the warnings a command raises as :func:`_format_warning` lines (restored afterwards)."""
+    before = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = before
+
+
 class PrivisGroup(TyperGroup):
     """The ``privis`` command group: :func:`_reader_may_leave` around parsing (``--help`` output) and
-    around every command, the one place where a closed stdout pipe is handled."""
+    around every command, the one place where a closed stdout pipe is handled; a warning raised by a
+    command is one ``privis: warning: ...`` line on stderr."""
 
     def make_context(self, info_name: str | None, args: list[str], parent: typer.Context | None = None,
                      **extra: Any) -> typer.Context:
@@ -66,7 +85,7 @@ class PrivisGroup(TyperGroup):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: typer.Context) -> Any:
-        with _reader_may_leave():
+        with _reader_may_leave(), _warnings_as_lines():
             return super().invoke(ctx)
 
 
