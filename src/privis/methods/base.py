@@ -64,7 +64,12 @@ def check_images(images: Tensor, *, name: str = "images", channels: tuple[int, .
 
 
 def check_labels(labels: Tensor | None, n: int) -> Tensor | None:
-    """Validate labels: ``torch.long`` of shape ``(n,)`` or None."""
+    """Validate labels: ``torch.long`` of shape ``(n,)`` or None. Methods that ignore labels check them too:
+    labels that do not fit the images are a caller's mistake (a shifted or truncated batch).
+
+    Raises:
+        InvalidInputError: another shape than ``(n,)``, or floating point.
+    """
     if labels is None:
         return None
     labels = torch.as_tensor(labels)
@@ -453,8 +458,15 @@ class Protector(ParamsMixin):
     stochastic: ClassVar[bool] = False
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
-        """Nothing to learn by default; the parameters are checked."""
+        """Nothing to learn by default; the parameters, images and labels are checked (as ``transform``
+        checks them), so a tensor in the wrong layout is refused here too.
+
+        Raises:
+            InvalidInputError: bad parameters, images (:func:`check_images`, any channel count) or labels
+                (:func:`check_labels`).
+        """
         self.validate_params()
+        check_labels(labels, check_images(images, channels=None).shape[0])
         return self
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
