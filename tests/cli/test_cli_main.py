@@ -156,3 +156,17 @@ def test_a_warning_is_one_line_without_source_code(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines and all(line.startswith("privis: warning: ") for line in lines), proc.stderr
     assert "8 bits" in proc.stderr and ".py" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["train", "--data", "digits[:20]", "--epochs", "1"],
+                                     ["protect", "blur", "--data", "digits[:3]"],
+                                     ["train-generator", "--data", "digits[:20]"],
+                                     ["evaluate", "blur", "--data", "digits"]])
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_a_seed_outside_what_torch_accepts_is_refused_before_any_work(tmp_path, command, seed):
+    """Seeds are integers in [0, 2**63 - 1] for every command (train --seed 2**64 ended in a traceback)."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, [*command, "--out" if command[0] != "evaluate" else "--json", str(out),
+                                 "--seed", seed])
+    assert result.exit_code == 2, result.output
+    assert "--seed" in result.output and "Traceback" not in result.output and not out.exists()

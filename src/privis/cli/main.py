@@ -278,7 +278,10 @@ def print_summary(result: Any) -> None:
 
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the Result as JSON here.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice (reproducible runs).")]
+#: Seeds are integers in [0, 2**63 - 1], as every ``random_state`` (larger ones overflow torch's seeding).
+SEED_MAX = 2**63 - 1
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX,
+                                      help="Seed for every random choice (reproducible runs).")]
 #: Help of every ``--param`` option of a method.
 PARAM_HELP = ("Method parameter KEY=VALUE; repeatable. `privis methods METHOD` lists the parameters with their "
               "type, range and default.")

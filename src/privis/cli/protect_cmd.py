@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import PARAM_HELP, check_paths, handle_errors, load_model_params, method_class, parse_params, say
+from privis.cli.main import (
+    PARAM_HELP,
+    SEED_MAX,
+    check_paths,
+    handle_errors,
+    load_model_params,
+    method_class,
+    parse_params,
+    say,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,9 +27,9 @@ def register(app: typer.Typer) -> None:
         data: Annotated[str, typer.Option("--data", help="Dataset spec, e.g. digits, folder:PATH, npz:PATH.")],
         out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.json).")],
         param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy. A seed below "
-                                                 "2**48 can be found from the outputs (warned): draw one with "
-                                                 "secrets.randbits(63).")] = None,
+        seed: Annotated[int | None, typer.Option(
+            "--seed", min=0, max=SEED_MAX, help="Seed in [0, 2**63 - 1]; default draws from OS entropy. A seed "
+            "below 2**48 can be found from the outputs (warned): draw one with secrets.randbits(63).")] = None,
         fit_data: Annotated[
             str | None,
             typer.Option("--fit-data", help="Data the protector is fitted on, with the data's image size and "
