@@ -109,12 +109,15 @@ def decode_image(path: str | Path, data: bytes | None = None) -> tuple[np.ndarra
         with Image.open(io.BytesIO(data)) as img:
             orientation = _orientation(img)
             img.load()
+            # Pillow turns some formats upright itself while loading (TIFF, Pillow >= 11) and then drops the
+            # tag: applying it again would turn the image a second time
+            turned = orientation != 1 and _orientation(img) == 1
             array, scale = _to_array(path, img)
     except ImageFileError:
         raise
     except Exception as exc:
         raise _pillow_error(path, exc) from exc
-    return _orient(array, orientation), scale, orientation
+    return (array if turned else _orient(array, orientation)), scale, orientation
 
 
 def probe_image(path: str | Path) -> tuple[tuple[int, int], int, int]:
@@ -147,9 +150,19 @@ def probe_image(path: str | Path) -> tuple[tuple[int, int], int, int]:
         raise ImageFileError(path, f"cannot read file ({exc.strerror or exc})") from exc
     except Exception as exc:
         raise _pillow_error(path, exc) from exc
-    if orientation >= 5:
-        width, height = height, width
+    if orientation >= 5 and (width, height) == _stored_size(img, (width, height)):
+        width, height = height, width  # not yet swapped by Pillow (it swaps a TIFF's size itself, Pillow >= 11)
     return (width, height), channels, orientation
+
+
+def _stored_size(img: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` as the file stores the pixels: a TIFF's own tags (Pillow may report the upright
+    size instead), else ``size``."""
+    tags = getattr(img, "tag_v2", None)
+    try:
+        return (int(tags[256]), int(tags[257])) if tags is not None else size
+    except (KeyError, TypeError, ValueError):
+        return size
 
 
 def _pillow_error(path: Path, exc: BaseException) -> ImageFileError:
