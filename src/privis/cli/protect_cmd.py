@@ -85,11 +85,16 @@ def register(app: typer.Typer) -> None:
         from privis import methods
         from privis.data.stream import open_source
         from privis.engine import protect as run_protect
+        from privis.engine.state import STATE_ENV, RunState
 
         cls = method_class(method)
         raw = parse_params(param, cls)
-        check_paths({"--out": out, "--state-dir": state_dir}, data=(data, fit_data), params=(raw,),
-                    folders=("--out", "--state-dir"))
+        # the folder and lock file this run keeps in the state root (--state-dir or $PRIVIS_STATE_DIR),
+        # checked as outputs: a state root set to an input folder must not grow a folder inside it
+        run_state = RunState(out, state_dir)
+        where = "--state-dir" if state_dir is not None else f"the run state folder (${STATE_ENV} or the cache)"
+        check_paths({"--out": out, where: run_state.folder, f"{where} lock": run_state.lock_path},
+                    data=(data, fit_data), params=(raw,), folders=("--out", where))
         params = load_model_params(raw)
         if "random_state" in cls._param_names() and seed is not None:
             params.setdefault("random_state", seed)
