@@ -100,6 +100,9 @@ def register(app: typer.Typer) -> None:
             params.setdefault("random_state", seed)
         protector = methods.create(method, **params)
         source = open_source(data)
+        tree = getattr(source, "tree", None)
+        if tree is not None:  # a link inside the input folder may lead to OUT: its outputs are no inputs
+            tree.exclude(out)
         summary = run_protect(
             protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),

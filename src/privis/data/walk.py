@@ -312,6 +312,13 @@ class FolderTree:
             self.class_dirs = list(self.class_names)
             self._raw_dirs = {name_text(name): name for name, _ in dirs}
         self._plan: FolderPlan | None = None
+        self._excluded: list[Path] = []
+
+    def exclude(self, folder: str | Path) -> None:
+        """Never enter ``folder`` (a run's output folder) nor anything in it, even through a link inside
+        ROOT: a folder leading there is ignored with its reason. Call before the first walk.
+        """
+        self._excluded.append(Path(folder).expanduser().resolve())
 
     @staticmethod
     def _seen_reason(where: str, *, ancestor: bool) -> str:
@@ -325,6 +332,12 @@ class FolderTree:
     def _walk(self, rel_dir: str, label: int, seen: dict[tuple[int, int], str],
               inside: set[tuple[int, int]]) -> Iterator[Entry]:
         """Entries under ``ROOT/rel_dir`` (a class folder or below), files first, then subfolders."""
+        if self._excluded:
+            real = (self.root / rel_dir).resolve()
+            if any(real.is_relative_to(folder) for folder in self._excluded):
+                yield Entry(rel_dir, label, "leads into the output folder (a link inside the input); never read",
+                            ignored=True)
+                return
         try:
             listing = _listing(self.root / rel_dir)
         except OSError as exc:
