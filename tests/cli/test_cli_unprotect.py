@@ -263,3 +263,20 @@ def test_resume_with_another_key_is_refused(tmp_path, key, protected) -> None:
                "--resume")
     assert res.exit_code != 0 and "resume" in res.output, res.output  # one folder never mixes two keys
     assert _unprotect(protected, tmp_path / "rest", key).exit_code == 0
+
+
+def test_restore_keeps_the_layout_of_a_flat_folder(tmp_path, key) -> None:
+    """Images in the input's root stay in the root (the unnamed class), not under a made-up class folder."""
+    src = tmp_path / "flat"
+    src.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("b.png", "a.png", "c d.png"):
+        Image.fromarray(rng.integers(0, 256, (6, 5), dtype=np.uint8)).save(src / name)
+    prot, out = tmp_path / "prot", tmp_path / "rest"
+    _protect(f"folder:{src}", prot, key)
+    res = _unprotect(prot, out, key)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c d.png", "manifest.json"]
+    for name in ("a.png", "b.png", "c d.png"):
+        assert np.array_equal(_png_chw(out / name), _png_chw(src / name))
+    assert pdata.load(f"folder:{out}").paths == pdata.load(f"folder:{src}").paths

@@ -164,7 +164,7 @@ def unprotect_folder(folder: str | Path, out: str | Path, key_file: str | Path, 
     _check_tree(folder)
     class_names = list(manifest["class_names"])
     writer = FolderWriter(out, class_names, inputs=[folder, key_file], overwrite=overwrite,
-                          source=f"folder:{folder}",
+                          source=f"folder:{folder}", class_dirs=manifest["class_dirs"],
                           extra={"method": f"{protector.name}-inverse", "params": public_params(protector),
                                  "versions": package_versions()})
     first_path = str(folder / items[0]["path"])
