@@ -170,3 +170,17 @@ def test_a_seed_outside_what_torch_accepts_is_refused_before_any_work(tmp_path, 
                                  "--seed", seed])
     assert result.exit_code == 2, result.output
     assert "--seed" in result.output and "Traceback" not in result.output and not out.exists()
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["train-generator", "--param", "epochs=1"]])
+def test_training_on_one_class_is_refused_and_writes_nothing(tmp_path, command):
+    """A one-class classifier reports accuracy 1.0 (and a generator's loss against it diverges)."""
+    import numpy as np
+
+    data = tmp_path / "one.npz"
+    np.savez(data, images=np.random.default_rng(0).random((40, 1, 8, 8)).astype(np.float32),
+             labels=np.zeros(40, dtype=np.int64))
+    out = tmp_path / "m.pt"
+    result = runner.invoke(app, [*command, "--data", f"npz:{data}", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "hold 1 class" in result.output and "Traceback" not in result.output and not out.exists()

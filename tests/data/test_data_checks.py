@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from privis.data.checks import check_classes, check_same_layout
+from privis.data.checks import check_classes, check_same_layout, check_two_classes
 from privis.errors import DatasetError, InvalidInputError
 
 
@@ -32,3 +32,9 @@ def test_classes_need_two_and_the_same_in_both_splits():
         check_classes(torch.tensor([0, 1, 2]), torch.tensor([0, 1]), class_names=["cat", "dog", "bird"])
     with pytest.raises(DatasetError, match=r"the training images lack 1 of the 3 test classes \(2\)"):
         check_classes(torch.tensor([0, 1]), torch.tensor([0, 1, 2]))
+
+
+def test_training_data_of_one_class_is_refused():
+    with pytest.raises(DatasetError, match="hold 1 class"):
+        check_two_classes(torch.zeros(30, dtype=torch.long), source="npz:x.npz")
+    check_two_classes(torch.tensor([0, 1, 1]))

@@ -325,9 +325,11 @@ def train(
 
     from privis import data as pdata
     from privis import models
+    from privis.data.checks import check_two_classes
 
     check_paths({"--out": out}, data=(data, test))
     ds = pdata.load(data)
+    check_two_classes(ds.labels, source=data)
     torch.manual_seed(seed)
     net = models.create(model, num_classes=ds.num_classes, in_channels=ds.images.shape[1],
                         image_size=tuple(ds.images.shape[-2:]))

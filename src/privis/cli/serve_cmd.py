@@ -162,6 +162,7 @@ def register(app: typer.Typer) -> None:
         """Train a protective perturbation generator (Algorithm 1) against a frozen target model."""
         from privis import data as pdata
         from privis import models
+        from privis.data.checks import check_two_classes
         from privis.methods.perturbation import ProtectivePerturbation
 
         raw = parse_params(param)
@@ -173,6 +174,7 @@ def register(app: typer.Typer) -> None:
                 models.require_kind(info, "classifier", path)
         params.setdefault("random_state", seed)
         ds = pdata.load(data)
+        check_two_classes(ds.labels, source=data)  # the generator learns to fool a classifier: it needs classes
         pp = ProtectivePerturbation(**params).fit(ds.images, ds.labels)
         pp.save_generator(out, extra={"data": data})
         if target_out is not None:
