@@ -184,3 +184,28 @@ def test_training_on_one_class_is_refused_and_writes_nothing(tmp_path, command):
     result = runner.invoke(app, [*command, "--data", f"npz:{data}", "--out", str(out)])
     assert result.exit_code == 1, result.output
     assert "hold 1 class" in result.output and "Traceback" not in result.output and not out.exists()
+
+
+class _DemoStartedError(Exception):
+    pass
+
+
+def test_demo_never_replaces_a_users_file_of_its_output_names(tmp_path, monkeypatch):
+    """demo writes OUT/results.json and OUT/report.html: files of those names privis did not write are refused
+    before any work; a previous demo's files are replaced as before."""
+    import privis.experiments.demo as demo_module
+
+    def started(*args, **kwargs):
+        raise _DemoStartedError
+
+    monkeypatch.setattr(demo_module, "run_demo", started)
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "report.html").write_text("<html><title>my thesis figures</title></html>")
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 2 and "report.html" in result.output and "not written by privis" in result.output
+    assert (out / "report.html").read_text() == "<html><title>my thesis figures</title></html>"
+    (out / "report.html").write_text("<!doctype html>\n<html lang=\"en\"><head><title>privis: demo</title>")
+    (out / "results.json").write_text(json.dumps({"name": "demo", "summary": {"acc": 0.5}}))
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert isinstance(result.exception, _DemoStartedError), result.output

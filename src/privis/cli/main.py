@@ -287,6 +287,38 @@ PARAM_HELP = ("Method parameter KEY=VALUE; repeatable. `privis methods METHOD` l
               "type, range and default.")
 
 
+def _privis_wrote(path: Path) -> bool:
+    """Whether ``path`` (``results.json`` or ``report.html``) is a file a privis command wrote: a Result's
+    JSON (``name`` and ``summary``) or a privis HTML report (its title starts with ``privis:``)."""
+    import json
+
+    try:
+        head = path.read_bytes()[: 1 << 20] if path.suffix == ".json" else path.read_bytes()[:512]
+    except OSError:
+        return False
+    if path.suffix == ".json":
+        try:
+            doc = json.loads(head)
+        except ValueError:
+            return False
+        return isinstance(doc, dict) and isinstance(doc.get("name"), str) and isinstance(doc.get("summary"), dict)
+    return b"<title>privis: " in head
+
+
+def _refuse_foreign_demo_files(out: Path) -> None:
+    """``demo`` writes two fixed names into --out: refuse, before any work, to replace files of those names
+    that privis did not write (a user's own report.html).
+
+    Raises:
+        InvalidInputError: naming the files.
+    """
+    foreign = [out / name for name in ("results.json", "report.html")
+               if (out / name).is_file() and not _privis_wrote(out / name)]
+    if foreign:
+        raise InvalidInputError(f"refusing to overwrite {', '.join(map(str, foreign))}: not written by privis; move "
+                                "them away or choose another --out")
+
+
 @app.command()
 @handle_errors
 def demo(
@@ -302,6 +334,7 @@ def demo(
 
     check_paths({"--out": out, "--out results.json": out / "results.json", "--out report.html": out / "report.html"},
                 folders=("--out",))
+    _refuse_foreign_demo_files(out)
     result = run_demo(out=out, seed=seed)
     print_summary(result)
     typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
