@@ -29,3 +29,14 @@ def test_no_progress_wins_over_progress(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PRIVIS_PROGRESS", "1")
     monkeypatch.setenv("PRIVIS_NO_PROGRESS", "1")
     assert not prog.progress_enabled()
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_without_a_stderr_there_are_no_bars_and_no_failure(monkeypatch: pytest.MonkeyPatch, forced: bool) -> None:
+    """A process started with stderr closed (``2>&-``) has ``sys.stderr is None``."""
+    if forced:
+        monkeypatch.setenv("PRIVIS_PROGRESS", "1")
+    monkeypatch.setattr("sys.stderr", None)
+    items = [1, 2, 3]
+    assert not prog.progress_enabled()
+    assert prog.progress(items) is items

@@ -193,3 +193,88 @@ def test_experiment_sizes_below_one_are_refused():
     result = runner.invoke(app, ["experiment", "veil-table2", "--train-size", "0"])
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
         "privis: error: --train-size must be an integer >= 1 (leave it out for the default), got 0"]
+
+
+def test_a_parameter_given_twice_is_refused_before_any_work(tmp_path):
+    from privis.methods.baselines import GaussianBlur
+
+    for pairs in (["sigma=1", "sigma=2"], ["sigma=1", " sigma =1"]):
+        for cls in (GaussianBlur, None):
+            with pytest.raises(InvalidInputError, match="sigma is given twice"):
+                parse_params(pairs, cls)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["protect", "blur", "--data", "digits[:4]", "--out", str(out), "--param", "sigma=1",
+                                 "--param", "sigma=2"])
+    assert result.exit_code == 2 and "given twice" in result.output and not out.exists()
+
+
+def test_a_warning_is_one_line_without_source_code(tmp_path):
+    """Keyed VisualMixer on digits (finer than 8 bits) warns; a user sees one line, not privis' source."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    privis = str(Path(sys.executable).with_name("privis"))
+    env = {**os.environ, "PRIVIS_NO_PROGRESS": "1"}
+    key = tmp_path / "k.key"
+    assert subprocess.run([privis, "keygen", str(key)], env=env, capture_output=True).returncode == 0
+    proc = subprocess.run([privis, "protect", "visualmixer", "--data", "digits[:3]", "--out", str(tmp_path / "out"),
+                           "--param", f"key_file={key}"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(line.startswith("privis: warning: ") for line in lines), proc.stderr
+    assert "8 bits" in proc.stderr and ".py" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["train", "--data", "digits[:20]", "--epochs", "1"],
+                                     ["protect", "blur", "--data", "digits[:3]"],
+                                     ["train-generator", "--data", "digits[:20]"],
+                                     ["evaluate", "blur", "--data", "digits"]])
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_a_seed_outside_what_torch_accepts_is_refused_before_any_work(tmp_path, command, seed):
+    """Seeds are integers in [0, 2**63 - 1] for every command (train --seed 2**64 ended in a traceback)."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, [*command, "--out" if command[0] != "evaluate" else "--json", str(out),
+                                 "--seed", seed])
+    assert result.exit_code == 2, result.output
+    assert "--seed" in result.output and "Traceback" not in result.output and not out.exists()
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "1"], ["train-generator", "--param", "epochs=1"]])
+def test_training_on_one_class_is_refused_and_writes_nothing(tmp_path, command):
+    """A one-class classifier reports accuracy 1.0 (and a generator's loss against it diverges)."""
+    import numpy as np
+
+    data = tmp_path / "one.npz"
+    np.savez(data, images=np.random.default_rng(0).random((40, 1, 8, 8)).astype(np.float32),
+             labels=np.zeros(40, dtype=np.int64))
+    out = tmp_path / "m.pt"
+    result = runner.invoke(app, [*command, "--data", f"npz:{data}", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "hold 1 class" in result.output and "Traceback" not in result.output and not out.exists()
+
+
+class _DemoStartedError(Exception):
+    pass
+
+
+def test_demo_never_replaces_a_users_file_of_its_output_names(tmp_path, monkeypatch):
+    """demo writes OUT/results.json and OUT/report.html: files of those names privis did not write are refused
+    before any work; a previous demo's files are replaced as before."""
+    import privis.experiments.demo as demo_module
+
+    def started(*args, **kwargs):
+        raise _DemoStartedError
+
+    monkeypatch.setattr(demo_module, "run_demo", started)
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "report.html").write_text("<html><title>my thesis figures</title></html>")
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 2 and "report.html" in result.output and "not written by privis" in result.output
+    assert (out / "report.html").read_text() == "<html><title>my thesis figures</title></html>"
+    (out / "report.html").write_text("<!doctype html>\n<html lang=\"en\"><head><title>privis: demo</title>")
+    (out / "results.json").write_text(json.dumps({"name": "demo", "summary": {"acc": 0.5}}))
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert isinstance(result.exception, _DemoStartedError), result.output

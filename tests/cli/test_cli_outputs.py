@@ -138,3 +138,21 @@ def test_builtin_fashion_mnist_files_are_inputs_too():
     result = runner.invoke(app, ["evaluate", "blur", "--data", "fashion-mnist:train[:10]", "--json", str(found[0])])
     assert result.exit_code == 2 and "is the input" in result.output
     assert hashlib.sha256(found[0].read_bytes()).hexdigest() == before
+
+
+def test_a_state_root_set_to_an_input_folder_is_refused_before_any_work(inputs, tmp_path, monkeypatch):
+    """$PRIVIS_STATE_DIR is an output location too: set to the input folder, the run would add its state
+    folder and lock beside the classes (a new 'class' the next reader of the folder meets)."""
+    imgs = inputs["imgs"]
+    listing = sorted(p.name for p in imgs.iterdir())
+    before = checksums(imgs)
+    monkeypatch.setenv("PRIVIS_STATE_DIR", str(imgs))
+    result = runner.invoke(app, ["protect", "blur", "--data", f"folder:{imgs}", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "inside the input folder" in result.output, result.output
+    assert sorted(p.name for p in imgs.iterdir()) == listing and checksums(imgs) == before
+    assert not (tmp_path / "o").exists()
+    # a state root that merely holds the input folder is fine: the run's state is a folder of its own
+    monkeypatch.setenv("PRIVIS_STATE_DIR", str(imgs.parent))
+    result = runner.invoke(app, ["protect", "blur", "--data", f"folder:{imgs}", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in imgs.iterdir()) == listing and checksums(imgs) == before

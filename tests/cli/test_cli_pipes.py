@@ -59,3 +59,14 @@ def test_training_that_diverges_is_one_line_and_exit_1(tmp_path):
     assert result.exit_code == 1, result.output
     assert result.output.startswith("privis: error: numerical failure: training diverged")
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "m.pt").exists()
+
+
+def test_protect_works_with_stderr_closed(tmp_path):
+    """``2>&-`` (a daemon, a cron job) leaves Python without sys.stderr: the run still writes everything."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("PRIVIS_NO_PROGRESS", "CI")}
+    command = f"{shlex.quote(PRIVIS)} protect blur --data 'digits:test[:5]' --out {shlex.quote(str(out))} 2>&-"
+    proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    assert len(json.loads((out / "manifest.json").read_text())["items"]) == 5

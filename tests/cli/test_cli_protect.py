@@ -193,3 +193,19 @@ def test_methods_command_lists_each_parameter_with_type_range_and_default():
     assert "privis methods METHOD" in runner.invoke(app, ["protect", "--help"]).output
     unknown = runner.invoke(app, ["methods", "nope"])
     assert unknown.exit_code == 2 and "unknown method 'nope'" in unknown.stderr
+
+
+def test_a_link_inside_the_input_to_the_output_folder_is_never_read(tmp_path):
+    """The check of output paths compares real paths; a link inside the input tree that leads to OUT would
+    otherwise make the run read (and protect again) its own outputs while writing them."""
+    src = make_folder(tmp_path / "src", 6)
+    out = tmp_path / "out"
+    out.mkdir()
+    cls = sorted(p for p in src.iterdir() if p.is_dir())[0]
+    (cls / "link").symlink_to(out, target_is_directory=True)
+    result = runner.invoke(app, ["protect", "blur", "--data", f"folder:{src}", "--out", str(out), "--batch-size", "1"])
+    assert result.exit_code == 0, result.output
+    assert "leads into the output folder" in result.output
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert len(written) == 6 and not any("link" in p for p in written)
+    assert "found 7: done 6" in result.output and "ignored 1" in result.output

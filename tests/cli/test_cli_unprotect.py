@@ -197,6 +197,30 @@ def test_edited_lossy_or_swapped_item_is_refused_by_name(tmp_path, key, protecte
     _refused(_unprotect(protected, out, key), out, items[5]["path"], "nothing was written")
 
 
+def _edit_manifest(folder: Path, change) -> None:
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest["items"])
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("kind", ["relabelled", "record-removed", "file-added"])
+def test_a_manifest_that_disagrees_with_the_files_is_refused_by_name(tmp_path, key, protected, kind) -> None:
+    """The tags cover pixels, not labels nor the list of files: a relabelled item, or a file without a record,
+    would be restored under another class or dropped without a word."""
+    items = _items(protected)
+    named = items[3]["path"]
+    if kind == "relabelled":
+        _edit_manifest(protected, lambda its: its[3].update(label=(its[3]["label"] + 1) % 10))
+    elif kind == "record-removed":
+        _edit_manifest(protected, lambda its: its.pop(3))
+    else:
+        named = f"{items[3]['path'].split('/')[0]}/added.png"
+        (protected / named).write_bytes((protected / items[3]["path"]).read_bytes())
+    out = tmp_path / "rest"
+    _refused(_unprotect(protected, out, key), out, named)
+
+
 def test_foreign_folders_are_refused(tmp_path, key) -> None:
     seeded = tmp_path / "seeded"
     _protect("digits[:6]", seeded, None)
@@ -239,3 +263,20 @@ def test_resume_with_another_key_is_refused(tmp_path, key, protected) -> None:
                "--resume")
     assert res.exit_code != 0 and "resume" in res.output, res.output  # one folder never mixes two keys
     assert _unprotect(protected, tmp_path / "rest", key).exit_code == 0
+
+
+def test_restore_keeps_the_layout_of_a_flat_folder(tmp_path, key) -> None:
+    """Images in the input's root stay in the root (the unnamed class), not under a made-up class folder."""
+    src = tmp_path / "flat"
+    src.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("b.png", "a.png", "c d.png"):
+        Image.fromarray(rng.integers(0, 256, (6, 5), dtype=np.uint8)).save(src / name)
+    prot, out = tmp_path / "prot", tmp_path / "rest"
+    _protect(f"folder:{src}", prot, key)
+    res = _unprotect(prot, out, key)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c d.png", "manifest.json"]
+    for name in ("a.png", "b.png", "c d.png"):
+        assert np.array_equal(_png_chw(out / name), _png_chw(src / name))
+    assert pdata.load(f"folder:{out}").paths == pdata.load(f"folder:{src}").paths

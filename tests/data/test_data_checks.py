@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from privis.data.checks import check_classes, check_images, check_int, check_labels, check_same_layout
+from privis.data.checks import (
+    check_classes,
+    check_images,
+    check_int,
+    check_labels,
+    check_same_layout,
+    check_two_classes,
+)
 from privis.errors import DatasetError, InvalidInputError
 
 
@@ -131,3 +138,9 @@ def test_check_int_is_the_one_positive_integer_check():
     for call in calls:
         with pytest.raises(InvalidInputError, match=r"must be an integer >= 1, got 0$"):
             call()
+
+
+def test_training_data_of_one_class_is_refused():
+    with pytest.raises(DatasetError, match="hold 1 class"):
+        check_two_classes(torch.zeros(30, dtype=torch.long), source="npz:x.npz")
+    check_two_classes(torch.tensor([0, 1, 1]))

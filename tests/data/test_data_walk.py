@@ -95,6 +95,21 @@ def test_root_files_of_a_class_tree_are_the_unnamed_class(tmp_path: Path) -> Non
     assert_stream_matches_load(tmp_path)
 
 
+def test_text_files_beside_class_folders_add_no_class_and_shift_no_label(tmp_path: Path) -> None:
+    save(tmp_path / "cat/a.png", grey())
+    save(tmp_path / "dog/b.png", grey())
+    plain = load_folder(tmp_path)
+    (tmp_path / "README.txt").write_text("my dataset")
+    (tmp_path / "LICENSE").write_bytes(b"CC-BY")
+    ds = load_folder(tmp_path, skip_bad=True)
+    assert ds.class_names == plain.class_names == ["cat", "dog"]
+    assert ds.labels.tolist() == plain.labels.tolist() == [0, 1]
+    assert [s["path"] for s in ds.skipped] == ["LICENSE", "README.txt"]
+    assert_stream_matches_load(tmp_path)
+    with pytest.raises(ImageFileError, match="LICENSE"):  # still a bad item without skip_bad
+        load_folder(tmp_path)
+
+
 def test_flat_folder_is_one_unnamed_class(tmp_path: Path) -> None:
     for name in ("b.png", "a.png", "c d.png"):
         save(tmp_path / name, grey())
@@ -161,13 +176,16 @@ def test_most_common_size_over_the_whole_folder_wins_ties_to_the_first_met(tmp_p
 # ------------------------------------------------------------------------------------ EXIF orientation
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".webp"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_read_image_applies_exif_orientation_as_pillow_does(tmp_path: Path, orientation: int) -> None:
-    path = tmp_path / "p.png"
+def test_read_image_applies_exif_orientation_as_pillow_does(tmp_path: Path, orientation: int, suffix: str) -> None:
+    """Once, whatever the format: Pillow turns a TIFF upright itself while loading (and reports its upright
+    size), which must not be turned a second time."""
+    path = tmp_path / f"p{suffix}"
     img = Image.fromarray(rgb(4, 7))
     exif = img.getexif()
     exif[ExifTags.Base.Orientation] = orientation
-    img.save(path, exif=exif)
+    img.save(path, exif=exif, **({"lossless": True} if suffix == ".webp" else {}))
     expected = np.asarray(ImageOps.exif_transpose(Image.open(path)))
     array, _ = read_image(path)
     assert np.array_equal(array, expected)

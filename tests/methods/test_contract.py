@@ -9,7 +9,9 @@ no file opened); ``fit`` returns ``self``; ``transform`` before ``fit`` raises `
 the class declares ``requires_fit``; canonical form in and out, on the input's device; OS entropy without
 a seed and the same output with the same seed (``stochastic`` methods), the same output every time
 (the others); the declared tags (``requires_fit``, ``stochastic``, ``accepts_ids``, ``deployment``) agree with
-the behaviour; the caller's images, labels, models and global RNG untouched; ``transform`` leaves the fitted
+the behaviour; ``fit`` and ``transform`` refuse channels-last images and labels of another length or a
+float dtype (also methods that ignore labels); the caller's images, labels, models and global RNG untouched;
+``transform`` leaves the fitted
 state alone (figures of a call are not ``*_`` attributes); a fitted protector pickles and gives the same
 output after loading. Every test that runs a method runs on each device of the ``device`` fixture.
 """
@@ -138,6 +140,23 @@ def test_fit_returns_self_and_transform_before_fit_is_the_documented_error(name,
         out = protector.transform(images, labels)
         assert out.shape == images.shape
     assert protector.fit(images, labels) is protector
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fit_and_transform_refuse_channels_last_images_and_labels_that_do_not_fit(name, device, data):
+    """A method that ignores labels still checks them (a truncated or shifted batch is the caller's bug), and
+    a method with nothing to fit still refuses images in the wrong layout at ``fit``."""
+    images, labels = _on(device, data)
+    cls, params = cheap(name)
+    nhwc = images.repeat(1, 3, 1, 1).permute(0, 2, 3, 1)  # (N, 8, 8, 3)
+    with pytest.raises(InvalidInputError, match="channels-last"):
+        cls(**cheap(name)[1]).fit(nhwc, labels)
+    protector = cls(**params).fit(images, labels)
+    for bad, words in ((labels[: N // 2], "shape"), (labels.float(), "integers"), (labels[:, None], "shape")):
+        with pytest.raises(InvalidInputError, match=f"labels must .*{words}"):
+            cls(**cheap(name)[1]).fit(images, bad)
+        with pytest.raises(InvalidInputError, match=f"labels must .*{words}"):
+            protector.transform(images, bad)
 
 
 @pytest.mark.parametrize("name", NAMES)

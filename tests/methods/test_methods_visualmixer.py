@@ -208,6 +208,23 @@ def test_inverse_needs_a_key_and_the_invariant_statistic(tmp_path) -> None:
         VisualMixer(key_file=str(tmp_path / "short")).fit(x)
 
 
+def test_keygen_overwrite_replaces_only_a_key_file(tmp_path) -> None:
+    """``--overwrite`` is for rotating a key: a data file or folder given by mistake is never replaced."""
+    data = tmp_path / "train.npz"
+    data.write_bytes(b"PK\x03\x04 the user's data")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for path in (data, folder):
+        with pytest.raises(InvalidInputError, match="not a key file"):
+            generate_key(path, overwrite=True)
+    assert data.read_bytes() == b"PK\x03\x04 the user's data" and folder.is_dir()
+    key = generate_key(tmp_path / "k.key")
+    old = key.read_bytes()
+    assert generate_key(key, overwrite=True) == key and key.read_bytes() != old and len(key.read_bytes()) == 32
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        VisualMixer(key_file=str(folder)).fit(torch.rand(2, 1, 8, 8))
+
+
 def test_key_check_and_item_tags_identify_key_id_and_pixels(tmp_path) -> None:
     from privis.methods.visualmixer import item_tag, key_check_value, stored_pixels
 

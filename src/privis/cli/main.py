@@ -30,6 +30,7 @@ import inspect
 import os
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,9 +68,27 @@ def _reader_may_leave() -> Iterator[None]:
         raise typer.Exit(0) from None
 
 
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """A warning as one line on stderr, like the errors: no source file, line number or code line."""
+    return f"privis: warning: {message}\n"
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show the warnings a command raises as :func:`_format_warning` lines (restored afterwards)."""
+    before = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = before
+
+
 class PrivisGroup(TyperGroup):
     """The ``privis`` command group: :func:`_reader_may_leave` around parsing (``--help`` output) and
-    around every command, the one place where a closed stdout pipe is handled."""
+    around every command, the one place where a closed stdout pipe is handled; a warning raised by a
+    command is one ``privis: warning: ...`` line on stderr."""
 
     # Context types are Any: typer's own Context and its vendored click's differ, and these methods only pass
     # them on.
@@ -78,7 +97,7 @@ class PrivisGroup(TyperGroup):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
-        with _reader_may_leave():
+        with _reader_may_leave(), _warnings_as_lines():
             return super().invoke(ctx)
 
 
@@ -170,7 +189,8 @@ def parse_params(pairs: list[str] | None, cls: type[ParamsMixin] | None = None) 
     NaN and infinities refused.
 
     Raises:
-        InvalidInputError: a pair without ``=``, an unknown parameter or a bad value (one line naming both).
+        InvalidInputError: a pair without ``=``, an unknown parameter, a bad value (one line naming both), or
+            a parameter given twice (``sigma=1`` then ``sigma=2``: which one was meant is not known).
     """
     params: dict[str, Any] = {}
     for pair in pairs or []:
@@ -178,6 +198,8 @@ def parse_params(pairs: list[str] | None, cls: type[ParamsMixin] | None = None) 
             raise InvalidInputError(f"--param expects KEY=VALUE, got {pair!r}")
         key, raw = pair.split("=", 1)
         key = key.strip().replace("-", "_")
+        if key in params:
+            raise InvalidInputError(f"--param {key} is given twice; give each parameter once")
         params[key] = cls.parse_param(key, raw) if cls is not None else parse_literal(raw, f"parameter {key}")
     return params
 
@@ -288,10 +310,45 @@ def print_summary(result: Any) -> None:
 
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the Result as JSON here.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice (reproducible runs).")]
+#: Seeds are integers in [0, 2**63 - 1], as every ``random_state`` (larger ones overflow torch's seeding).
+SEED_MAX = 2**63 - 1
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX,
+                                      help="Seed for every random choice (reproducible runs).")]
 #: Help of every ``--param`` option of a method.
 PARAM_HELP = ("Method parameter KEY=VALUE; repeatable. `privis methods METHOD` lists the parameters with their "
               "type, range and default.")
+
+
+def _privis_wrote(path: Path) -> bool:
+    """Whether ``path`` (``results.json`` or ``report.html``) is a file a privis command wrote: a Result's
+    JSON (``name`` and ``summary``) or a privis HTML report (its title starts with ``privis:``)."""
+    import json
+
+    try:
+        head = path.read_bytes()[: 1 << 20] if path.suffix == ".json" else path.read_bytes()[:512]
+    except OSError:
+        return False
+    if path.suffix == ".json":
+        try:
+            doc = json.loads(head)
+        except ValueError:
+            return False
+        return isinstance(doc, dict) and isinstance(doc.get("name"), str) and isinstance(doc.get("summary"), dict)
+    return b"<title>privis: " in head
+
+
+def _refuse_foreign_demo_files(out: Path) -> None:
+    """``demo`` writes two fixed names into --out: refuse, before any work, to replace files of those names
+    that privis did not write (a user's own report.html).
+
+    Raises:
+        InvalidInputError: naming the files.
+    """
+    foreign = [out / name for name in ("results.json", "report.html")
+               if (out / name).is_file() and not _privis_wrote(out / name)]
+    if foreign:
+        raise InvalidInputError(f"refusing to overwrite {', '.join(map(str, foreign))}: not written by privis; move "
+                                "them away or choose another --out")
 
 
 @app.command()
@@ -309,6 +366,7 @@ def demo(
 
     check_paths({"--out": out, "--out results.json": out / "results.json", "--out report.html": out / "report.html"},
                 folders=("--out",))
+    _refuse_foreign_demo_files(out)
     result = run_demo(out=out, seed=seed)
     print_summary(result)
     typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")

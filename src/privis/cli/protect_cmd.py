@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import PARAM_HELP, check_paths, handle_errors, load_model_params, method_class, parse_params, say
+from privis.cli.main import (
+    PARAM_HELP,
+    SEED_MAX,
+    check_paths,
+    handle_errors,
+    load_model_params,
+    method_class,
+    parse_params,
+    say,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,9 +27,9 @@ def register(app: typer.Typer) -> None:
         data: Annotated[str, typer.Option("--data", help="Dataset spec, e.g. digits, folder:PATH, npz:PATH.")],
         out: Annotated[Path, typer.Option("--out", help="Output folder (images + manifest.json).")],
         param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default draws from OS entropy. A seed below "
-                                                 "2**48 can be found from the outputs (warned): draw one with "
-                                                 "secrets.randbits(63).")] = None,
+        seed: Annotated[int | None, typer.Option(
+            "--seed", min=0, max=SEED_MAX, help="Seed in [0, 2**63 - 1]; default draws from OS entropy. A seed "
+            "below 2**48 can be found from the outputs (warned): draw one with secrets.randbits(63).")] = None,
         fit_data: Annotated[
             str | None,
             typer.Option("--fit-data", help="Data the protector is fitted on, with the data's image size and "
@@ -76,14 +85,22 @@ def register(app: typer.Typer) -> None:
         from privis import methods
         from privis.data.stream import open_source
         from privis.engine import protect as run_protect
+        from privis.engine.state import STATE_ENV, RunState
 
         cls = method_class(method)
         raw = parse_params(param, cls)
-        check_paths({"--out": out, "--state-dir": state_dir}, data=(data, fit_data), params=(raw,),
-                    folders=("--out", "--state-dir"))
+        # the folder and lock file this run keeps in the state root (--state-dir or $PRIVIS_STATE_DIR),
+        # checked as outputs: a state root set to an input folder must not grow a folder inside it
+        run_state = RunState(out, state_dir)
+        where = "--state-dir" if state_dir is not None else f"the run state folder (${STATE_ENV} or the cache)"
+        check_paths({"--out": out, where: run_state.folder, f"{where} lock": run_state.lock_path},
+                    data=(data, fit_data), params=(raw,), folders=("--out", where))
         params = load_model_params(raw)
         protector = methods.create(method, **{"random_state": seed, **params})  # a --param random_state wins
         source = open_source(data)
+        tree = getattr(source, "tree", None)
+        if tree is not None:  # a link inside the input folder may lead to OUT: its outputs are no inputs
+            tree.exclude(out)
         summary = run_protect(
             protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),

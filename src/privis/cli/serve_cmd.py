@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import check_paths, handle_errors, load_model_params, parse_params, say
+from privis.cli.main import SEED_MAX, check_paths, handle_errors, load_model_params, parse_params, say
 from privis.errors import InvalidInputError, PrivisError
 
 
@@ -149,7 +149,8 @@ def register(app: typer.Typer) -> None:
                                                         "(to serve it).")] = None,
         param: Annotated[list[str] | None, typer.Option("--param", help="ProtectivePerturbation parameter "
                                                         "KEY=VALUE; repeatable.")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Seed; default: OS entropy.")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", min=0, max=SEED_MAX,
+                                                       help="Seed; default: OS entropy.")] = None,
     ) -> None:
         """Train a protective perturbation generator (Algorithm 1) against a frozen target model."""
         from privis.methods.perturbation import train_generator_from_spec

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from privis.errors import DatasetError, InvalidInputError
 
-__all__ = ["CHANNELS", "check_classes", "check_images", "check_int", "check_labels", "check_same_layout"]
+__all__ = ["CHANNELS", "check_classes", "check_images", "check_int", "check_labels", "check_same_layout",
+           "check_two_classes"]
 
 #: Channel counts of the canonical form: grey (1) or RGB (3).
 CHANNELS = (1, 3)
@@ -190,6 +191,22 @@ def check_same_layout(fit_shape: Sequence[int], data_shape: Sequence[int], *, fi
         raise InvalidInputError(f"the fitting data {fit_name} holds {_shape_text(fit)} (CxHxW) images but "
                                 f"{data_name} holds {_shape_text(data)}: a protector fitted on them cannot "
                                 f"protect these ({what} differ); fit on data of the same size and channels")
+
+
+def check_two_classes(labels: torch.Tensor, *, source: str = "the data") -> None:
+    """Refuse training data a classifier cannot learn anything from: fewer than two classes hold images.
+
+    Args:
+        labels: ``(N,)`` integer labels.
+        source: the dataset spec, for the message.
+
+    Raises:
+        DatasetError: one line with the count of images and of classes.
+    """
+    held = len(set(labels.tolist()))
+    if held < 2:
+        raise DatasetError(f"{source}: {len(labels)} training images hold {held} class(es); a classifier needs at "
+                           "least 2 classes (on one class every accuracy is 1.0)")
 
 
 def check_classes(train_labels: torch.Tensor, test_labels: torch.Tensor, *, class_names: Sequence[str] = (),

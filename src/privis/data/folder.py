@@ -109,12 +109,15 @@ def decode_image(path: str | Path, data: bytes | None = None) -> tuple[np.ndarra
         with Image.open(io.BytesIO(data)) as img:
             orientation = _orientation(img)
             img.load()
+            # Pillow turns some formats upright itself while loading (TIFF, Pillow >= 11) and then drops the
+            # tag: applying it again would turn the image a second time
+            turned = orientation != 1 and _orientation(img) == 1
             array, scale = _to_array(path, img)
     except ImageFileError:
         raise
     except Exception as exc:
         raise _pillow_error(path, exc) from exc
-    return _orient(array, orientation), scale, orientation
+    return (array if turned else _orient(array, orientation)), scale, orientation
 
 
 def probe_image(path: str | Path) -> tuple[tuple[int, int], int, int]:
@@ -147,9 +150,19 @@ def probe_image(path: str | Path) -> tuple[tuple[int, int], int, int]:
         raise ImageFileError(path, f"cannot read file ({exc.strerror or exc})") from exc
     except Exception as exc:
         raise _pillow_error(path, exc) from exc
-    if orientation >= 5:
-        width, height = height, width
+    if orientation >= 5 and (width, height) == _stored_size(img, (width, height)):
+        width, height = height, width  # not yet swapped by Pillow (it swaps a TIFF's size itself, Pillow >= 11)
     return (width, height), channels, orientation
+
+
+def _stored_size(img: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` as the file stores the pixels: a TIFF's own tags (Pillow may report the upright
+    size instead), else ``size``."""
+    tags = getattr(img, "tag_v2", None)
+    try:
+        return (int(tags[256]), int(tags[257])) if tags is not None else size
+    except (KeyError, TypeError, ValueError):
+        return size
 
 
 def _pillow_error(path: Path, exc: BaseException) -> ImageFileError:
@@ -498,6 +511,8 @@ class FolderWriter:
             never removed, and one a batch would replace is listed and refused.
         skipped: input files left out upstream, each ``{"path", "reason"}``, recorded in the manifest.
         source: the spec of the data being written, recorded in the manifest.
+        class_dirs: the folder of each class (``""``: the output's root), e.g. those of a privis folder
+            being restored, so that its layout is kept; default :func:`class_dir_names` of ``class_names``.
 
     Raises:
         InvalidInputError: overlapping input and output, an output that cannot be written, an existing
@@ -514,12 +529,18 @@ class FolderWriter:
         overwrite: bool = False,
         skipped: Sequence[dict] | None = None,
         source: str | None = None,
+        class_dirs: Sequence[str] | None = None,
     ) -> None:
         self.out_dir = Path(out_dir).expanduser()
         self.class_names = [str(c) for c in class_names]
         if not self.class_names or len(set(self.class_names)) != len(self.class_names):
             raise InvalidInputError(f"class_names must be non-empty and distinct, got {self.class_names}")
-        self.class_dirs = class_dir_names(self.class_names)
+        self.class_dirs = class_dir_names(self.class_names) if class_dirs is None else [str(d) for d in class_dirs]
+        plain = all(d == "" or (_safe_relative(d) is not None and "/" not in d) for d in self.class_dirs)
+        if (len(self.class_dirs) != len(self.class_names) or not plain
+                or len({d.lower() for d in self.class_dirs}) != len(self.class_dirs)):
+            raise InvalidInputError(f"class_dirs must be one distinct plain folder name per class ('' for the "
+                                    f"output's root), got {self.class_dirs}")
         self.extra = dict(extra or {})
         try:
             json.dumps(self.extra)
@@ -559,14 +580,14 @@ class FolderWriter:
     def _target(self, label: int, path: str | None, index: int) -> str:
         class_dir = self.class_dirs[label]
         if path is None:
-            return f"{class_dir}/{index:06d}.png"
+            return f"{class_dir}/{index:06d}.png" if class_dir else f"{index:06d}.png"
         rel = _safe_relative(str(path))
         if rel is None:
             raise InvalidInputError(
                 f"path {path!r} must be relative, without '..' or hidden parts, "
                 f"to be kept under {self.out_dir}"
             )
-        if len(rel.parts) < 2 or rel.parts[0] != class_dir:
+        if class_dir and (len(rel.parts) < 2 or rel.parts[0] != class_dir):
             rel = PurePosixPath(class_dir, *rel.parts)
         return rel.with_name(rel.stem + ".png").as_posix()
 

@@ -6,7 +6,10 @@ streaming :class:`~privis.data.stream.FolderSource` behind ``privis protect`` bo
 
 - **Classes.** Each subfolder of ROOT is a class named by its folder name, in sorted order. Files directly
   in ROOT form one more class, the *unnamed* class ``""`` (label 0, before the named ones), whose outputs
-  stay in the output's root: a flat folder of images is a dataset of one unnamed class. A folder written
+  stay in the output's root: a flat folder of images is a dataset of one unnamed class. Beside class
+  folders, ROOT's files form that class only when Pillow recognises one of them as an image; else (a
+  ``README.txt`` or ``LICENSE`` beside the class folders) they are bad items of no class, so a stray text
+  file never adds an empty class nor shifts the labels. A folder written
   by privis (``ROOT/manifest.json`` of format ``privis-folder``) keeps the classes, order and folders its
   manifest gives; a subfolder or a root file outside them is an error.
 - **Items.** Every file under a class folder, at any depth, is one item. Order: a folder's files (sorted
@@ -50,6 +53,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from PIL import Image
 
 from privis.data.folder import MANIFEST_NAME, probe_image, read_manifest
 from privis.errors import DatasetError, ImageFileError
@@ -182,6 +187,23 @@ def _classify(path: Path, name: str) -> tuple[str, Any]:
     return "bad", f"not a regular file ({what}); never opened"
 
 
+#: Why a file in ROOT that no image reader recognises is a bad item when ROOT has class folders.
+_NO_CLASS = ("not an image file Pillow can read; it lies in ROOT beside the class folders (no image there, so "
+             "no unnamed class)")
+
+
+def _is_image(path: Path) -> bool:
+    """Whether Pillow recognises ``path`` as an image from its first bytes (a decompression bomb counts: it is
+    an image, refused later with its reason)."""
+    try:
+        with Image.open(path):
+            return True
+    except Image.DecompressionBombError:
+        return True
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
 def _listing(directory: Path) -> list[tuple[str, str, Any]]:
     """Sorted ``(name, kind, detail)`` of one folder (raises ``OSError`` when it cannot be listed)."""
     return [(name, *_classify(directory / name, name)) for name in sorted(os.listdir(directory))]
@@ -284,10 +306,19 @@ class FolderTree:
             self._raw_dirs = {d: texts.get(d, d) for d in self.class_dirs}
         else:
             named = [name_text(name) for name, _ in dirs]
-            self.class_names = ([UNNAMED_CLASS] if root_files else []) + named
+            unnamed = bool(root_files) and (not dirs or any(kind == "file" and _is_image(root / name)
+                                                            for name, kind, _ in root_files))
+            self.class_names = ([UNNAMED_CLASS] if unnamed else []) + named
             self.class_dirs = list(self.class_names)
             self._raw_dirs = {name_text(name): name for name, _ in dirs}
         self._plan: FolderPlan | None = None
+        self._excluded: list[Path] = []
+
+    def exclude(self, folder: str | Path) -> None:
+        """Never enter ``folder`` (a run's output folder) nor anything in it, even through a link inside
+        ROOT: a folder leading there is ignored with its reason. Call before the first walk.
+        """
+        self._excluded.append(Path(folder).expanduser().resolve())
 
     @staticmethod
     def _seen_reason(where: str, *, ancestor: bool) -> str:
@@ -301,6 +332,12 @@ class FolderTree:
     def _walk(self, rel_dir: str, label: int, seen: dict[tuple[int, int], str],
               inside: set[tuple[int, int]]) -> Iterator[Entry]:
         """Entries under ``ROOT/rel_dir`` (a class folder or below), files first, then subfolders."""
+        if self._excluded:
+            real = (self.root / rel_dir).resolve()
+            if any(real.is_relative_to(folder) for folder in self._excluded):
+                yield Entry(rel_dir, label, "leads into the output folder (a link inside the input); never read",
+                            ignored=True)
+                return
         try:
             listing = _listing(self.root / rel_dir)
         except OSError as exc:
@@ -358,6 +395,9 @@ class FolderTree:
             if d != UNNAMED_CLASS and d in self._raw_dirs and self._raw_dirs[d] in self._dir_ids:
                 seen[self._dir_ids[self._raw_dirs[d]]] = d
         yield from self._root_ignored
+        if self.manifest is None and UNNAMED_CLASS not in self.class_dirs:
+            for name, kind, detail in self._root_files:  # beside class folders, none of them an image
+                yield Entry(name, -1, detail if kind == "bad" else _NO_CLASS)
         for label, d in enumerate(self.class_dirs):
             if d == UNNAMED_CLASS:
                 taken: dict[str, str] = {}

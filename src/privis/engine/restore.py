@@ -14,6 +14,9 @@ A folder that ``privis protect`` wrote with a keyed protector (VisualMixer with 
 1. Refusals before any work: a folder without a privis manifest, protected with another method or one
    without an inverse, without a key check value (never protected with a key), a key whose check value
    differs, an item without id or tag, an output folder that overlaps the input or holds the key file.
+   The folder is read by the one folder walker (:class:`~privis.data.walk.FolderTree`): an item whose
+   label is not its folder's class, a listed file that is missing, and a file the manifest does not list
+   (it has no tag) are refused by name.
 2. A verifying pass: every item is decoded, inverted, and its tag recomputed from the restored pixels;
    the first item whose tag differs (a file edited, re-encoded lossily or swapped after protection)
    stops the run, named, before anything is written.
@@ -36,6 +39,7 @@ import torch
 
 from privis.data.folder import MANIFEST_NAME, FolderWriter, read_image, read_manifest
 from privis.data.stream import to_chw
+from privis.data.walk import FolderTree
 from privis.engine.core import conform, public_params
 from privis.engine.journal import item_hashes
 from privis.errors import DatasetError, ImageFileError, InvalidInputError
@@ -85,6 +89,22 @@ def _keyed_protector(folder: Path, manifest: dict[str, Any], method: str | None,
     params.update(overrides)
     params["key_file"] = str(key_file)
     return cls(**params), check
+
+
+def _check_tree(folder: Path) -> None:
+    """Refuse a folder whose files and manifest disagree, as the folder walker reads them: a label that is
+    not its folder's class (the tag covers pixels, not labels), a listed file missing or bad, a file the
+    manifest does not list (it has no tag: it cannot be verified). Hidden files are ignored."""
+    tree = FolderTree(folder)
+    for entry in tree.entries():
+        if entry.ignored:
+            continue
+        if entry.error is not None:
+            raise ImageFileError(tree.shown_path(entry.rel), f"{entry.error} (nothing was written)")
+        if entry.sha256 is None:
+            raise ImageFileError(tree.shown_path(entry.rel), f"not listed in {MANIFEST_NAME}, so it has no "
+                                 "verification tag and cannot be restored (added after protection, or its record "
+                                 "was removed); move it away (nothing was written)")
 
 
 def _decode(folder: Path, items: list[dict[str, Any]], shape: tuple[int, int, int] | None,
@@ -147,9 +167,10 @@ def unprotect_folder(folder: str | Path, out: str | Path, key_file: str | Path, 
         if not isinstance(item.get("id"), str) or not isinstance(item.get("tag"), str):
             raise DatasetError(f"{folder / MANIFEST_NAME}: item {item['path']} has no id or verification tag, "
                                "so its restore could not be checked")
+    _check_tree(folder)
     class_names = list(manifest["class_names"])
     writer = FolderWriter(out, class_names, inputs=[folder, key_file], overwrite=overwrite,
-                          source=f"folder:{folder}",
+                          source=f"folder:{folder}", class_dirs=manifest["class_dirs"],
                           extra={"method": f"{protector.name}-inverse", "params": public_params(protector),
                                  "versions": package_versions()})
     first_path = str(folder / items[0]["path"])

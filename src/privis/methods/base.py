@@ -419,8 +419,15 @@ class Protector(ParamsMixin):
     accepts_ids: ClassVar[bool] = False
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
-        """Nothing to learn by default; the parameters are checked."""
+        """Nothing to learn by default; the parameters, images and labels are checked (as ``transform``
+        checks them), so a tensor in the wrong layout is refused here too.
+
+        Raises:
+            InvalidInputError: bad parameters, images (:func:`check_images`, any channel count) or labels
+                (:func:`check_labels`).
+        """
         self.validate_params()
+        check_labels(labels, check_images(images, channels=None).shape[0])
         return self
 
     def transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -32,7 +32,7 @@ from torch import Tensor
 from privis import references
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import Protector, check_images, float_param, int_param, seed_param
+from privis.methods.base import Protector, check_images, check_labels, float_param, int_param, seed_param
 from privis.random import resolve_seed, torch_generator
 
 __all__ = ["GaussianBlur", "GaussianNoise", "Pixelate", "gaussian_kernel1d", "item_keys", "keyed_normal"]
@@ -130,6 +130,7 @@ class GaussianBlur(Protector):
         """Blur ``images`` ``(N, C, H, W)`` in [0, 1]; returns the same shape in [0, 1]."""
         self.validate_params()
         images = check_images(images, channels=None)  # channel-agnostic
+        check_labels(labels, images.shape[0])
         n, c, h, w = images.shape
         k = gaussian_kernel1d(float(self.sigma))
         r = k.numel() // 2
@@ -189,6 +190,7 @@ class Pixelate(Protector):
         """Pixelate ``images`` ``(N, C, H, W)``; returns the same shape in [0, 1]."""
         self.validate_params()
         images = check_images(images, channels=None)  # channel-agnostic
+        check_labels(labels, images.shape[0])
         h, w = images.shape[-2:]
         b = min(int(self.block), max(h, w))  # a larger cell is the whole image too; no b x b upsampling
         cells = F.avg_pool2d(images, kernel_size=b, stride=b, ceil_mode=True)
@@ -241,6 +243,7 @@ class GaussianNoise(Protector):
         """
         self.validate_params()
         images = check_images(images, channels=None)  # channel-agnostic
+        check_labels(labels, images.shape[0])
         if ids is not None:
             if len(ids) != images.shape[0]:
                 raise InvalidInputError(f"{len(ids)} ids for {images.shape[0]} images")

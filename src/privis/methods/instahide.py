@@ -42,6 +42,7 @@ from privis.methods.base import (
     Protector,
     bool_param,
     check_images,
+    check_labels,
     check_memory,
     float_param,
     int_param,
@@ -158,6 +159,7 @@ class InstaHide(Protector):
         """
         self.validate_params()
         images = check_images(images, channels=None)  # channel-agnostic
+        check_labels(labels, images.shape[0])
         n = images.shape[0]
         k = int(self.k)
         # the gathered partners (n, k, C, H, W) float32, the coefficient draws and partner indices (n, k)

@@ -72,6 +72,7 @@ from torch import Tensor, nn
 
 from privis import data as pdata
 from privis import metrics, models, references
+from privis.data.checks import check_two_classes
 from privis.errors import InvalidInputError
 from privis.methods import register
 from privis.methods.base import (
@@ -666,6 +667,7 @@ def train_generator_from_spec(data: str, out: str | Path, *, target: str | Path 
     protector = ProtectivePerturbation(**params)
     protector.validate_params()
     dataset = pdata.load(data)
+    check_two_classes(dataset.labels, source=data)  # the generator learns to fool a classifier: it needs classes
     protector.fit(dataset.images, dataset.labels)
     protector.save_generator(out, extra={"data": data})
     if target_out is not None:

@@ -324,6 +324,7 @@ class Veil(Protector):
             raise NotFittedError("Veil is not fitted: call fit() first (it trains or sets the local model)")
         self.validate_params()
         images = check_images(images)
+        check_labels(labels, images.shape[0])
         device = model_device(self.local_model_)
         generator = torch_generator(self.random_state)
         out = torch.empty_like(images)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from privis import data as pdata
-from privis.data.checks import check_images, check_int, check_labels
+from privis.data.checks import check_images, check_int, check_labels, check_two_classes
 from privis.errors import InvalidInputError
 from privis.models.build import create_seeded
 from privis.models.checkpoint import save_checkpoint
@@ -394,6 +394,7 @@ def train_from_spec(
     """
     epochs = check_int(epochs, "epochs")
     train_data = pdata.load(data)
+    check_two_classes(train_data.labels, source=data)
     val = None
     if test:
         test_data = pdata.load(test)

@@ -39,7 +39,8 @@ def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:
     """Write a new 32-byte key from OS entropy to ``path`` (atomic, permissions 0600) and return the path.
 
     Raises:
-        InvalidInputError: ``path`` exists and ``overwrite`` is False.
+        InvalidInputError: ``path`` exists and ``overwrite`` is False, or it exists and is no key file (not a
+            regular file of exactly 32 bytes): ``overwrite`` replaces a key, never another file.
 
     Examples:
         >>> import tempfile, pathlib
@@ -50,6 +51,10 @@ def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise InvalidInputError(f"key file {path} already exists; refusing to overwrite it")
+    if path.exists() and (not path.is_file() or path.stat().st_size != KEY_BYTES):
+        size = f"{path.stat().st_size} bytes" if path.is_file() else "not a regular file"
+        raise InvalidInputError(f"{path} is not a key file ({size}; a key holds exactly {KEY_BYTES} bytes): "
+                                "--overwrite replaces only a key file, refusing to overwrite it")
     atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES), private=True)  # 0600 before any byte lands
     return path
 
@@ -58,9 +63,11 @@ def read_key(path: str | Path) -> bytes:
     """Read a key file written by :func:`generate_key` (exactly 32 bytes).
 
     Raises:
-        InvalidInputError: the file is missing or does not hold exactly 32 bytes.
+        InvalidInputError: the file is missing, a folder, or does not hold exactly 32 bytes.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"key file {path} is a folder; give the key file itself")
     if not path.is_file():
         raise InvalidInputError(f"key file not found: {path}")
     data = path.read_bytes()

@@ -338,10 +338,12 @@ class VisualMixer(Protector):
 
         Args:
             images: canonical images in ``[0, 1]``.
-            labels: ignored (the method is task-agnostic).
+            labels: ignored (the method is task-agnostic), but checked: ``(N,)`` integers or None.
             ids: optional per-image ids (ints, strings or bytes) for the seeded and keyed modes, combined with
                 the shuffle-invariant content id (see the module notes). Ignored when drawing from OS entropy.
         """
+        if labels is not None and isinstance(images, Tensor) and images.ndim == 4:  # else _run names the images
+            check_labels(labels, images.shape[0])
         return self._run(images, ids, inverse=False)
 
     def inverse_transform(self, protected: Tensor, *, ids: Sequence[Any] | Tensor | np.ndarray | None = None,
