@@ -302,3 +302,15 @@ def test_a_resumed_run_accounts_for_every_input(tmp_path: Path) -> None:
     again = protect(Pixelate(block=1), f"folder:{root}", out, skip_bad=True, resume=True)
     assert (again.found, again.done, again.already_done, again.skipped, again.ignored) == (7, 0, 5, 1, 1)
     assert again.unaccounted == 0 and "found 7: done 0, already done 5, skipped 1" in again.line()
+
+
+def test_the_python_api_never_reads_its_output_folder_through_a_link_in_the_input(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    for k in range(3):
+        save(os.fsencode(root / "a" / f"{k}.png"), grey())
+    out = tmp_path / "out"
+    out.mkdir()
+    (root / "a" / "link").symlink_to(out, target_is_directory=True)
+    summary = protect(Pixelate(block=1), f"folder:{root}", out, batch_size=1)
+    assert summary.done == 3 and summary.ignored == 1  # the link is ignored, not read while OUT fills up
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a/0.png", "a/1.png", "a/2.png"]

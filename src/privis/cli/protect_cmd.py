@@ -97,10 +97,7 @@ def register(app: typer.Typer) -> None:
                     data=(data, fit_data), params=(raw,), folders=("--out", where))
         params = load_model_params(raw)
         protector = methods.create(method, **{"random_state": seed, **params})  # a --param random_state wins
-        source = open_source(data)
-        tree = getattr(source, "tree", None)
-        if tree is not None:  # a link inside the input folder may lead to OUT: its outputs are no inputs
-            tree.exclude(out)
+        source = open_source(data)  # privis.engine.protect keeps a link inside it to OUT from being read
         summary = run_protect(
             protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),

@@ -324,6 +324,9 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         raise InvalidInputError("--resume and --force exclude each other: continue the run, or replace it")
     out = Path(out).expanduser()
     source = open_source(data)
+    tree = getattr(source, "tree", None)
+    if tree is not None:  # a link inside the input folder may lead to OUT: its outputs are no inputs
+        tree.exclude(out)
     inputs = list(source.inputs)
     if isinstance(fit_data, str):
         from privis.data.spec import parse_spec
