@@ -1,7 +1,7 @@
 """The checks every layer makes on its inputs, written once (the lowest layer, so every other can import it).
 
-- :func:`check_images`: the canonical image form, ``(N, C, H, W)`` floating point in ``[0, 1]`` (DESIGN.md),
-  with the channels-last mistake named and its fix given.
+- :func:`check_images`: the canonical image form, ``(N, C, H, W)`` floating point in ``[0, 1]``
+  (docs/architecture.md), with the channels-last mistake named and its fix given.
 - :func:`check_labels`: ``(N,)`` integer class indices, one per image, optionally below a class count.
 - :func:`check_int`: an integer setting with a lower bound (sizes, counts, widths; bools refused).
 - :func:`check_same_layout`: data a protector is fitted on (``--fit-data``) must have the image size and
