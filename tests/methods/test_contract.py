@@ -12,7 +12,8 @@ a seed and the same output with the same seed (``stochastic`` methods), the same
 the behaviour; ``fit`` and ``transform`` refuse channels-last images and labels of another length or a
 float dtype (also methods that ignore labels); the caller's images, labels, models and global RNG untouched;
 ``transform`` leaves the fitted state alone (figures of a call are not ``*_`` attributes); a fitted protector
-pickles and gives the same output after loading. Every test that runs a method runs on each device of the ``device`` fixture.
+pickles and gives the same output after loading. Every test that runs a method runs on each device of the
+``device`` fixture.
 """
 
 from __future__ import annotations
