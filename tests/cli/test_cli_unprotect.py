@@ -280,3 +280,17 @@ def test_restore_keeps_the_layout_of_a_flat_folder(tmp_path, key) -> None:
     for name in ("a.png", "b.png", "c d.png"):
         assert np.array_equal(_png_chw(out / name), _png_chw(src / name))
     assert pdata.load(f"folder:{out}").paths == pdata.load(f"folder:{src}").paths
+
+
+def test_a_second_restore_into_the_same_folder_names_the_flag_that_replaces_it(tmp_path):
+    key = tmp_path / "k.key"
+    assert runner.invoke(app, ["keygen", str(key)]).exit_code == 0
+    protected = tmp_path / "vm"
+    assert runner.invoke(app, ["protect", "visualmixer", "--data", "digits[:8]", "--out", str(protected),
+                               "--param", f"key_file={key}"]).exit_code == 0
+    args = ["unprotect", "visualmixer", "--data", f"folder:{protected}", "--out", str(tmp_path / "r"), "--key",
+            str(key)]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output, again.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0

@@ -559,7 +559,7 @@ class FolderWriter:
         if (self.out_dir / MANIFEST_NAME).exists() and not overwrite:
             raise InvalidInputError(
                 f"output folder {self.out_dir} already holds a {MANIFEST_NAME}; "
-                "choose a new folder or pass overwrite"
+                "choose a new folder or pass overwrite=True (--overwrite on the command line)"
             )
         # what an earlier privis run wrote here (and nobody changed since) may be replaced; nothing else
         self._survey = survey_folder(self.out_dir, manifest_outputs(self.out_dir) if overwrite else ())
@@ -634,7 +634,8 @@ class FolderWriter:
             batch_seen.add(key)
             if not self.overwrite and (self.out_dir / target).exists():
                 raise InvalidInputError(
-                    f"{self.out_dir / target} already exists; pass overwrite to replace it"
+                    f"{self.out_dir / target} already exists; pass overwrite=True (--overwrite on the command line) "
+                    "to replace it"
                 )
         self._survey.refuse(self._survey.foreign.intersection(targets), f"in {self.out_dir}")
         self._prepare()
