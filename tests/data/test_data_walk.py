@@ -15,7 +15,7 @@ from PIL import ExifTags, Image, ImageOps
 
 from imagefiles import phone_jpeg
 from privis.data import load, load_folder, read_image
-from privis.data.folder import probe_image
+from privis.data.imagefile import probe_image
 from privis.data.stream import FolderSource, decode_item
 from privis.data.walk import item_id, name_record, name_text, printable_name
 from privis.errors import DatasetError, ImageFileError

@@ -27,7 +27,6 @@ from privis.data.folder import (
     FolderWriter,
     class_dir_names,
     load_folder,
-    read_image,
     read_manifest,
     write_folder,
 )
@@ -41,6 +40,7 @@ from privis.data.idx import (
     find_fashion_mnist,
     read_idx,
 )
+from privis.data.imagefile import read_image
 from privis.data.npz import load_npz, write_npz
 from privis.data.registry import available, load
 from privis.data.spec import GRAMMAR, DatasetSpec, parse_spec

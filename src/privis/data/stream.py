@@ -6,7 +6,7 @@ yields :class:`StreamItem` records lazily:
 
 - ``folder:PATH``: walked lazily by the one folder walker (:mod:`privis.data.walk`: classes, root files,
   hidden files, links, odd names, one size and channel count decided from every header) and decoded
-  later, by the caller, with :func:`decode_item` (which uses :func:`privis.data.folder.decode_image`), so
+  later, by the caller, with :func:`decode_item` (which uses :func:`privis.data.imagefile.decode_image`), so
   a folder streams exactly as :func:`privis.data.load_folder` reads it. A folder written by privis (with
   a ``manifest.json``) keeps its class names and folder mapping, and every file it lists is checked
   against its SHA-256 (the manifest itself is read whole).
@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from privis.data.dataset import Dataset
-from privis.data.folder import MANIFEST_NAME, decode_image
+from privis.data.folder import MANIFEST_NAME
+from privis.data.imagefile import decode_image
 from privis.data.spec import parse_spec
 from privis.data.walk import FolderTree, item_id, name_text, printable_name
 from privis.errors import DatasetError, ImageFileError

@@ -36,7 +36,7 @@ streaming :class:`~privis.data.stream.FolderSource` behind ``privis protect`` bo
   carry the raw bytes (:func:`name_record`), and their item ids stay distinct (:func:`item_id`); a
   written name equal to another entry's is a collision (a bad item, above).
 - **Size and channels** are decided over the whole folder from image headers
-  (:func:`privis.data.folder.probe_image` reads no pixels; EXIF orientation applied): the most common
+  (:func:`privis.data.imagefile.probe_image` reads no pixels; EXIF orientation applied): the most common
   displayed size wins, ties going to the size met first in walk order; 3 channels when any image of that
   size is colour (grey images are then repeated over 3 channels), else 1. Images of another size are bad
   items. A file whose header is bad does not vote; one whose header is good but whose pixels are bad
@@ -56,7 +56,8 @@ from typing import Any
 
 from PIL import Image
 
-from privis.data.folder import MANIFEST_NAME, probe_image, read_manifest
+from privis.data.folder import MANIFEST_NAME, read_manifest
+from privis.data.imagefile import probe_image
 from privis.errors import DatasetError, ImageFileError
 
 __all__ = [

@@ -133,7 +133,8 @@ class ProtectWorker:
             if item.file is not None:
                 import hashlib
 
-                from privis.data.folder import MANIFEST_NAME, decode_image
+                from privis.data.folder import MANIFEST_NAME
+                from privis.data.imagefile import decode_image
                 from privis.data.stream import to_chw
 
                 if item.sha256 is not None and hashlib.sha256(data).hexdigest() != item.sha256:

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from privis.data.folder import MANIFEST_NAME, FolderWriter, read_image, read_manifest
+from privis.data.folder import MANIFEST_NAME, FolderWriter, read_manifest
+from privis.data.imagefile import read_image
 from privis.data.stream import to_chw
 from privis.data.walk import FolderTree
 from privis.engine.core import conform, public_params
