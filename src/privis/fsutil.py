@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import stat
-import tempfile
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,34 +35,12 @@ __all__ = [
     "check_outputs",
     "clear_owned",
     "file_sha256",
-    "new_file_mode",
     "private_dir",
     "survey_folder",
 ]
 
-_UMASK_LOCK = threading.Lock()
 #: Most paths named in one refusal (the rest are counted).
 _LISTED = 5
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows (``/proc``), else set and restored."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def new_file_mode(private: bool = False) -> int:
-    """Permission bits of a file privis creates: ``0600`` when ``private``, else ``0666 & ~umask``."""
-    return 0o600 if private else 0o666 & ~_umask()
 
 
 def private_dir(path: str | Path) -> Path:
@@ -80,15 +57,18 @@ def atomic_stream(path: str | Path, mode: str = "w", *, private: bool = False) -
     to a temporary file beside ``path``; on success it is fsynced and renamed over ``path``, on error removed.
     For files too large to build in memory, and the one place the temp-fsync-rename pattern lives.
 
-    The file gets :func:`new_file_mode` permissions (``0600`` with ``private``), set before any byte is
-    written. Missing parent folders are created with the umask's permissions."""
+    The file is created with ``0600`` when ``private``, else ``0666`` less the umask (the kernel applies
+    the umask at creation, as for any new file), before any byte is written. Missing parent folders are
+    created with the umask's permissions."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_stream mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"  # the name journal.remove_temp_files knows
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
     try:
-        os.fchmod(fd, new_file_mode(private))
+        if private:
+            os.fchmod(fd, 0o600)  # a umask never widens, but make the intent explicit
         with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as fh:
             yield fh
             fh.flush()
