@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
             allow_lossy=allow_lossy, engine=engine, address=address, report=say,
             warn=lambda line: typer.echo(f"privis: {line}", err=True), state_dir=state_dir,
         )
-        _echo_left_out(out, state_dir, source.ignored)
+        _echo_left_out(out, run_state.journal, source.ignored)
         typer.echo(f"protected {summary.done} images with {method}; wrote {out}")
 
 
@@ -112,15 +112,14 @@ def register(app: typer.Typer) -> None:
 SHOWN_NAMES = 50
 
 
-def _echo_left_out(out: Path, state_dir: Path | None, ignored: list[dict[str, str]]) -> None:
+def _echo_left_out(out: Path, journal: Path, ignored: list[dict[str, str]]) -> None:
     """Print the name and reason of every input the run left out: skipped bad inputs (from the run's
     journal, this run's and a resumed run's) and entries ignored by rule (hidden files, link loops)."""
     from privis.data.walk import printable_name
     from privis.engine.journal import JournalState
-    from privis.engine.state import journal_path
 
     skipped = [(str(r.get("source", r.get("id"))), str(r.get("reason", "")))
-               for r in JournalState(journal_path(out, state_dir)).skipped.values()]
+               for r in JournalState(journal).skipped.values()]
     for kind, entries, where in (("skipped", skipped, f" (all listed in {out / 'manifest.json'})"),
                                  ("ignored", [(e["path"], e["reason"]) for e in ignored], "")):
         if not entries:

@@ -261,10 +261,9 @@ def own_manifest(root: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def manifest_outputs(root: str | Path) -> list[tuple[object, object]]:
-    """``(path, sha256)`` of every file privis' own manifest in ``root`` lists, plus the manifest itself
-    (``sha256`` ``None``: privis may replace it); empty when ``root`` holds no privis manifest."""
-    manifest = own_manifest(root)
+def manifest_outputs(manifest: dict[str, Any] | None) -> list[tuple[object, object]]:
+    """``(path, sha256)`` of every file privis' own ``manifest`` (:func:`own_manifest`) lists, plus the
+    manifest itself (``sha256`` ``None``: privis may replace it); empty for None (no privis manifest)."""
     if manifest is None:
         return []
     listed: list[tuple[object, object]] = [(MANIFEST_NAME, None)]
@@ -347,7 +346,7 @@ class FolderWriter:
                 "choose a new folder or pass overwrite=True (--overwrite on the command line)"
             )
         # what an earlier privis run wrote here (and nobody changed since) may be replaced; nothing else
-        self._survey = survey_folder(self.out_dir, manifest_outputs(self.out_dir) if overwrite else ())
+        self._survey = survey_folder(self.out_dir, manifest_outputs(own_manifest(self.out_dir)) if overwrite else ())
         if overwrite:
             self._survey.refuse(self._survey.foreign & {MANIFEST_NAME}, "this writer replaces manifest.json")
 

@@ -44,15 +44,11 @@ from privis.data.walk import FolderTree
 from privis.engine.core import conform, public_params
 from privis.engine.journal import item_hashes
 from privis.errors import DatasetError, ImageFileError, InvalidInputError
+from privis.fsutil import check_outputs
 from privis.methods.base import Protector
 from privis.results import package_versions
 
 __all__ = ["unprotect_folder"]
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = path.expanduser().resolve(), folder.expanduser().resolve()
-    return path == folder or folder in path.parents
 
 
 def _dict_at(mapping: dict[str, Any], key: str) -> dict[str, Any]:
@@ -154,8 +150,7 @@ def unprotect_folder(folder: str | Path, out: str | Path, key_file: str | Path, 
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     if not folder.is_dir():
         raise DatasetError(f"{folder} is not a folder")
-    if _inside(key_file, out):
-        raise InvalidInputError(f"the key file {key_file} must not live inside the output folder {out}")
+    check_outputs({"output folder": out}, [folder, key_file], folders=("output folder",))
     manifest = read_manifest(folder)
     if manifest is None:
         raise DatasetError(f"{folder} is not a folder written by privis protect (no privis {MANIFEST_NAME}); "

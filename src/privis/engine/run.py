@@ -151,7 +151,7 @@ def _prepare_out(out: Path, run_state: RunState, *, resume: bool,
     if prior is not None and manifest is not None and \
             (manifest.get("extra") or {}).get("run_id") != prior.header.get("run_id"):
         prior = None  # the folder now holds another run's finished outputs: the state is stale
-    records = chain(journal_outputs(run_state.journal) if prior is not None else (), manifest_outputs(out))
+    records = chain(journal_outputs(run_state.journal) if prior is not None else (), manifest_outputs(manifest))
     survey = survey_folder(out, records, verify=force)  # only --force removes recorded files: check them then
     present = survey.owned | survey.foreign
     if not present:

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import torch
 
+from privis.engine.journal import JOURNAL_NAME
 from privis.errors import InvalidInputError
 from privis.fsutil import atomic_stream, private_dir
 
@@ -37,7 +38,6 @@ __all__ = ["STATE_ENV", "RunState", "journal_path", "new_run_id", "new_salt", "s
 
 #: Environment variable naming the state root (tests point it at a temporary folder).
 STATE_ENV = "PRIVIS_STATE_DIR"
-JOURNAL_FILE = "journal.jsonl"
 FITTED_FILE = "fitted.pt"
 
 
@@ -81,7 +81,7 @@ class RunState:
         self.root = Path(root).expanduser() if root is not None else state_root()
         key = _key(out)
         self.folder = self.root / key
-        self.journal = self.folder / JOURNAL_FILE
+        self.journal = self.folder / JOURNAL_NAME
         self.fitted = self.folder / FITTED_FILE
         self.lock_path = self.root / f"{key}.lock"
         self._lock: IO[bytes] | None = None
