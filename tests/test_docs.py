@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 import re
 from pathlib import Path
 
@@ -12,26 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["docs/architecture.md", "CONTRIBUTING.md"]
 
 
-def _resolve(dotted: str) -> object:
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj: object = importlib.import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise LookupError(dotted)
-
-
 @pytest.mark.parametrize("doc", DOCS)
 def test_named_objects_files_and_tables_exist(doc):
     text = (ROOT / doc).read_text(encoding="utf-8")
     names = set(re.findall(r"`(privis(?:\.\w+)+)`", text))
     assert names, doc
     for dotted in sorted(names):
-        _resolve(dotted)  # raises (and fails the test, naming it) when the doc points at nothing
+        pkgutil.resolve_name(dotted)  # raises (and fails the test, naming it) when the doc points at nothing
     paths = set(re.findall(r"\b((?:src/privis|tests|benchmarks|docs|scripts)/[\w./-]*\w)(?![\w./<-])", text))
     assert paths, doc
     missing = sorted(p for p in paths if not (ROOT / p).exists() and not p.startswith("benchmarks/results/"))

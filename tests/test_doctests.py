@@ -30,20 +30,6 @@ ENTRY_POINTS = [
 ]
 
 
-def _resolve(dotted: str) -> object:
-    """The module, or the attribute of the longest importable module prefix, named by ``dotted``."""
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj: object = importlib.import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise LookupError(dotted)
-
-
 @pytest.mark.parametrize("name", MODULES)
 def test_examples_in_module_pass(name, capsys):
     module = importlib.import_module(name)
@@ -57,5 +43,5 @@ def test_examples_in_module_pass(name, capsys):
 
 @pytest.mark.parametrize("dotted", ENTRY_POINTS)
 def test_entry_point_has_a_runnable_example(dotted):
-    tests = doctest.DocTestFinder(recurse=False).find(_resolve(dotted), dotted)
+    tests = doctest.DocTestFinder(recurse=False).find(pkgutil.resolve_name(dotted), dotted)
     assert any(">>>" in (t.docstring or "") and t.examples for t in tests), f"{dotted} has no Examples section"

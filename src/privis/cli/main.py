@@ -239,8 +239,8 @@ def load_model_params(params: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(params.items()):
         if key.endswith("model") and isinstance(value, str) and value.endswith((".pt", ".pth", ".ts")):
             params[key], info = load_model_from(value, load_checkpoint)
-            require_kind(info, "generator" if key == "generator_model" else "classifier", value,
-                         hint=f"--param {key} takes a {'generator' if key == 'generator_model' else 'classifier'}")
+            kind = "generator" if key == "generator_model" else "classifier"
+            require_kind(info, kind, value, hint=f"--param {key} takes a {kind}")
     return params
 
 

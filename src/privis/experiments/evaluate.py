@@ -213,8 +213,11 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
         InvalidInputError: training and test images of different sizes or channel counts.
     """
     t_start = time.perf_counter()
-    train, test = data or load_train_test(cfg)
-    check_classes(train.labels, test.labels, class_names=train.class_names, source=cfg.data)
+    if data is None:
+        train, test = load_train_test(cfg)  # checks the classes
+    else:
+        train, test = data
+        check_classes(train.labels, test.labels, class_names=train.class_names, source=cfg.data)
     check_same_layout(train.images.shape, test.images.shape, fit_name=train.name, data_name=test.name)
     k = max(train.num_classes, int(train.labels.max()) + 1)
     protected_train, protected_test, speed = timed_protect(protector, train, test)

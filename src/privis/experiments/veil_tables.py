@@ -161,8 +161,7 @@ def widen_classifier(model: nn.Module, num_classes: int, *, seed: int = 0) -> nn
     name = last_linear_name(model)
     parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
     old: nn.Linear = model.get_submodule(name)  # type: ignore[assignment]
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(seed)
+    with models.seeded_rng(seed):
         new = nn.Linear(old.in_features, num_classes).to(old.weight.device)
     with torch.no_grad():
         new.weight[: old.out_features] = old.weight

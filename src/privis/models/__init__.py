@@ -15,7 +15,7 @@ with mean 0.5 and std 0.5, and returns logits ``(N, num_classes)``::
 # Imported for their registrations: the built-in architectures (zoo), the optimizer "st-adam"
 # (VisualMixer Sec. IV-E) and the perturbation generator "unet-perturbation".
 from privis.models import st_adam, unet, zoo  # noqa: F401
-from privis.models.build import create_seeded, freeze
+from privis.models.build import create_seeded, freeze, seeded_rng
 from privis.models.checkpoint import export_torchscript, load_checkpoint, require_kind, save_checkpoint
 from privis.models.features import LOGITS, FeatureExtractor, layer_names
 from privis.models.optim import available_optimizers, make_optimizer, register_optimizer
@@ -58,6 +58,7 @@ __all__ = [
     "register_optimizer",
     "require_kind",
     "save_checkpoint",
+    "seeded_rng",
     "train",
     "train_from_spec",
 ]

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
@@ -16,9 +18,27 @@ from torch import nn
 
 from privis.models.registry import create
 
-__all__ = ["create_seeded", "freeze"]
+__all__ = ["create_seeded", "freeze", "seeded_rng"]
 
 M = TypeVar("M", bound=nn.Module)
+
+
+@contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Draw from torch's CPU RNG seeded with ``seed`` inside the block; the caller's RNG state is restored after.
+
+    Examples:
+        >>> import torch
+        >>> with seeded_rng(3):
+        ...     a = torch.rand(2)
+        >>> with seeded_rng(3):
+        ...     b = torch.rand(2)
+        >>> torch.equal(a, b)
+        True
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
 
 
 def create_seeded(name: str, seed: int, **kwargs: Any) -> nn.Module:
@@ -47,8 +67,7 @@ def create_seeded(name: str, seed: int, **kwargs: Any) -> nn.Module:
         >>> torch.equal(before, torch.random.get_rng_state())
         True
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(seed)
+    with seeded_rng(seed):
         return create(name, **kwargs)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from privis.data.checks import check_int
 from privis.errors import InvalidInputError
 from privis.registry import Registry
 
@@ -79,12 +80,6 @@ def normalize_image_size(image_size: int | tuple[int, int] | list[int]) -> tuple
     return (int(size[0]), int(size[1]))
 
 
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def create(
     name: str,
     *,
@@ -115,8 +110,8 @@ def create(
         InvalidInputError: unknown name (the message lists the available names), bad sizes or options.
     """
     REGISTRY.get(name)  # an unknown name first
-    num_classes = _positive_int(num_classes, "num_classes")
-    in_channels = _positive_int(in_channels, "in_channels")
+    num_classes = check_int(num_classes, "num_classes")
+    in_channels = check_int(in_channels, "in_channels")
     size = normalize_image_size(image_size)
     model: nn.Module = REGISTRY.create(name, num_classes, in_channels, size, **options)
     model.arch = name  # type: ignore[assignment]  # nn.Module's __setattr__ is typed for tensors and modules

@@ -300,16 +300,13 @@ class VisualMixer(Protector):
         With ``note``, the first batch holding finer values (16-bit or float data) gets a warning that they
         are stored and restored at 8 bits.
         """
-        q = x * np.float32(255)
-        levels = np.rint(q)
-        if note and not self._warned_depth and float(np.abs(q - levels, out=q).max(initial=0.0)) > 1e-3:
+        levels = stored_pixels(x)
+        if note and not self._warned_depth and float(np.abs(x * np.float32(255) - levels).max(initial=0.0)) > 1e-3:
             self._warned_depth = True
             warnings.warn("keyed VisualMixer stores and restores images at 8 bits: these images hold finer values "
                           "(16-bit or float data), which are rounded to round(255 x)/255 before shuffling; "
                           "the restored images are those 8-bit values", UserWarning, stacklevel=4)
-        np.clip(levels, 0.0, 255.0, out=levels)
-        levels /= np.float32(255)
-        return levels
+        return levels.astype(np.float32) / np.float32(255)
 
     def _record(self, head: np.ndarray, stats: ShuffleStats, levels: tuple[int, ...], planes: int) -> None:
         """Keep the figures :meth:`diagnostics` reports (VFE after is measured on ``head``, the first 16 outputs)."""
