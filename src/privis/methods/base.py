@@ -500,5 +500,23 @@ class Protector(ParamsMixin):
         """
         return {}
 
+    def dp_parameters(self) -> dict[str, Any] | None:
+        """The public inputs of a differential-privacy accountant for this mechanism, or None (no DP claim).
+
+        The mechanism never computes its own epsilon (the split of Opacus: a mechanism declares what it did,
+        an accountant in :mod:`privis.privacy` says what that proves). Keys, after ``fit``:
+
+        * ``"mechanism"``: the accountant that applies (``"dp-image"``).
+        * ``"sensitivity"``: L2 sensitivity of the noised query (latent units).
+        * ``"sigma"``: standard deviation of the Gaussian noise per coordinate (latent units).
+        * ``"steps"``: iterations ``T``.
+        * ``"clip"``, ``"clip_kind"`` (``"box"`` or ``"l2"``), ``"latent_dim"``: how the sensitivity arose.
+        * ``"groups"``: latent groups ``G``; ``"perturbed_groups"``: the indices noised (all when equal).
+        * ``"lipschitz_bound"``: a certified Lipschitz bound of the iterated latent map, or None.
+
+        Default: None.
+        """
+        return None
+
     def fit_transform(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.fit(images, labels).transform(images, labels)
