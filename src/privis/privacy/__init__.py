@@ -1,6 +1,7 @@
 """Closed-form analyses and accountants (VisualMixer bounds, keyspace sizes, RDP of the Gaussian mechanism and
 DP-Image's bounds, empirical audits of epsilon)."""
 
+from privis.privacy.audit import AuditResult, audit_mechanism, clopper_pearson, compare, epsilon_lower_bound
 from privis.privacy.dp_image import BoundStatement, DPImageBounds, dp_image_bounds, sensitivity
 from privis.privacy.keyspace import (
     KeyspaceAnalysis,
@@ -37,18 +38,23 @@ from privis.privacy.visualmixer_bounds import (
 
 __all__ = [
     "ARRANGEMENTS",
+    "AuditResult",
     "BoundStatement",
     "Conversion",
     "DPImageBounds",
     "KeyspaceAnalysis",
     "PAPER_TABLE1",
     "alpha0",
+    "audit_mechanism",
     "binary_entropy",
     "classic_epsilon",
     "classic_optimum_linear",
+    "clopper_pearson",
+    "compare",
     "diff_max_samples",
     "dp_image_bounds",
     "enumerate_base_case",
+    "epsilon_lower_bound",
     "gaussian_epsilon",
     "gaussian_rdp",
     "keyspace_analysis",
