@@ -91,3 +91,15 @@ def test_missing_sensitivity_and_missing_codec_are_usage_errors(tmp_path):
     assert result.exit_code == 2 and "--latent-dim" in result.output
     result = runner.invoke(app, [*THESIS, "--sensitivity", "1", "--codec", str(tmp_path / "none.pt")])
     assert result.exit_code == 2 and "codec not found" in result.output
+
+
+def test_bad_values_are_refused_before_the_codec_is_measured(tmp_path, monkeypatch):
+    codec_file = tmp_path / "codec.pt"
+    codec_file.write_bytes(b"stand-in")
+    measured = []
+    monkeypatch.setattr(latent, "load_codec", lambda path: SimpleNamespace(latent_dim=4), raising=False)
+    monkeypatch.setattr(latent, "measure_lipschitz", lambda codec, random_state=None: measured.append(1),
+                        raising=False)
+    result = runner.invoke(app, ["privacy", "dp-image", "--sensitivity", "1", "--sigma", "-1", "--steps", "3",
+                                 "--delta", "1e-5", "--codec", str(codec_file)])
+    assert result.exit_code == 2 and "sigma" in result.output and measured == []

@@ -12,6 +12,7 @@ claimed bound's assumption is certified, supported by the measurement, or not su
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,13 +21,16 @@ import typer
 
 from privis.cli.main import JsonOpt, SeedOpt, check_paths, handle_errors
 from privis.errors import InvalidInputError, PrivisError
+from privis.privacy.dp_image import BoundStatement, DPImageBounds, dp_image_bounds
+from privis.privacy.dp_image import sensitivity as clipped_sensitivity
+from privis.results import Result
 
 privacy_app = typer.Typer(name="privacy", help="Privacy accounting: what a mechanism's noise proves.",
                           no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 
-def _lipschitz(codec_path: Path, seed: int) -> tuple[Any, Any]:
-    """Load the codec and measure it: ``(codec, measurement)``."""
+def _load_codec(codec_path: Path) -> tuple[Any, Callable[..., Any]]:
+    """The codec in ``codec_path`` and ``privis.latent.measure_lipschitz``."""
     if not codec_path.is_file():
         raise InvalidInputError(f"codec not found: {codec_path}")
     from privis import latent
@@ -34,12 +38,54 @@ def _lipschitz(codec_path: Path, seed: int) -> tuple[Any, Any]:
     load_codec, measure = getattr(latent, "load_codec", None), getattr(latent, "measure_lipschitz", None)
     if load_codec is None or measure is None:
         raise PrivisError("this privis has no codec loader or Lipschitz measurement (privis.latent)")
-    codec = load_codec(codec_path)
-    return codec, measure(codec, random_state=seed)
+    return load_codec(codec_path), measure
 
 
-def _number(value: float) -> str:
-    return f"{value:.6g}"
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _summary(bounds: DPImageBounds, measured: Any) -> dict[str, float]:
+    """The Result's flat summary: each statement's epsilon and order (classic, tight), the inputs, the sigma
+    each statement needs for the target (when given) and the codec's measurement (when made)."""
+    summary: dict[str, float] = {}
+    for key, s in _statements(bounds):
+        summary |= {f"epsilon_{key}": s.epsilon, f"alpha_{key}": s.alpha, f"epsilon_{key}_tight": s.epsilon_tight,
+                    f"alpha_{key}_tight": s.alpha_tight}
+    summary |= {"sensitivity": bounds.sensitivity, "sigma": bounds.sigma, "steps": bounds.steps, "delta": bounds.delta}
+    for key, s in _statements(bounds):
+        if s.sigma_for_target is not None and s.sigma_for_target_tight is not None:
+            summary |= {f"sigma_needed_{key}": s.sigma_for_target,
+                        f"sigma_needed_{key}_tight": s.sigma_for_target_tight}
+    if measured is not None:
+        summary |= {f"lipschitz_{name}": float(getattr(measured, name)) for name in
+                    ("estimate", "jacobian_max", "pair_ratio_max", "certified_bound")
+                    if getattr(measured, name, None) is not None}
+    return summary
+
+
+def _statements(bounds: DPImageBounds) -> tuple[tuple[str, BoundStatement], ...]:
+    return ("claimed", bounds.claimed), ("post_processing", bounds.post_processing)
+
+
+def _print(bounds: DPImageBounds, measured: bool) -> None:
+    typer.echo(f"DP-Image: sensitivity {_number(bounds.sensitivity)}, sigma {_number(bounds.sigma)}, "
+               f"steps {bounds.steps}, delta {_number(bounds.delta)}")
+    typer.echo(f"  {'bound':<16} {'epsilon':>12} {'alpha':>10} {'epsilon tight':>14} {'alpha tight':>11}")
+    for _, s in _statements(bounds):
+        typer.echo(f"  {s.name:<16} {_number(s.epsilon):>12} {s.alpha:>10.7g} "
+                   f"{_number(s.epsilon_tight):>14} {s.alpha_tight:>11.7g}")
+    for _, s in _statements(bounds):
+        typer.echo(f"  {s.name} assumes: {s.assumption}")
+    backing = (f"Lipschitz {'certified bound' if bounds.certified else 'estimate'} {_number(bounds.lipschitz)}"
+               if measured else "no codec measured; --codec measures it")
+    typer.echo(f"  verdict on the claimed bound: {bounds.verdict} ({backing})")
+    typer.echo(f"  coverage: {bounds.coverage}")
+    if bounds.target_epsilon is not None:
+        typer.echo(f"  sigma needed for epsilon {_number(bounds.target_epsilon)} at delta {_number(bounds.delta)}:")
+        for _, s in _statements(bounds):
+            typer.echo(f"    {s.name:<16} classic {_number(s.sigma_for_target)}, "
+                       f"tight {_number(s.sigma_for_target_tight)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -66,72 +112,36 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = 0,
     ) -> None:
         """Claimed (contractive codec) and post-processing (any codec) epsilon of DP-Image, classic and tight."""
-        from privis.privacy.dp_image import dp_image_bounds
-        from privis.privacy.dp_image import sensitivity as clipped_sensitivity
-        from privis.results import Result
-
         if (sensitivity is None) == (clip is None):
             raise InvalidInputError("give either --sensitivity or --clip (with --latent-dim), not both or neither")
         check_paths({"--json": json_path}, files=(codec,))
-        measured, lipschitz, certified = None, None, False
-        if codec is not None:
-            loaded, measured = _lipschitz(codec, seed)
-            if latent_dim is None and clip is not None:
-                latent_dim = loaded.latent_dim
-            if measured.certified_bound is not None and measured.certified_bound <= 1:
-                lipschitz, certified = float(measured.certified_bound), True
-            else:
-                lipschitz = float(measured.estimate)
+        loaded, measure = _load_codec(codec) if codec is not None else (None, None)
         if clip is not None:
             if latent_dim is None:
-                raise InvalidInputError("--clip needs --latent-dim (or --codec to read it from)")
+                if loaded is None:
+                    raise InvalidInputError("--clip needs --latent-dim (or --codec to read it from)")
+                latent_dim = loaded.latent_dim
             sensitivity = clipped_sensitivity(clip, latent_dim, clip_kind)
         assert sensitivity is not None
-        bounds = dp_image_bounds(sensitivity=sensitivity, sigma=sigma, steps=steps, delta=delta, lipschitz=lipschitz,
-                                 certified=certified, target_epsilon=epsilon)
-        statements = (("claimed", bounds.claimed), ("post_processing", bounds.post_processing))
-        summary: dict[str, float] = {}
-        for key, s in statements:
-            summary |= {f"epsilon_{key}": s.epsilon, f"alpha_{key}": s.alpha, f"epsilon_{key}_tight": s.epsilon_tight,
-                        f"alpha_{key}_tight": s.alpha_tight}
-        summary |= {"sensitivity": bounds.sensitivity, "sigma": bounds.sigma, "steps": bounds.steps,
-                    "delta": bounds.delta}
-        for key, s in statements:
-            if s.sigma_for_target is not None and s.sigma_for_target_tight is not None:
-                summary |= {f"sigma_needed_{key}": s.sigma_for_target,
-                            f"sigma_needed_{key}_tight": s.sigma_for_target_tight}
-        if measured is not None:
-            summary |= {f"lipschitz_{name}": float(getattr(measured, name)) for name in
-                        ("estimate", "jacobian_max", "pair_ratio_max", "certified_bound")
-                        if getattr(measured, name, None) is not None}
+        # every value is checked before the (slow) measurement of the codec
+        bounds = dp_image_bounds(sensitivity=sensitivity, sigma=sigma, steps=steps, delta=delta, target_epsilon=epsilon)
+        measured = None
+        if measure is not None:
+            measured = measure(loaded, random_state=seed)
+            certified = measured.certified_bound is not None and measured.certified_bound <= 1
+            bounds = dp_image_bounds(
+                sensitivity=sensitivity, sigma=sigma, steps=steps, delta=delta, target_epsilon=epsilon,
+                lipschitz=float(measured.certified_bound if certified else measured.estimate), certified=certified)
         if json_path:
-            Result("privacy-dp-image", summary=summary, tables={"bounds": [asdict(s) for _, s in statements]},
+            Result("privacy-dp-image", summary=_summary(bounds, measured),
+                   tables={"bounds": [asdict(s) for _, s in _statements(bounds)]},
                    config={"sensitivity": sensitivity, "clip": clip, "latent_dim": latent_dim, "clip_kind": clip_kind,
                            "sigma": sigma, "steps": steps, "delta": delta, "target_epsilon": epsilon,
                            "codec": str(codec) if codec else None, "verdict": bounds.verdict},
-                   notes=[f"{s.name}: assumes {s.assumption}" for _, s in statements]
+                   notes=[f"{s.name}: assumes {s.assumption}" for _, s in _statements(bounds)]
                    + [f"verdict on the claimed bound: {bounds.verdict}", f"coverage: {bounds.coverage}"],
                    ).save_json(json_path)
-
-        typer.echo(f"DP-Image: sensitivity {_number(bounds.sensitivity)}, sigma {_number(bounds.sigma)}, "
-                   f"steps {bounds.steps}, delta {_number(bounds.delta)}")
-        typer.echo(f"  {'bound':<16} {'epsilon':>12} {'alpha':>10} {'epsilon tight':>14} {'alpha tight':>11}")
-        for _, s in statements:
-            typer.echo(f"  {s.name:<16} {_number(s.epsilon):>12} {s.alpha:>10.7g} "
-                       f"{_number(s.epsilon_tight):>14} {s.alpha_tight:>11.7g}")
-        for _, s in statements:
-            typer.echo(f"  {s.name} assumes: {s.assumption}")
-        if measured is None:
-            typer.echo(f"  verdict on the claimed bound: {bounds.verdict} (no codec measured; --codec measures it)")
-        else:
-            typer.echo(f"  verdict on the claimed bound: {bounds.verdict} (Lipschitz "
-                       f"{'certified bound' if certified else 'estimate'} {_number(bounds.lipschitz or 0.0)})")
-        typer.echo(f"  coverage: {bounds.coverage}")
-        if epsilon is not None:
-            typer.echo(f"  sigma needed for epsilon {_number(epsilon)} at delta {_number(bounds.delta)}:")
-            for _, s in statements:
-                typer.echo(f"    {s.name:<16} classic {_number(s.sigma_for_target or 0.0)}, "
-                           f"tight {_number(s.sigma_for_target_tight or 0.0)}")
+        _print(bounds, measured is not None)
         if json_path:
             typer.echo(f"wrote {json_path}")
 
