@@ -73,7 +73,7 @@ def fmt(value: Any, unit: str = "") -> str:
 
     Examples:
         >>> fmt(152421.52, "images/s"), fmt(0.12345), fmt(9.5632, "dB"), fmt(None), fmt(7, "images")
-        ('152,422 images/s', '0.1235', '9.563 dB', '—', '7 images')
+        ('152,422 images/s', '0.1235', '9.5632 dB', '—', '7 images')
     """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
@@ -82,7 +82,7 @@ def fmt(value: Any, unit: str = "") -> str:
     elif isinstance(value, int) or abs(value) >= 1000:
         text = f"{value:,.0f}"
     else:
-        text = f"{value:.4g}" if abs(value) >= 1 else f"{value:.4f}"
+        text = f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
     return f"{text} {unit}" if unit and unit not in ("accuracy", "fraction", "rate") else text
 
 
@@ -195,7 +195,9 @@ def summary_lines(result: Result) -> list[str]:
     board = result.tables.get("leaderboard") if result.name == "leaderboard" else None
     if board:
         return _leaderboard_lines(board)
-    items = list(result.summary.items())
+    # the figures the glossary names first, in its order of importance, then the rest as they came
+    rank = {key: i for i, key in enumerate(GLOSSARY)}
+    items = sorted(result.summary.items(), key=lambda kv: rank.get(kv[0].rpartition(".")[2], len(rank)))
     width = min(max((len(readable(k)) for k, _ in items[:MAX_ROWS]), default=0), 64)
     lines = [f"  {readable(k):<{width}}  {fmt(v, GLOSSARY.get(k.rpartition('.')[2], ('', ''))[1])}"
              for k, v in items[:MAX_ROWS]]
