@@ -61,11 +61,16 @@ def test_quick_and_small_runs_are_warned(config, expected):
 
 def test_accuracies_near_chance_are_warned_and_good_ones_are_not():
     config = {"train_size": 5000, "test_size": 2000, "num_classes": 10}
-    near = caveats(Result("x", summary={"baseline_acc_original": 0.82, "protected_acc_original": 0.13},
-                          config=config))
+    near = caveats(Result("x", summary={"baseline_acc_original": 0.82, "protected_acc_original": 0.13,
+                                        "protected_acc_protected": 0.11}, config=config))
     assert len(near) == 1 and near[0].startswith("accuracy near chance (0.10 for 10 classes)")
-    assert "model trained on protected, tested on originals (accuracy) 0.1300" in near[0]
-    assert caveats(Result("x", summary={"baseline_acc_original": 0.82, "aux_acc": 0.11}, config=config)) == []
+    assert "protected_acc (the better of on originals and on protected) 0.1300" in near[0]
+    board = caveats(Result("leaderboard", summary={"veil.baseline_acc_original": 0.83, "veil.utility": 0.12},
+                           config=config))
+    assert len(board) == 1 and "veil.utility 0.1200" in board[0]
+    # protection working is not a failed run: the original model reading protected images, an attack failing
+    assert caveats(Result("x", summary={"baseline_acc_original": 0.82, "baseline_acc_protected": 0.1,
+                                        "protected_acc_protected": 0.8, "aux_acc": 0.11}, config=config)) == []
 
 
 @pytest.mark.parametrize(("summary", "start", "end"), [
