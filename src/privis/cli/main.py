@@ -173,8 +173,7 @@ class PrivisGroup(TyperGroup):
             try:
                 refuse_flag_values(command.params, rest)
             except InvalidInputError as exc:
-                typer.echo(f"privis: error: {exc}", err=True)
-                raise typer.Exit(2) from None
+                fail(str(exc), exit_code(exc))
             _SPELLINGS.set({p.name: p.opts[0] for p in command.params
                             if p.name and p.opts and p.opts[0].startswith("--")})
         return name, command, rest
