@@ -278,3 +278,82 @@ def test_demo_never_replaces_a_users_file_of_its_output_names(tmp_path, monkeypa
     (out / "results.json").write_text(json.dumps({"name": "demo", "summary": {"acc": 0.5}}))
     result = runner.invoke(app, ["demo", "--out", str(out)])
     assert isinstance(result.exception, _DemoStartedError), result.output
+
+
+def _commands():
+    """Every privis command (click objects), for the tests that cover each one."""
+    import typer.main
+
+    return typer.main.get_command(app).commands
+
+
+def _flags():
+    return [(name, param) for name, command in _commands().items() for param in command.params
+            if getattr(param, "is_flag", False)]
+
+
+def test_every_boolean_option_is_a_flag_in_the_help():
+    flags = _flags()
+    assert {"--resume", "--force", "--skip-bad", "--allow-lossy", "--quick", "--overwrite",
+            "--service-layer"} <= {p.opts[0] for _, p in flags}
+    for name in _commands():
+        help_text = runner.invoke(app, [name, "--help"]).output
+        assert "<bool>" not in help_text.lower() and "boolean" not in help_text.lower(), name
+
+
+@pytest.mark.parametrize("form", ["--{} true", "--{} false", "--{}=yes", "--{} 0"])
+def test_a_value_after_any_flag_is_one_clear_line_and_exit_2(form):
+    for command, param in _flags():
+        flag = param.opts[0].lstrip("-")
+        result = runner.invoke(app, [command, *form.format(flag).split()])
+        assert result.exit_code == 2, (command, flag, result.output)
+        line = result.output.strip()
+        assert line.startswith(f"privis: error: --{flag} is a flag and takes no value"), line
+        assert line.endswith("(leave it out for off)" if not param.secondary_opts else param.secondary_opts[0])
+
+
+def test_a_flag_before_a_positional_argument_still_works(tmp_path):
+    result = runner.invoke(app, ["keygen", "--overwrite", str(tmp_path / "k.key")])
+    assert result.exit_code == 0, result.output
+
+
+def test_error_lines_spell_options_as_the_command_line_does(tmp_path):
+    from privis.cli.main import cli_spelling
+
+    spell = {"overwrite": "--overwrite", "batch_size": "--batch-size", "skip_bad": "--skip-bad"}
+    assert cli_spelling("pass overwrite=True to replace it", spell) == "pass --overwrite to replace it"
+    assert cli_spelling("batch_size must be >= 1 (skip_bad=False)", spell) == (
+        "--batch-size must be >= 1 (no --skip-bad)")
+    assert cli_spelling("veil: parameter batch_size must be an integer; --param batch_size=2", spell) == (
+        "veil: parameter batch_size must be an integer; --param batch_size=2")
+    key = tmp_path / "k.key"
+    assert runner.invoke(app, ["keygen", str(key)]).exit_code == 0
+    again = runner.invoke(app, ["keygen", str(key)])
+    assert again.exit_code == 2 and "pass --overwrite to replace it" in again.output, again.output
+    protected, restored = tmp_path / "vm", tmp_path / "restored"
+    assert runner.invoke(app, ["protect", "visualmixer", "--data", "digits:test[:8]", "--out", str(protected),
+                               "--param", f"key_file={key}"]).exit_code == 0
+    args = ["unprotect", "visualmixer", "--data", f"folder:{protected}", "--out", str(restored), "--key", str(key)]
+    assert runner.invoke(app, args).exit_code == 0
+    second = runner.invoke(app, args)
+    assert second.exit_code == 2 and "--overwrite" in second.output and "overwrite=True" not in second.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_train_generator_takes_epochs(monkeypatch, tmp_path):
+    import privis.methods.perturbation as pp
+
+    seen = {}
+
+    def fake(data, out, **kwargs):
+        seen.update(kwargs["params"])
+        raise InvalidInputError("stop here")
+
+    monkeypatch.setattr(pp, "train_generator_from_spec", fake)
+    base = ["train-generator", "--data", "digits", "--out", str(tmp_path / "g.pt")]
+    result = runner.invoke(app, [*base, "--epochs", "3"])
+    assert result.exit_code == 2 and seen["epochs"] == 3, result.output
+    assert runner.invoke(app, [*base, "--epochs", "0"]).exit_code == 2
+    both = runner.invoke(app, [*base, "--epochs", "3", "--param", "epochs=4"])
+    assert both.exit_code == 2 and "--epochs or --param epochs=, not both" in both.output
+    assert "--epochs" in runner.invoke(app, ["train-generator", "--help"]).output

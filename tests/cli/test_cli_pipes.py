@@ -36,7 +36,7 @@ def test_evaluate_writes_its_json_and_ends_normally_when_the_reader_stops(tmp_pa
     assert 0.0 <= summary["baseline_acc_original"] <= 1.0
     assert (tmp_path / "e.html").read_text().startswith("<!doctype html>")
     if reader == "head -1":
-        assert proc.stdout.startswith("  baseline_acc_original")
+        assert proc.stdout.startswith("evaluate-blur")
 
 
 @pytest.mark.parametrize("args", [["methods"], ["--help"], ["evaluate", "--help"]])

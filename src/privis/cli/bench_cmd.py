@@ -36,8 +36,7 @@ def register(app: typer.Typer) -> None:
             else:
                 typer.echo(f"{row['method']:<13} {row['size']:<12} {row['n']:>6} {row['images_per_second']:>10.1f} "
                            f"{row['peak_rss_mb']:>9.1f} {row['fit_seconds']:>7.1f}  {row['load_average']}")
-        if json_path:
-            typer.echo(f"wrote {json_path}")
+        typer.echo(f"wrote {json_path}" if json_path else "each row's load average and settings: add --json FILE")
 
 
 __all__ = ["register"]

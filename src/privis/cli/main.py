@@ -28,11 +28,13 @@ import functools
 import importlib
 import inspect
 import os
+import re
 import sys
 import textwrap
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -85,16 +87,96 @@ def _warnings_as_lines() -> Iterator[None]:
         warnings.formatwarning = before
 
 
+#: Words a user may write after a flag, meaning on or off (``--resume true``).
+BOOL_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "1", "0"})
+
+#: The command being run: its parameters' Python names -> their command-line spelling (``overwrite`` ->
+#: ``--overwrite``), for :func:`cli_spelling`. Set by :class:`PrivisGroup` when it resolves the command.
+_SPELLINGS: ContextVar[Mapping[str, str] | None] = ContextVar("privis_cli_spellings", default=None)
+
+
+def flag_spelling(param: Any) -> str:
+    """How to write the flag ``param`` (a click option): ``--x/--no-x`` or ``--x`` (leave it out for off)."""
+    if param.secondary_opts:
+        return f"{param.opts[0]} or {param.secondary_opts[0]}"
+    return f"{param.opts[0]} (leave it out for off)"
+
+
+def refuse_flag_values(params: Sequence[Any], args: Sequence[str]) -> None:
+    """Refuse a value written after a boolean flag, ``--resume true`` or ``--resume=false``, with one line
+    saying how to write the flag; without this, click reports "unexpected extra argument (true)" and the
+    run may start with the flag on although ``false`` was meant.
+
+    Raises:
+        InvalidInputError: naming the flag, the value and the flag's spelling.
+    """
+    flags = {opt: p for p in params if getattr(p, "is_flag", False) for opt in (*p.opts, *p.secondary_opts)}
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return
+        name, eq, value = arg.partition("=")
+        if name not in flags:
+            continue
+        if eq or (i + 1 < len(args) and args[i + 1].lower() in BOOL_WORDS):
+            given = value if eq else args[i + 1]
+            raise InvalidInputError(f"{name} is a flag and takes no value (got {given!r}): write "
+                                    f"{flag_spelling(flags[name])}")
+
+
+def cli_spelling(message: str, spellings: Mapping[str, str] | None = None) -> str:
+    """``message`` with the Python names of the command's parameters written as the command line spells
+    them: ``overwrite=True`` -> ``--overwrite``, ``batch_size`` -> ``--batch-size``. The Python API speaks of
+    its keyword arguments; a user of the command knows only the options. Names of method parameters
+    (after ``parameter `` or ``--param ``) are left alone, as are single words (``data``, ``out``) except in
+    the ``name=True`` form.
+
+    Examples:
+        >>> cli_spelling("out/a.png exists; pass overwrite=True (--overwrite on the command line) to replace it",
+        ...              {"overwrite": "--overwrite"})
+        'out/a.png exists; pass --overwrite to replace it'
+        >>> cli_spelling("batch_size must be >= 1; veil: parameter batch_size too", {"batch_size": "--batch-size"})
+        '--batch-size must be >= 1; veil: parameter batch_size too'
+    """
+    for name, opt in (spellings if spellings is not None else _SPELLINGS.get() or {}).items():
+        if name == opt.lstrip("-"):
+            message = re.sub(rf"\b{name}=True\s*\({re.escape(opt)} on the command line\)", opt, message)
+            message = re.sub(rf"{re.escape(opt)}\s*\({name}=True\)", opt, message)
+        message = re.sub(rf"(?<![\w.-]){name}=True\b", opt, message)
+        message = re.sub(rf"(?<![\w.-]){name}=False\b", f"no {opt}", message)
+        if "_" in name:
+            message = re.sub(rf"(?<![\w.'\"-]){name}(?![\w'\"=-])", functools.partial(_option_or_param, opt),
+                             message)
+    return message
+
+
+def _option_or_param(opt: str, match: re.Match[str]) -> str:
+    """``opt`` for a parameter name :func:`cli_spelling` found, unless the name is a method's parameter."""
+    return match.group(0) if match.string[:match.start()].endswith(("parameter ", "--param ")) else opt
+
+
 class PrivisGroup(TyperGroup):
     """The ``privis`` command group: :func:`_reader_may_leave` around parsing (``--help`` output) and
     around every command, the one place where a closed stdout pipe is handled; a warning raised by a
-    command is one ``privis: warning: ...`` line on stderr."""
+    command is one ``privis: warning: ...`` line on stderr. Before a command parses its arguments, a value
+    written after a flag is refused (:func:`refuse_flag_values`) and the command's option spellings are
+    recorded for its error lines (:func:`cli_spelling`)."""
 
     # Context types are Any: typer's own Context and its vendored click's differ, and these methods only pass
     # them on.
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         with _reader_may_leave():
             return super().make_context(info_name, args, parent, **extra)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            try:
+                refuse_flag_values(command.params, rest)
+            except InvalidInputError as exc:
+                fail(str(exc), exit_code(exc))
+            _SPELLINGS.set({p.name: p.opts[0] for p in command.params
+                            if p.name and p.opts and p.opts[0].startswith("--")})
+        return name, command, rest
 
     def invoke(self, ctx: Any) -> Any:
         with _reader_may_leave(), _warnings_as_lines():
@@ -147,7 +229,9 @@ def error_line(exc: BaseException) -> str:
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"privis: error: {message}", err=True)
+    """End the command: ``message`` as one ``privis: error:`` line on stderr (options spelt as on the
+    command line, :func:`cli_spelling`), exit status ``code``."""
+    typer.echo(f"privis: error: {cli_spelling(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -285,20 +369,20 @@ def check_paths(outputs: dict[str, Path | None], *, data: tuple[str | None, ...]
 
 
 def write_outputs(result: Any, json_path: Path | None, report_path: Path | None) -> None:
-    """Write the requested files, then print the summary and where the files went (files first: a reader
-    that stops early must not cost one)."""
+    """Write the requested files, then print the short summary (:func:`privis.cli.summary.print_result`:
+    at most a screenful, with caveats and where all the figures went). Files first: a reader that stops
+    early must not cost one."""
+    from privis.cli.summary import print_result
     from privis.report import save_report
 
     written = []
     if json_path:
         result.save_json(json_path)
-        written.append(json_path)
+        written.append(str(json_path))
     if report_path:
         save_report(result, report_path)
-        written.append(report_path)
-    print_summary(result)
-    for path in written:
-        typer.echo(f"wrote {path}")
+        written.append(str(report_path))
+    print_result(result, written, say)
 
 
 def print_summary(result: Any) -> None:
@@ -375,7 +459,8 @@ def demo(
 @app.command()
 @handle_errors
 def train(
-    data: Annotated[str, typer.Option("--data", help="Training dataset spec, e.g. fashion-mnist:train[:5000].")],
+    data: Annotated[str, typer.Option("--data", help="Training dataset spec, e.g. 'fashion-mnist:train[:5000]' "
+                                      "(quoted).")],
     model: Annotated[str, typer.Option("--model", help="Architecture (see `privis models`).")] = "lenet5",
     out: Annotated[Path, typer.Option("--out", help="Checkpoint path (.pt).")] = Path("model.pt"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
@@ -403,7 +488,7 @@ def evaluate(
         "fashion-mnist"),
     train_size: Annotated[int | None, typer.Option(
         "--train-size", help="Use at most this many training images (>= 1; leave out for the default, 10000 or "
-        "the whole train split or range when smaller). A range in --data (e.g. fashion-mnist:train[:2000]) "
+        "the whole train split or range when smaller). A range in --data (e.g. 'fashion-mnist:train[:2000]') "
         "selects which.")] = 10000,
     test_size: Annotated[int | None, typer.Option(
         "--test-size", help="Use at most this many test images (>= 1; leave out for all).")] = None,

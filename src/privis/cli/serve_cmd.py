@@ -4,8 +4,8 @@ Using Protective Perturbation", ACM MMSys 2022, doi:10.1145/3524273.3528189, Sec
 
 Workflow::
 
-    privis train --data fashion-mnist:train[:10000] --model lenet5 --out target.pt
-    privis train-generator --data fashion-mnist:train[:10000] --target target.pt --out gen.pt
+    privis train --data 'fashion-mnist:train[:10000]' --model lenet5 --out target.pt
+    privis train-generator --data 'fashion-mnist:train[:10000]' --target target.pt --out gen.pt --epochs 12
     privis serve --model target.pt                      # the provider: the unchanged classifier
     privis client --generator gen.pt --server http://127.0.0.1:8000 a.png b.png   # the user
     privis export --generator gen.pt --onnx gen.onnx --torchscript gen.ts      # for on-device use
@@ -139,7 +139,8 @@ def register(app: typer.Typer) -> None:
     @app.command("train-generator")
     @handle_errors
     def train_generator_cmd(
-        data: Annotated[str, typer.Option("--data", help="Training data spec, e.g. fashion-mnist:train[:10000].")],
+        data: Annotated[str, typer.Option("--data", help="Training data spec, e.g. 'fashion-mnist:train[:10000]' "
+                                          "(quoted: shells expand brackets).")],
         out: Annotated[Path, typer.Option("--out", help="Generator checkpoint to write (.pt).")],
         target: Annotated[Path | None, typer.Option("--target", help="The service's classifier checkpoint; "
                                                     "default: train the target architecture.")] = None,
@@ -147,15 +148,22 @@ def register(app: typer.Typer) -> None:
                                                  "train the auxiliary architecture.")] = None,
         target_out: Annotated[Path | None, typer.Option("--target-out", help="Also save the target model "
                                                         "(to serve it).")] = None,
+        epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Generator training epochs "
+                                                   "(default: the method's, `privis methods perturbation`).")
+                          ] = None,
         param: Annotated[list[str] | None, typer.Option("--param", help="ProtectivePerturbation parameter "
                                                         "KEY=VALUE; repeatable.")] = None,
         seed: Annotated[int | None, typer.Option("--seed", min=0, max=SEED_MAX,
                                                        help="Seed; default: OS entropy.")] = None,
     ) -> None:
         """Train a protective perturbation generator (Algorithm 1) against a frozen target model."""
-        from privis.methods.perturbation import train_generator_from_spec
+        from privis.methods.perturbation import ProtectivePerturbation, train_generator_from_spec
 
-        raw = parse_params(param)
+        raw = parse_params(param, ProtectivePerturbation)
+        if epochs is not None:
+            if "epochs" in raw:
+                raise InvalidInputError("give the generator's epochs once: --epochs or --param epochs=, not both")
+            raw["epochs"] = epochs
         check_paths({"--out": out, "--target-out": target_out}, data=(data,), files=(target, aux), params=(raw,))
         pp, n = train_generator_from_spec(data, out, target=target, aux=aux, target_out=target_out,
                                        params=load_model_params(raw), seed=seed)

@@ -245,7 +245,7 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
         name=f"evaluate-{protector.name}",
         summary=summary,
         tables=tables,
-        config={"protocol": {**cfg.__dict__, "train_size": len(train), "test_size": len(test)},
+        config={"protocol": {**cfg.__dict__, "train_size": len(train), "test_size": len(test), "num_classes": k},
                 "method": protector.name,
                 "params": {k: v for k, v in protector.get_params().items()
                            if not isinstance(v, torch.nn.Module)},

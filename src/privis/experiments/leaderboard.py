@@ -186,7 +186,8 @@ def run_attack(attack: str, method: str, *, data: str | None = None, params: dic
                     config={"attack": attack, "attack_params": runner.get_params(), "method": method,
                             "params": _public(protected.protector.get_params()), "data": setup.data,
                             "train_size": len(setup.train), "aux_size": len(setup.aux),
-                            "test_size": len(setup.test), "attack_size": setup.attack_size, "seed": seed,
+                            "test_size": len(setup.test), "num_classes": setup.num_classes,
+                            "attack_size": setup.attack_size, "seed": seed,
                             "deployment": deployment, "variant": outcome.variant},
                     notes=list(outcome.notes))
     if outcome.recovered is not None:
@@ -370,6 +371,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
         "leaderboard", summary=summary,
         tables={"leaderboard": board, "attacks": rows, "keyspace": keyspace_rows},
         config={"data": data, "seed": seed, "quick": quick, "train_size": len(train), "test_size": len(test),
+                "num_classes": setup.num_classes,
                 "aux_size": len(aux), "attack_size": n_attack, "service_model": setup.cfg.model,
                 "service_epochs": service_epochs, "deployment": {n: registry[n].deployment for n in names},
                 "method_params": used_params, "attacks": attack_names,

@@ -50,11 +50,12 @@ def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InvalidInputError(f"key file {path} already exists; refusing to overwrite it")
+        raise InvalidInputError(f"key file {path} already exists; pass overwrite=True to replace it (data "
+                                "protected with the old key can then no longer be restored)")
     if path.exists() and (not path.is_file() or path.stat().st_size != KEY_BYTES):
         size = f"{path.stat().st_size} bytes" if path.is_file() else "not a regular file"
         raise InvalidInputError(f"{path} is not a key file ({size}; a key holds exactly {KEY_BYTES} bytes): "
-                                "--overwrite replaces only a key file, refusing to overwrite it")
+                                "overwrite=True replaces only a key file, refusing to overwrite it")
     atomic_write_bytes(path, secrets.token_bytes(KEY_BYTES), private=True)  # 0600 before any byte lands
     return path
 

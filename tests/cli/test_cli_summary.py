@@ -1,0 +1,132 @@
+"""The short terminal summary: at most a screenful, readable names with units, caveats for quick, small and
+near-chance runs, an attack's verdict against its baseline, and where all the figures went."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from privis.cli.main import app
+from privis.cli.summary import GLOSSARY, MAX_ROWS, caveats, fmt, readable, summary_lines, verdict
+from privis.results import Result
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+#: Most lines a command's summary may print (the brief's "about 25", a screen).
+SCREEN = 25
+
+
+def stored(name: str, **config: object) -> Result:
+    """A Result measured here (``docs/results/NAME.json``), its config extended by ``config``."""
+    doc = json.loads((ROOT / "docs" / "results" / f"{name}.json").read_text())
+    return Result(doc["name"], summary=doc["summary"], tables=doc.get("tables", {}),
+                  config={**doc["config"], **config}, seconds=doc.get("seconds", 0.0))
+
+
+def test_the_leaderboard_is_one_row_per_method_not_one_line_per_figure():
+    result = stored("leaderboard")
+    assert len(result.summary) > 400  # what the terminal printed before, one line each
+    lines = summary_lines(result)
+    assert len(lines) == len(result.tables["leaderboard"]) + 2  # header, one per method, legend
+    veil = next(line for line in lines if line.startswith("veil "))
+    assert "0.7190" in veil and "0.5927 (learned-inversion)" in veil  # utility, worst |SSIM| with its attack
+
+
+def test_long_summaries_are_cut_and_say_how_much_was_left_out():
+    result = Result("x", summary={f"k{i}": float(i) for i in range(40)})
+    lines = summary_lines(result)
+    assert len(lines) == MAX_ROWS + 1 and lines[-1].strip() == f"... and {40 - MAX_ROWS} more figures"
+
+
+def test_names_and_units_are_readable():
+    assert readable("baseline_acc_original") == "model trained on originals, tested on originals (accuracy)"
+    assert readable("veil.utility").startswith("veil: utility")
+    assert readable("no-such-key") == "no-such-key"
+    assert fmt(0.5, "accuracy") == "0.5000" and fmt(391.32, "MiB") == "391.3 MiB" and fmt(1234567.0) == "1,234,567"
+    assert all(name and isinstance(unit, str) for name, unit in GLOSSARY.values())
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ({"quick": True, "train_size": 5000, "test_size": 2000}, ["quick run"]),
+    ({"train_size": 200, "test_size": 100}, ["small run: 200 training / 100 test images"]),
+    ({"protocol": {"train_size": 10000, "test_size": 10000}}, []),  # evaluate nests its sizes
+])
+def test_quick_and_small_runs_are_warned(config, expected):
+    lines = caveats(Result("x", summary={"baseline_acc_original": 0.8}, config=config))
+    assert [line[:len(e)] for line, e in zip(lines, expected, strict=False)] == expected and len(lines) == len(expected)
+
+
+def test_accuracies_near_chance_are_warned_and_good_ones_are_not():
+    config = {"train_size": 5000, "test_size": 2000, "num_classes": 10}
+    near = caveats(Result("x", summary={"baseline_acc_original": 0.82, "protected_acc_original": 0.13,
+                                        "protected_acc_protected": 0.11}, config=config))
+    assert len(near) == 1 and near[0].startswith("accuracy near chance (0.10 for 10 classes)")
+    assert "protected_acc (the better of on originals and on protected) 0.1300" in near[0]
+    board = caveats(Result("leaderboard", summary={"veil.baseline_acc_original": 0.83, "veil.utility": 0.12},
+                           config=config))
+    assert len(board) == 1 and "veil.utility 0.1200" in board[0]
+    # protection working is not a failed run: the original model reading protected images, an attack failing
+    assert caveats(Result("x", summary={"baseline_acc_original": 0.82, "baseline_acc_protected": 0.1,
+                                        "protected_acc_protected": 0.8, "aux_acc": 0.11}, config=config)) == []
+
+
+@pytest.mark.parametrize(("summary", "start", "end"), [
+    ({"ssim_mean": 0.41, "ssim_protected": 0.05}, "recovered mean |SSIM| 0.4100 vs 0.0500", "recovers structure"),
+    ({"ssim_mean": 0.48, "ssim_protected": 0.49}, "recovered mean |SSIM| 0.4800 vs 0.4900",
+     "did not beat the baseline"),
+    ({"ssim_mean": 0.17, "ssim_protected": 0.02, "ssim_aux_class_means": 0.3}, "representatives'",
+     "did not beat the baseline"),
+    ({"auc": 0.71}, "membership AUC 0.7100 vs 0.5 for guessing", "tells members from non-members"),
+    ({"auc": 0.53}, "membership AUC 0.5300 vs 0.5", "did not beat the baseline"),
+])
+def test_an_attack_verdict_compares_with_what_the_attacker_had_without_it(summary, start, end):
+    line = verdict(Result("attack-x-y", summary=summary))
+    assert line is not None and line.startswith(start) and line.endswith(end)
+    assert verdict(Result("evaluate-blur", summary={"ssim_mean": 0.3})) is None
+
+
+def test_the_experiment_command_prints_a_screenful_with_the_quick_warning(monkeypatch):
+    from privis import experiments
+
+    class Board:
+        @staticmethod
+        def run(**kwargs: object) -> Result:
+            return stored("leaderboard", quick=kwargs["quick"], num_classes=10)
+
+    monkeypatch.setattr(experiments, "get", lambda name: Board)
+    result = runner.invoke(app, ["experiment", "leaderboard", "--quick"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) <= SCREEN, result.output
+    assert "warning: quick run: reduced sizes and budgets, a smoke test; these figures are not results" in lines
+    assert lines[-1].endswith("add --json FILE or --report FILE")
+
+
+def test_evaluate_warns_about_accuracies_near_chance_and_names_its_files(monkeypatch, tmp_path):
+    import privis.experiments.evaluate as ev
+
+    canned = Result("evaluate-blur", summary={"baseline_acc_original": 0.12, "protected_acc_protected": 0.07,
+                                              "ssim_mean": 0.26, "images_per_second": 152421.5},
+                    config={"protocol": {"train_size": 200, "test_size": 100, "num_classes": 10}})
+    monkeypatch.setattr(ev, "evaluate", lambda method, cfg: canned)
+    result = runner.invoke(app, ["evaluate", "blur", "--data", "digits", "--json", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "warning: small run: 200 training / 100 test images" in out
+    assert "warning: accuracy near chance (0.10 for 10 classes)" in out
+    assert "protection speed" in out and "152,422 images/s" in out
+    assert f"wrote {tmp_path / 'e.json'}" in out and out.rstrip().endswith(f"in {tmp_path / 'e.json'}")
+
+
+def test_attack_says_whether_it_beat_its_baseline(monkeypatch):
+    import privis.experiments.leaderboard as lb
+
+    monkeypatch.setattr(lb, "run_attack", lambda *a, **k: stored("visualmixer_digits_inversion_capped"))
+    result = runner.invoke(app, ["attack", "learned-inversion", "--method", "visualmixer", "--data", "digits"])
+    assert result.exit_code == 0, result.output
+    assert ("verdict: recovered mean |SSIM| 0.8919 vs 0.6143 for the protected images themselves: the attack "
+            "recovers structure") in result.output
+    assert len(result.output.splitlines()) <= SCREEN
