@@ -76,11 +76,11 @@ def fit_clip(latents: Tensor, kind: str, quantile: float = CLIP_QUANTILE) -> flo
         ``c > 0`` (at least 1e-6).
     """
     values = latents.abs().flatten() if kind == "box" else latents.norm(dim=1)
-    q = float(torch.quantile(values.double().cpu()[: 1 << 24], quantile))
+    q = float(torch.quantile(values.double().cpu()[: 1 << 24], quantile, interpolation="higher"))
     if q <= 0:
         return 1e-6
     step = 10.0 ** (math.floor(math.log10(q)) - 1)
-    return math.ceil(q / step) * step
+    return float(f"{math.ceil(q / step) * step:.2g}")
 
 
 @register
@@ -231,14 +231,12 @@ class DPImage(Protector):
         c = self.clip_
         if self.clip_kind == "box":
             return z.clamp(-c, c)
-        flat = z.flatten(1)
-        m = mask.flatten().to(flat.dtype)
-        out = torch.zeros_like(flat)
-        for part in (m, 1.0 - m):
-            piece = flat * part
-            scale = torch.clamp(c / piece.norm(dim=1, keepdim=True).clamp_min(1e-12), max=1.0)
-            out = out + piece * scale
-        return out.reshape(z.shape)
+        out = torch.zeros_like(z)
+        for part in (mask, 1.0 - mask):  # (G, 1): the perturbed groups, then the others
+            piece = z * part
+            norms = piece.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, 1, 1)
+            out = out + piece * torch.clamp(c / norms, max=1.0)
+        return out
 
     def _keyed_noise(self, keys: np.ndarray, steps: range, shape: tuple[int, ...], device: torch.device) -> Tensor:
         """Noise ``(len(steps), N, *shape)``; step ``t`` of item ``i`` a function of ``(keys[i], t)`` only."""
