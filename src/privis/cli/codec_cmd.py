@@ -2,8 +2,8 @@
 
 ::
 
-    privis train-codec --data fashion-mnist --out runs/codec.pt --json runs/codec.json
-    privis protect dp-image --data fashion-mnist:test --out protected --param codec=runs/codec.pt
+    privis train-codec --data fashion-mnist --out codec.pt --json codec.json
+    privis protect dp-image --data fashion-mnist:test --out protected --param codec=codec.pt
 
 The codec file holds the architecture and the weights (:func:`privis.latent.save_codec`); ``--kind
 contractive`` trains the codec whose ``f(g(z))`` is certified 1-Lipschitz.

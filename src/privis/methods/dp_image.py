@@ -287,10 +287,10 @@ class DPImage(Protector):
         else:
             generator = torch_generator(self.random_state, device)
         chunk = max(1, _NOISE_CHUNK // max(1, n * noise_shape[0] * width))
-        x = images
-        noise = torch.empty(0)
+        z = codec.encode(images)  # checks the images once; the loop below calls the unchecked maps (no host sync)
+        x, noise = images, torch.empty(0)
         for t in range(steps):
-            z = self._clip(codec.encode(x), mask)
+            z = self._clip(z if t == 0 else codec._encode(x), mask)
             if keys is not None:
                 if t % chunk == 0:
                     noise = self._keyed_noise(keys, range(t, min(steps, t + chunk)), noise_shape, device)
@@ -298,7 +298,7 @@ class DPImage(Protector):
             else:
                 step_noise = torch.randn((n, *noise_shape), generator=generator, device=device)
             z[:, perturbed] += sigma * step_noise
-            x = codec.decode(z)
+            x = codec._decode(z).clamp(0.0, 1.0)  # g, as LatentCodec.decode, without its finiteness check
         return x
 
     def dp_parameters(self) -> dict[str, Any]:
