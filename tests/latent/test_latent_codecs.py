@@ -40,10 +40,9 @@ def test_shape_and_value_errors_name_the_expected_shape():
             ConvAutoencoder(1, 8, 8, **bad)
     with pytest.raises(InvalidInputError, match="1 or 3 channels"):
         ConvAutoencoder(2, 8, 8)
-    with pytest.raises(InvalidInputError, match="even"):
-        ContractiveCodec(1, 8, 8, groups=1, group_size=3)
-    with pytest.raises(InvalidInputError, match="hidden"):
+    with pytest.raises(InvalidInputError, match="hidden must be even"):
         ContractiveCodec(1, 8, 8, hidden=(3, 4))
+    assert len(ContractiveCodec(1, 8, 8, groups=1, group_size=3).encoder) == 1  # linear by default
 
 
 @pytest.mark.parametrize("codec", [LinearCodec(), ContractiveCodec(1, 4, 4, groups=2, group_size=8, hidden=(8, 8))])
@@ -87,3 +86,14 @@ def test_the_certified_bound_holds_for_large_weights_and_is_never_beaten():
     assert found.certified_bound == bound
     assert found.jacobian_max <= bound * (1 + 1e-5) and found.pair_ratio_max <= bound * (1 + 1e-5)
     assert found.estimate > 0
+
+
+def test_pca_start_of_the_linear_contractive_codec_is_exact_on_low_rank_data_and_stays_certified():
+    gen = torch.Generator().manual_seed(2)
+    basis, _ = torch.linalg.qr(torch.randn(64, 16, generator=gen))
+    images = (0.5 + 0.02 * torch.randn(200, 16, generator=gen) @ basis.T).reshape(200, 1, 8, 8)
+    codec = ContractiveCodec(1, 8, 8, groups=2, group_size=8).fit_pca(images).eval()
+    torch.testing.assert_close(codec.decode(codec.encode(images)), images, atol=1e-5, rtol=0)
+    assert codec.lipschitz_bound <= 1.0
+    with pytest.raises(InvalidInputError, match="linear codec"):
+        ContractiveCodec(1, 8, 8, hidden=(8,)).fit_pca(images)

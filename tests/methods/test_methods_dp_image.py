@@ -119,6 +119,7 @@ def test_dp_parameters_follow_the_thesis_sensitivity():
     assert l2["sensitivity"] == 6.0 and l2["perturbed_dim"] == 16
     fitted = DPImage(codec=LinearCodec()).fit(images)
     assert fitted.dp_parameters()["clip"] == fitted.clip_ > 0  # the fitted clip is public
+    assert fitted.public_record() == {"dp_parameters": fitted.dp_parameters()}
 
 
 def test_bad_parameters_and_codecs_are_refused_by_name():

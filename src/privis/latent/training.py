@@ -60,6 +60,9 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
                 lr: float = 2e-3, random_state: int | None = None, **options: Any) -> LatentCodec:
     """A codec of ``kind`` trained to reconstruct ``images`` (Adam, MSE + 0.1 (1 - SSIM), cosine schedule).
 
+    A linear contractive codec (``hidden=()``, the default) starts from PCA (:meth:`ContractiveCodec.fit_pca`)
+    and is fine-tuned at a tenth of ``lr``.
+
     Args:
         images: ``(N, C, H, W)`` float32 in ``[0, 1]`` (``C`` 1 or 3, ``H, W >= 4``); the codec is trained on
             their device.
@@ -89,6 +92,9 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
     with seeded_rng(seed):
         codec = CODECS[kind](c, h, w, **options)
     codec.to(images.device).train()
+    if isinstance(codec, ContractiveCodec) and not codec.config["hidden"]:
+        codec.fit_pca(images)  # the MSE optimum of a linear codec; Adam only fine-tunes it (for SSIM), gently
+        lr = lr / 10
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(codec.parameters(), lr=lr)
     n = images.shape[0]

@@ -142,6 +142,8 @@ class DPImage(Protector):
     requires_fit = True
     stochastic = True
     accepts_ids = True
+    #: the codec's path is the owner's (the codec itself is public: its fitted copy is ``codec_``)
+    private_params = frozenset({"codec"})
 
     def __init__(self, codec: str | Path | LatentCodec | None = None, codec_kind: str = "autoencoder",
                  codec_epochs: int = 10, sigma: float = 0.2, steps: int = 10, clip: float | None = None,
@@ -300,6 +302,10 @@ class DPImage(Protector):
             z[:, perturbed] += sigma * step_noise
             x = codec._decode(z).clamp(0.0, 1.0)  # g, as LatentCodec.decode, without its finiteness check
         return x
+
+    def public_record(self) -> dict[str, Any]:
+        """``{"dp_parameters": ...}`` for the run's manifest: the fitted clip and the sensitivity are public."""
+        return {"dp_parameters": self.dp_parameters()}
 
     def dp_parameters(self) -> dict[str, Any]:
         """The public inputs of the DP-Image accountant (:meth:`Protector.dp_parameters`), after ``fit``.
