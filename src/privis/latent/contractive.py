@@ -110,7 +110,8 @@ class ContractiveCodec(LatentCodec):
         group_size: ``D`` (``>= 1``; default 32).
         hidden: widths of the hidden layers, even integers ``>= 2`` (MaxMin pairs); ``()`` (the default) makes
             a linear codec, whose reconstructions are far better than a deep 1-Lipschitz one's after minutes
-            of training (Fashion-MNIST: |SSIM| 0.36 with ``(1024, 512)`` after 2 epochs).
+            of training (Fashion-MNIST, 2 epochs, held-out mean |SSIM|: 0.92 for the linear default started from
+            PCA, 0.36 with ``hidden=(1024, 512)``).
 
     Raises:
         InvalidInputError: an argument outside its range.
