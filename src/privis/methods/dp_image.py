@@ -45,6 +45,7 @@ from privis.methods.base import (
     seed_param,
 )
 from privis.methods.baselines import item_keys, keyed_normal
+from privis.privacy.dp_image import sensitivity
 from privis.random import resolve_seed, torch_generator
 
 __all__ = ["DPImage", "fit_clip"]
@@ -104,7 +105,8 @@ class DPImage(Protector):
         clip: ``c``, the clip bound in latent units; None: ``fit`` sets it to the smallest 2-significant-digit
             value keeping 99.5% of the fit latents' coordinates (box) or norms (l2) intact, as the thesis chose
             ``c = 20`` to keep over 99% of pSp's coordinates (Section 4.5.2.1). The fitted value is public
-            (``clip_``, :meth:`dp_parameters`).
+            (``clip_``, :meth:`dp_parameters`). A clip fitted on the images being protected depends on them;
+            for a formal guarantee choose ``clip`` from public data or beforehand.
         clip_kind: ``"box"`` (``z_j -> min(max(z_j, -c), c)``, the thesis') or ``"l2"`` (``z -> z min(1, c/||z||)``
             on the perturbed part and, separately, on the rest).
         perturbed_groups: the latent groups the noise goes to: None (all), an int ``k`` (the first ``k``, the
@@ -321,8 +323,8 @@ class DPImage(Protector):
         groups, width = self.codec_.latent_shape
         perturbed_dim = len(self.perturbed_groups_) * width
         c = float(self.clip_)
-        sensitivity = 2.0 * c * math.sqrt(perturbed_dim) if self.clip_kind == "box" else 2.0 * c
-        return {"mechanism": "dp-image", "sensitivity": sensitivity, "sigma": float(self.sigma),
+        return {"mechanism": "dp-image", "sensitivity": sensitivity(c, perturbed_dim, self.clip_kind),
+                "sigma": float(self.sigma),
                 "steps": int(self.steps), "clip": c, "clip_kind": self.clip_kind, "latent_dim": groups * width,
                 "perturbed_dim": perturbed_dim, "groups": groups, "perturbed_groups": list(self.perturbed_groups_),
                 "lipschitz_bound": self.codec_.lipschitz_bound}
