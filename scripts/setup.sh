@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Installs privis and everything it needs into .venv at the repository root (idempotent).
-# Debian packages: Fashion-MNIST (dataset-fashion-mnist) when apt-get exists and we may use it.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-if command -v apt-get >/dev/null 2>&1 && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+# Debian packages: Fashion-MNIST (dataset-fashion-mnist) and the Chromium the browser test drives
+# (chromium), when apt-get exists and we may use it. Under CI=true a missing Chromium is an error (the
+# browser test must run there); elsewhere the test skips without it.
+need=()
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if command -v apt-get >/dev/null 2>&1 && [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
   if $SUDO true 2>/dev/null || [ "$(id -u)" -eq 0 ]; then
-    $SUDO apt-get update -qq || echo "setup: apt-get update failed; continuing without Fashion-MNIST" >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null \
-      || echo "setup: could not install dataset-fashion-mnist; privis falls back to digits" >&2
+    $SUDO apt-get update -qq || echo "setup: apt-get update failed" >&2
+    for pkg in "${need[@]}"; do
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null \
+        || echo "setup: could not install $pkg (without dataset-fashion-mnist privis falls back to digits)" >&2
+    done
   fi
+fi
+if [ "${CI:-}" = "true" ] && [ ! -x /usr/bin/chromium ]; then
+  echo "setup: CI needs Debian's chromium at /usr/bin/chromium for the browser test" >&2
+  exit 1
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

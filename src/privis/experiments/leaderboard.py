@@ -127,13 +127,15 @@ class Protected:
 
 
 def prepare(data: str | None, *, seed: int, quick: bool, train_size: int, test_size: int, aux_size: int,
-            attack_size: int) -> Setup:
+            attack_size: int, epochs: int | None = None) -> Setup:
     """Load and split the data (owner | attacker's auxiliary slice | test) and train the two shared models:
-    the baseline on the owner's originals and the auxiliary classifier on the attacker's originals."""
+    the baseline on the owner's originals and the auxiliary classifier on the attacker's originals.
+
+    ``epochs`` trains every model of the run that long (default: 5 when ``quick``, else :func:`auto_epochs`)."""
     data = data or default_dataset()
     n_train, n_test, n_aux, n_attack = _sizes(data, quick, train_size, test_size, aux_size, attack_size)
     cfg = EvalConfig(data=data, train_size=n_train + n_aux, test_size=n_test, seed=seed,
-                     epochs=5 if quick else None)
+                     epochs=epochs or (5 if quick else None))
     full, test = load_train_test(cfg)
     if len(full) < n_train + 20:
         raise InvalidInputError(f"{data}: {len(full)} training images; need more than {n_train + 20} to leave "
