@@ -24,6 +24,14 @@ def test_quick_demo_shows_every_registered_method(quick_demo):
     assert quick_demo.config["quick"] and quick_demo.config["train_size"] == 300
     assert 0.0 < quick_demo.summary["baseline_acc_original"] <= 1.0
     assert quick_demo.headline and len(quick_demo.figures) == 2
+    # the plot's sentence names the methods no other beats on both axes: none of them is dominated
+    front = quick_demo.figures[1].caption.split("No other method beats ")[1].split(" on both axes")[0].split(", ")
+    best_utility = max(rows.values(), key=lambda r: (r["utility"], -r["leakage_ssim"]))["method"]
+    assert best_utility in front
+    for name in front:
+        assert not any(r["leakage_ssim"] <= rows[name]["leakage_ssim"] and r["utility"] >= rows[name]["utility"]
+                       and (r["leakage_ssim"], r["utility"]) != (rows[name]["leakage_ssim"], rows[name]["utility"])
+                       for r in rows.values())
     grid = Image.open(io.BytesIO(quick_demo.figures[0].png))
     plot = Image.open(io.BytesIO(quick_demo.figures[1].png))
     stacked = Image.open(io.BytesIO(demo_png(quick_demo)))

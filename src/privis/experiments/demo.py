@@ -27,7 +27,7 @@ from privis import attacks, methods, models
 from privis import data as pdata
 from privis.attacks import AttackContext, NotApplicableError
 from privis.data.checks import check_int
-from privis.errors import InvalidInputError
+from privis.errors import InvalidInputError, PrivisError
 from privis.experiments import register_experiment
 from privis.experiments.leaderboard import QUICK_ATTACK_PARAMS, QUICK_METHOD_PARAMS, prepare, protect_for_attack
 from privis.progress import progress
@@ -38,13 +38,13 @@ from privis.results import Figure, Result
 #: ``--size``; digits is capped at its 1,347 training and 450 test images.
 DEMO_SIZES: dict[str, tuple[int, int, int, int, int]] = {
     "small": (600, 300, 300, 100, 8),
-    "medium": (1500, 500, 1000, 200, 10),
-    "full": (5000, 2000, 3000, 500, 15),
+    "medium": (2000, 500, 1000, 200, 15),
+    "full": (5000, 2000, 3000, 500, 20),
 }
 DEFAULT_SIZE = "medium"
 
 #: Small per-method parameters for speed (every other method runs with its defaults).
-DEMO_METHOD_PARAMS: dict[str, dict[str, Any]] = {**QUICK_METHOD_PARAMS, "veil": {"steps": 30, "local_epochs": 2}}
+DEMO_METHOD_PARAMS: dict[str, dict[str, Any]] = {**QUICK_METHOD_PARAMS, "veil": {"steps": 100, "local_epochs": 3}}
 
 #: The fast restoration attacks the demo runs, with their budgets.
 DEMO_ATTACKS: dict[str, dict[str, Any]] = {
@@ -90,6 +90,12 @@ def _best_recovery(victims: Tensor, protected: Tensor, context: AttackContext, b
     return best
 
 
+def _beats(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """``a`` leaks no more and keeps no less utility than ``b``, and is strictly better on one of the two."""
+    return (a["leakage"] <= b["leakage"] and a["utility"] >= b["utility"]
+            and (a["leakage"] < b["leakage"] or a["utility"] > b["utility"]))
+
+
 @register_experiment("demo", "Every method side by side: what each keeps (utility) and leaks (fast attacks).")
 def demo(*, data: str | None = None, seed: int = 0, quick: bool = False, size: str = DEFAULT_SIZE,
          train_size: int | None = None, test_size: int | None = None) -> Result:
@@ -104,7 +110,8 @@ def demo(*, data: str | None = None, seed: int = 0, quick: bool = False, size: s
 
     Returns:
         A :class:`~privis.results.Result` with the table ``methods`` (one row per method: deployment,
-        utility, leakage_ssim and the attack behind it, images_per_second), summary keys
+        utility, leakage_ssim and the attack behind it, images_per_second, and a note with the error of a
+        method that failed on this data, whose figures are then empty), summary keys
         ``<method>.utility`` and ``<method>.leakage_ssim``, and the figures grid and privacy-utility plot.
 
     Raises:
@@ -125,7 +132,12 @@ def demo(*, data: str | None = None, seed: int = 0, quick: bool = False, size: s
     rows: list[dict[str, Any]] = []
     names = list(methods.available())
     for name in progress(names, total=len(names), desc="demo: methods", unit="method"):
-        protected = protect_for_attack(setup, name, dict(method_params.get(name, {})))
+        try:
+            protected = protect_for_attack(setup, name, dict(method_params.get(name, {})))
+        except PrivisError as exc:  # recorded, not hidden: the table says the method failed and why
+            rows.append({"method": name, "deployment": methods.available()[name].deployment, "utility": None,
+                         "leakage_ssim": None, "leakage_attack": "", "images_per_second": None, "note": str(exc)})
+            continue
         deployment = protected.protector.deployment
         attacked = protected.test_images[:setup.attack_size]
         leakage, attack, recovered = _best_recovery(victims, attacked, protected.context, budgets)
@@ -134,22 +146,23 @@ def demo(*, data: str | None = None, seed: int = 0, quick: bool = False, size: s
             recovered_cols[f"{name}: recovered"] = recovered[:GRID_ROWS]
         rows.append({"method": name, "deployment": deployment,
                      "utility": protected.util[f"protected_acc_{deployment}"], "leakage_ssim": leakage,
-                     "leakage_attack": attack, "images_per_second": protected.speed["images_per_second"]})
+                     "leakage_attack": attack, "images_per_second": protected.speed["images_per_second"],
+                     "note": ""})
     baseline = models.evaluate(setup.baseline, setup.test.images, setup.test.labels)
     points = [{"method": r["method"], "leakage": r["leakage_ssim"], "utility": r["utility"]}
-              for r in rows if r["leakage_ssim"] is not None]
+              for r in rows if r["leakage_ssim"] is not None and r["utility"] is not None]
     plot = scatter_png(points, x="leakage", y="utility", label="method",
                        hlines={"baseline (originals)": baseline},
                        xlabel="leakage: worst mean |SSIM| of a recovery (← more private)",
                        ylabel="utility: service-model accuracy (↑)", title="privacy vs utility")
     grid = labelled_grid_png({"original": shown, **protected_cols, **recovered_cols})
+    front = [p["method"] for p in points if not any(_beats(q, p) for q in points)]
     meaning = ("Up and to the left is better: a method there keeps accuracy while the fast attacks recover "
-               "little of the images; down and to the right, it loses accuracy and still leaks.")
+               "little of the images; down and to the right, it loses accuracy and still leaks. "
+               f"No other method beats {', '.join(front) or 'any'} on both axes in this run.")
     summary: dict[str, float] = {"baseline_acc_original": baseline}
     for r in rows:
-        summary[f"{r['method']}.utility"] = r["utility"]
-        if r["leakage_ssim"] is not None:
-            summary[f"{r['method']}.leakage_ssim"] = r["leakage_ssim"]
+        summary.update({f"{r['method']}.{key}": r[key] for key in ("utility", "leakage_ssim") if r[key] is not None})
     summary["methods"] = len(rows)
     result = Result(
         "demo", summary=summary, tables={"methods": rows},
