@@ -24,8 +24,9 @@ def test_glossary_names_units_and_directions():
 
 @pytest.mark.parametrize(("value", "unit", "text"), [
     (0.8532, "%", "85.3 %"), (580249.3, "images/s", "580,249 images/s"), (15.137, "dB", "15.14 dB"),
-    (0.123456, "", "0.1235"), (None, "", "—"), (1200, "images", "1,200 images"), (float("nan"), "", "nan"),
-    (2.5, "%", "2.5"),  # not a fraction: shown as it is
+    (0.123456, "", "0.1235"), (0.5, "", "0.5000"), (3e-6, "s", "3.00e-06 s"),
+    (None, "", "—"), (1200, "images", "1,200 images"), (float("nan"), "", "nan"),
+    (2.5, "%", "2.5000"),  # not a fraction: shown as it is
 ])
 def test_fmt(value, unit, text):
     assert fmt(value, unit) == text
@@ -50,12 +51,12 @@ def test_summary_is_grouped_and_flat_keys_are_folded_after_the_tables():
 
 
 def test_wide_short_tables_are_transposed_long_ones_scroll_in_their_box():
-    wide = [{"method": m, **{f"k{i}": float(i) for i in range(12)}} for m in ("a", "b")]
+    wide = [{"method": m, **{f"k{i}": float(i) for i in range(12)}, "note": ""} for m in ("a", "b")]
     page = render_html(Result("r", tables={"wide": wide, "long": wide * 10}))
     transposed = page[page.index("<h2>wide</h2>"):page.index("<h2>long</h2>")]
     assert transposed.count("<tr>") == 1 + 12 and "<th class=\"s\">a</th><th class=\"s\">b</th>" in transposed
     assert page[page.index("<h2>long</h2>"):].count("<tr>") >= 21
-    assert page.count('<div class="box"><table>') == 2
+    assert page.count('<div class="box"><table>') == 2 and ">note<" not in page  # empty columns are left out
 
 
 def test_cautions_for_quick_small_and_near_chance_runs():

@@ -141,8 +141,8 @@ def term(key: str) -> Term:
 
 
 def fmt(value: object, unit: str = "") -> str:
-    """A value as people read it: thousands separators, 4 significant digits below 10, ``%`` for fractions in [0, 1]
-    when ``unit`` is ``"%"``, the unit appended; ``—`` for missing values."""
+    """A value as people read it: thousands separators, 4 decimals below 10 (scientific below 0.0001), ``%``
+    for fractions in [0, 1] when ``unit`` is ``"%"``, the unit appended; ``—`` for missing values."""
     if value is None:
         return "—"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -157,8 +157,10 @@ def fmt(value: object, unit: str = "") -> str:
         text = f"{value:,.0f}"
     elif abs(value) >= 10:
         text = f"{value:.2f}"
+    elif value == 0 or abs(value) >= 1e-4:
+        text = f"{value:.4f}"
     else:
-        text = f"{value:.4g}"
+        text = f"{value:.2e}"
     return f"{text} {unit}" if unit and unit != "%" else text
 
 
@@ -181,10 +183,11 @@ def _summary_sections(summary: dict[str, Any]) -> tuple[list[tuple[str, list[dic
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of ``rows`` in first-seen order, less those empty (None or "") in every row."""
     cols: list[str] = []
     for row in rows:
         cols.extend(k for k in row if k not in cols)
-    return cols
+    return [c for c in cols if any(row.get(c) not in (None, "") for row in rows)]
 
 
 def _header(key: str) -> str:
