@@ -337,11 +337,15 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     baseline_acc = board[0]["baseline_acc_original"] if board else None
     hline = {"baseline (originals)": baseline_acc} if baseline_acc is not None else None
     figures.insert(0, Figure("privacy-utility: worst-case |SSIM| vs utility",
-                             scatter_png(points, x="leakage_ssim", y="utility", label="method", hlines=hline),
+                             scatter_png(points, x="leakage_ssim", y="utility", label="method", hlines=hline,
+                                         xlabel="leakage: worst mean |SSIM| of a recovery (← more private)",
+                                         ylabel="utility: service-model accuracy (↑)"),
                              "x: worst mean |SSIM| of a per-image recovery over attacks (lower is more private); "
                              "y: service-model accuracy in the method's deployment"))
     figures.insert(1, Figure("privacy-utility: worst-case auxiliary accuracy vs utility",
-                             scatter_png(points_acc, x="leakage_aux_acc", y="utility", label="method", hlines=hline),
+                             scatter_png(points_acc, x="leakage_aux_acc", y="utility", label="method", hlines=hline,
+                                         xlabel="leakage: best auxiliary accuracy on recoveries (← more private)",
+                                         ylabel="utility: service-model accuracy (↑)"),
                              "x: best accuracy of the auxiliary classifier (trained on originals) on recovered or "
                              "protected images; y: utility"))
     if representatives:

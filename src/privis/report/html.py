@@ -2,7 +2,8 @@
 
 Layout, top to bottom: the headline (what was measured, on what data, the verdict against any targets), a
 warning banner for quick or small runs and for accuracies near chance, the notes, the summary grouped into
-sections (utility, privacy, speed and memory, run), the figures, the tables, the per-method flat keys
+sections (utility, privacy, speed and memory, run), the first (main) table, the figures, the other
+tables, the per-method flat keys
 folded away, and the configuration, raw JSON and versions folded at the bottom. Names, units and the
 direction of each figure (↑ higher is better, ↓ lower is better) come from one glossary, :data:`GLOSSARY`;
 unknown keys are shown as they are. Tables scroll inside their box and wide, short tables are transposed,
@@ -297,7 +298,7 @@ def render_html(result: Result) -> str:
         verdicts=verdicts(result),
         sections=sections,
         flat=flat,
-        tables={name: _table(rows) for name, rows in result.tables.items() if rows},
+        tables=[(name, _table(rows)) for name, rows in result.tables.items() if rows],
         empty=[name for name, rows in result.tables.items() if not rows],
         figures=[{"title": f.title, "caption": f.caption, "width": Image.open(io.BytesIO(f.png)).width,
                   "src": "data:image/png;base64," + base64.b64encode(f.png).decode("ascii")} for f in result.figures],
