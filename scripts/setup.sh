@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Installs privis and everything it needs into .venv at the repository root (idempotent).
-# Debian packages, when apt-get exists and we may use it: Fashion-MNIST (dataset-fashion-mnist) and zsh (the
-# suite runs the README's commands in bash and zsh; without zsh that test is skipped).
+# Debian packages, when apt-get exists and we may use it: Fashion-MNIST (dataset-fashion-mnist), zsh (the
+# suite runs the README's commands in bash and zsh) and Chromium (the suite's browser test drives it).
+# Under CI=true a missing zsh or Chromium is an error (those tests must run there); elsewhere they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WANT=""
-[ -d /usr/share/datasets/fashion-mnist ] || WANT="dataset-fashion-mnist"
-command -v zsh >/dev/null 2>&1 || WANT="$WANT zsh"
-if command -v apt-get >/dev/null 2>&1 && [ -n "$WANT" ]; then
+need=()
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if command -v apt-get >/dev/null 2>&1 && [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
   if $SUDO true 2>/dev/null || [ "$(id -u)" -eq 0 ]; then
-    $SUDO apt-get update -qq || echo "setup: apt-get update failed; continuing without:$WANT" >&2
-    for pkg in $WANT; do
+    $SUDO apt-get update -qq || echo "setup: apt-get update failed" >&2
+    for pkg in "${need[@]}"; do
       DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null \
-        || echo "setup: could not install $pkg; $([ "$pkg" = zsh ] && echo "the README test runs in bash only" \
-                || echo "privis falls back to digits")" >&2
+        || echo "setup: could not install $pkg (without dataset-fashion-mnist privis falls back to digits)" >&2
     done
   fi
+fi
+if [ "${CI:-}" = "true" ]; then
+  [ -x /usr/bin/chromium ] || { echo "setup: CI needs Debian's chromium at /usr/bin/chromium for the browser test" >&2; exit 1; }
+  command -v zsh >/dev/null 2>&1 || { echo "setup: CI needs zsh for the README command test" >&2; exit 1; }
 fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

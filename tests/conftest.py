@@ -55,3 +55,19 @@ def device(request) -> torch.device:
         torch.backends.cudnn.deterministic = True  # same seed, same output, also on the GPU
         torch.backends.cudnn.benchmark = False
     return torch.device(request.param)
+
+
+@pytest.fixture(scope="session")
+def quick_leaderboard():
+    """The quick leaderboard on digits (about 10 s), run once for the tests that read it."""
+    from privis import experiments
+
+    return experiments.get("leaderboard").run(data="digits", quick=True, seed=0)
+
+
+@pytest.fixture(scope="session")
+def quick_demo():
+    """The quick demo on small digits slices (a few seconds), run once for the tests that read it."""
+    from privis.experiments.demo import demo
+
+    return demo(data="digits", quick=True, seed=0, train_size=300, test_size=100)

@@ -71,6 +71,11 @@ class Result:
         notes: free-text remarks shown in the report (what was tried, caveats).
         figures: images and plots for the HTML report (not serialised to JSON).
         seconds: wall-clock duration.
+        headline: one sentence saying what was measured and on what data, shown first in the report
+            (optional; written to JSON only when set).
+        targets: summary key -> the value it should reach (e.g. ``{"protected_acc_original": 0.85}``); the
+            report states met / missed from the key's direction (higher or lower is better). Optional;
+            written to JSON only when set.
 
     Examples:
         >>> import json
@@ -89,19 +94,22 @@ class Result:
     figures: list[Figure] = field(default_factory=list)
     seconds: float = 0.0
     versions: dict[str, str] = field(default_factory=package_versions)
+    headline: str = ""
+    targets: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
-            {
-                "name": self.name,
-                "summary": self.summary,
-                "tables": self.tables,
-                "config": self.config,
-                "notes": self.notes,
-                "versions": self.versions,
-                "seconds": self.seconds,
-            }
-        )
+        record: dict[str, Any] = {
+            "name": self.name,
+            "summary": self.summary,
+            "tables": self.tables,
+            "config": self.config,
+            "notes": self.notes,
+            "versions": self.versions,
+            "seconds": self.seconds,
+        }
+        record.update({key: value for key, value in (("headline", self.headline), ("targets", self.targets))
+                       if value})
+        return _jsonable(record)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from privis import attacks, experiments, methods
+from privis import attacks, methods
 
 
-def test_quick_leaderboard_covers_every_method_and_attack():
-    result = experiments.get("leaderboard").run(data="digits", quick=True, seed=0)
+def test_quick_leaderboard_covers_every_method_and_attack(quick_leaderboard):
+    result = quick_leaderboard
     names, attack_names = list(methods.available()), list(attacks.available())
     rows = result.tables["attacks"]
     assert {(r["method"], r["attack"]) for r in rows} == {(m, a) for m in names for a in attack_names}

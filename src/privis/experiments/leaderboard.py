@@ -128,13 +128,15 @@ class Protected:
 
 
 def prepare(data: str | None, *, seed: int, quick: bool, train_size: int, test_size: int, aux_size: int,
-            attack_size: int) -> Setup:
+            attack_size: int, epochs: int | None = None) -> Setup:
     """Load and split the data (owner | attacker's auxiliary slice | test) and train the two shared models:
-    the baseline on the owner's originals and the auxiliary classifier on the attacker's originals."""
+    the baseline on the owner's originals and the auxiliary classifier on the attacker's originals.
+
+    ``epochs`` trains every model of the run that long (default: 5 when ``quick``, else :func:`auto_epochs`)."""
     data = data or default_dataset()
     n_train, n_test, n_aux, n_attack = _sizes(data, quick, train_size, test_size, aux_size, attack_size)
     cfg = EvalConfig(data=data, train_size=n_train + n_aux, test_size=n_test, seed=seed,
-                     epochs=5 if quick else None)
+                     epochs=epochs or (5 if quick else None))
     full, test = load_train_test(cfg)
     if len(full) < n_train + 20:
         raise InvalidInputError(f"{data}: {len(full)} training images; need more than {n_train + 20} to leave "
@@ -337,11 +339,15 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     baseline_acc = board[0]["baseline_acc_original"] if board else None
     hline = {"baseline (originals)": baseline_acc} if baseline_acc is not None else None
     figures.insert(0, Figure("privacy-utility: worst-case |SSIM| vs utility",
-                             scatter_png(points, x="leakage_ssim", y="utility", label="method", hlines=hline),
+                             scatter_png(points, x="leakage_ssim", y="utility", label="method", hlines=hline,
+                                         xlabel="leakage: worst mean |SSIM| of a recovery (← more private)",
+                                         ylabel="utility: service-model accuracy (↑)"),
                              "x: worst mean |SSIM| of a per-image recovery over attacks (lower is more private); "
                              "y: service-model accuracy in the method's deployment"))
     figures.insert(1, Figure("privacy-utility: worst-case auxiliary accuracy vs utility",
-                             scatter_png(points_acc, x="leakage_aux_acc", y="utility", label="method", hlines=hline),
+                             scatter_png(points_acc, x="leakage_aux_acc", y="utility", label="method", hlines=hline,
+                                         xlabel="leakage: best auxiliary accuracy on recoveries (← more private)",
+                                         ylabel="utility: service-model accuracy (↑)"),
                              "x: best accuracy of the auxiliary classifier (trained on originals) on recovered or "
                              "protected images; y: utility"))
     if representatives:

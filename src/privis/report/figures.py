@@ -19,6 +19,23 @@ def _to_uint8_hwc(image: Tensor) -> np.ndarray:
     return arr
 
 
+def _grid(columns: Mapping[str, Tensor], max_rows: int, scale: int, pad: int = 2) -> tuple[np.ndarray, int]:
+    """The grid of :func:`image_grid_png` as an ``(H, W, 3)`` uint8 array, and the width of one column."""
+    cols = list(columns.values())
+    n = min(max_rows, min(c.shape[0] for c in cols))
+    h, w = cols[0].shape[-2:]
+    if scale <= 0:
+        scale = max(1, 96 // max(h, w))
+    cell_h, cell_w = h * scale, w * scale
+    grid = np.full((n * (cell_h + pad) + pad, len(cols) * (cell_w + pad) + pad, 3), 255, np.uint8)
+    for j, col in enumerate(cols):
+        for i in range(n):
+            tile = _to_uint8_hwc(col[i]).repeat(scale, 0).repeat(scale, 1)
+            y, x = pad + i * (cell_h + pad), pad + j * (cell_w + pad)
+            grid[y:y + cell_h, x:x + cell_w] = tile
+    return grid, cell_w + pad
+
+
 def image_grid_png(columns: Mapping[str, Tensor], *, max_rows: int = 8, scale: int = 0) -> bytes:
     """A grid with one column per entry of ``columns`` (e.g. original | protected | recovered).
 
@@ -29,32 +46,66 @@ def image_grid_png(columns: Mapping[str, Tensor], *, max_rows: int = 8, scale: i
 
     Returns:
         PNG bytes. Column titles are drawn by the HTML caption, not into the image, to keep this
-        dependency-free; the caption lists them left to right.
+        dependency-free; the caption lists them left to right (:func:`labelled_grid_png` draws them).
     """
-    cols = list(columns.values())
-    n = min(max_rows, min(c.shape[0] for c in cols))
-    h, w = cols[0].shape[-2:]
-    if scale <= 0:
-        scale = max(1, 96 // max(h, w))
-    pad = 2
-    cell_h, cell_w = h * scale, w * scale
-    grid = np.full((n * (cell_h + pad) + pad, len(cols) * (cell_w + pad) + pad, 3), 255, np.uint8)
-    for j, col in enumerate(cols):
-        for i in range(n):
-            tile = _to_uint8_hwc(col[i]).repeat(scale, 0).repeat(scale, 1)
-            y, x = pad + i * (cell_h + pad), pad + j * (cell_w + pad)
-            grid[y:y + cell_h, x:x + cell_w] = tile
     buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG")
+    Image.fromarray(_grid(columns, max_rows, scale)[0]).save(buf, format="PNG")
     return buf.getvalue()
 
 
-def _figure_png(fig) -> bytes:  # type: ignore[no-untyped-def]
+def labelled_grid_png(columns: Mapping[str, Tensor], *, max_rows: int = 4, scale: int = 2) -> bytes:
+    """:func:`image_grid_png` with each column's title drawn above it, for a picture shown on its own.
+
+    Args:
+        columns: title → images ``(N, C, H, W)`` in ``[0, 1]``; all share H and W. A ``": "`` in a title
+            breaks its line there.
+        max_rows: at most this many images per column.
+        scale: integer upscaling (nearest) of each image.
+
+    Returns:
+        PNG bytes (matplotlib, 110 dpi: one image pixel per screen pixel at ``scale=1``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid, step = _grid(columns, max_rows, scale)
+    dpi = 110
+    fig = plt.figure(figsize=(grid.shape[1] / dpi, grid.shape[0] / dpi + 0.45), dpi=dpi)
+    ax = fig.add_axes((0.0, 0.0, 1.0, grid.shape[0] / (grid.shape[0] + 0.45 * dpi)))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_xticks([step * (j + 0.5) for j in range(len(columns))],
+                  [title.replace(": ", "\n") for title in columns], fontsize=6.5)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0, pad=2)
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return _figure_png(fig, tight=False)
+
+
+def stack_png(images: Sequence[bytes]) -> bytes:
+    """PNG images stacked top to bottom on white, centred (e.g. a grid above its plot)."""
+    tiles = [Image.open(io.BytesIO(png)).convert("RGB") for png in images]
+    width = max(t.width for t in tiles)
+    canvas = Image.new("RGB", (width, sum(t.height for t in tiles)), "white")
+    y = 0
+    for tile in tiles:
+        canvas.paste(tile, ((width - tile.width) // 2, y))
+        y += tile.height
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _figure_png(fig, *, tight: bool = True) -> bytes:  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
+    if tight:
+        fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches=None if tight else "tight", pad_inches=0.05)
     plt.close(fig)
     return buf.getvalue()
 
@@ -80,8 +131,9 @@ def line_plot_png(series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel:
 
 def scatter_png(points: Sequence[Mapping[str, float | str]], *, x: str, y: str, label: str = "label",
                 title: str = "", hlines: Mapping[str, float] | None = None,
-                vlines: Mapping[str, float] | None = None) -> bytes:
-    """Scatter of ``points`` (dicts with keys ``x``, ``y`` and ``label``), optional target lines."""
+                vlines: Mapping[str, float] | None = None, xlabel: str = "", ylabel: str = "") -> bytes:
+    """Scatter of ``points`` (dicts with keys ``x``, ``y`` and ``label``), optional target lines; the axes are
+    labelled ``xlabel`` / ``ylabel`` (default: the keys ``x`` / ``y``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,8 +149,8 @@ def scatter_png(points: Sequence[Mapping[str, float | str]], *, x: str, y: str, 
     for name, value in (vlines or {}).items():
         ax.axvline(value, ls="--", lw=1, color="grey")
         ax.annotate(name, (value, ax.get_ylim()[0]), fontsize=7, color="grey", rotation=90)
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
