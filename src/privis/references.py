@@ -68,7 +68,17 @@ KNOWN_METHOD_RESTORATION = f"{VISUALMIXER} {VEIL}"
 
 #: The gradient-based region reassembly of VisualMixer Sec. V-C, after the DARPA Shredder Challenge (2011).
 SHREDDER_CHALLENGE = f"{VISUALMIXER} (Sec. V-C, after the DARPA Shredder Challenge, 2011)"
+#: The identity metrics ISS and FPPSR (Section 4.5.1.2) and DP-Image's Table 4.1 protocol.
+XUE_THESIS = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence Technology", '
+              'PhD thesis, University of Technology Sydney, 2023')
+ARCFACE = ('Jiankang Deng, Jia Guo, Niannan Xue and Stefanos Zafeiriou, "ArcFace: Additive Angular Margin Loss '
+           'for Deep Face Recognition", CVPR 2019, arXiv:1801.07698')
+#: The Frechet distance between Gaussian fits of two feature sets (Eq. 6 of the paper; FID on Inception v3).
+FRECHET_DISTANCE = ('Martin Heusel, Hubert Ramsauer, Thomas Unterthiner, Bernhard Nessler and Sepp Hochreiter, '
+                    '"GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", '
+                    'NeurIPS 2017, arXiv:1706.08500')
 
-__all__ = ["DENOISING_FILTERS", "INSTAHIDE", "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "KNOWN_METHOD_RESTORATION",
-           "MEMBERSHIP_INFERENCE", "MODEL_INVERSION", "OBFUSCATION_BASELINES", "PROTECTIVE_PERTURBATION",
-           "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
+__all__ = ["ARCFACE", "DENOISING_FILTERS", "FRECHET_DISTANCE", "INSTAHIDE", "INSTANCE_ENCODING",
+           "INVARIANT_RECOVERY", "KNOWN_METHOD_RESTORATION", "MEMBERSHIP_INFERENCE",
+           "MODEL_INVERSION", "OBFUSCATION_BASELINES", "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE",
+           "VEIL", "VISUALMIXER", "XUE_THESIS"]
