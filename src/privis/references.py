@@ -59,6 +59,21 @@ INSTANCE_ENCODING = ('Nicholas Carlini, Samuel Deng, Sanjam Garg, Somesh Jha, Sa
                      'with Instance Encoding?", IEEE Symposium on Security and Privacy (S&P), 2021, '
                      'doi:10.1109/SP40001.2021.00099, arXiv:2011.05315.')
 
+MIRONOV_2017 = ('Ilya Mironov, "Renyi Differential Privacy", IEEE 30th Computer Security Foundations Symposium '
+                '(CSF), 2017, doi:10.1109/CSF.2017.11, arXiv:1702.07476.')
+
+FELDMAN_2018 = ('Vitaly Feldman, Ilya Mironov, Kunal Talwar and Abhradeep Thakurta, "Privacy Amplification by '
+                'Iteration", IEEE 59th Annual Symposium on Foundations of Computer Science (FOCS), 2018, '
+                'arXiv:1808.06651.')
+
+BALLE_2020 = ('Borja Balle, Gilles Barthe, Marco Gaboardi, Justin Hsu and Tetsuya Sato, "Hypothesis Testing '
+              'Interpretations and Renyi Differential Privacy", International Conference on Artificial '
+              'Intelligence and Statistics (AISTATS), 2020, arXiv:1905.09982.')
+
+JAGIELSKI_2020 = ('Matthew Jagielski, Jonathan Ullman and Alina Oprea, "Auditing Differentially Private Machine '
+                  'Learning: How Private is Private SGD?", Advances in Neural Information Processing Systems '
+                  '(NeurIPS), 2020, arXiv:2006.07709.')
+
 #: What a protection leaves unchanged, recovered from its output (VisualMixer's region statistics, InstaHide's
 #: and Veil's sign magnitudes).
 INVARIANT_RECOVERY = f"{VISUALMIXER}; {INSTANCE_ENCODING}"
@@ -78,7 +93,7 @@ FRECHET_DISTANCE = ('Martin Heusel, Hubert Ramsauer, Thomas Unterthiner, Bernhar
                     '"GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", '
                     'NeurIPS 2017, arXiv:1706.08500')
 
-__all__ = ["ARCFACE", "DENOISING_FILTERS", "FRECHET_DISTANCE", "INSTAHIDE", "INSTANCE_ENCODING",
-           "INVARIANT_RECOVERY", "KNOWN_METHOD_RESTORATION", "MEMBERSHIP_INFERENCE",
-           "MODEL_INVERSION", "OBFUSCATION_BASELINES", "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE",
-           "VEIL", "VISUALMIXER", "XUE_THESIS"]
+__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "FELDMAN_2018", "FRECHET_DISTANCE", "INSTAHIDE",
+           "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION",
+           "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES",
+           "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER", "XUE_THESIS"]

@@ -1,5 +1,8 @@
-"""Closed-form analyses and accountants (VisualMixer bounds, keyspace sizes)."""
+"""Closed-form analyses and accountants (VisualMixer bounds, keyspace sizes, RDP of the Gaussian mechanism and
+DP-Image's bounds, empirical audits of epsilon)."""
 
+from privis.privacy.audit import AuditResult, audit_mechanism, clopper_pearson, compare, epsilon_lower_bound
+from privis.privacy.dp_image import BoundStatement, DPImageBounds, dp_image_bounds, sensitivity
 from privis.privacy.keyspace import (
     KeyspaceAnalysis,
     binary_entropy,
@@ -8,6 +11,16 @@ from privis.privacy.keyspace import (
     keyspace_bits_from_counts,
     keyspace_bits_paper,
     log2_factorial,
+)
+from privis.privacy.rdp import (
+    Conversion,
+    classic_epsilon,
+    classic_optimum_linear,
+    gaussian_epsilon,
+    gaussian_rdp,
+    rdp_to_dp,
+    sigma_for_epsilon,
+    tight_epsilon,
 )
 from privis.privacy.visualmixer_bounds import (
     ARRANGEMENTS,
@@ -25,19 +38,36 @@ from privis.privacy.visualmixer_bounds import (
 
 __all__ = [
     "ARRANGEMENTS",
+    "AuditResult",
+    "BoundStatement",
+    "Conversion",
+    "DPImageBounds",
     "KeyspaceAnalysis",
     "PAPER_TABLE1",
     "alpha0",
+    "audit_mechanism",
     "binary_entropy",
+    "classic_epsilon",
+    "classic_optimum_linear",
+    "clopper_pearson",
+    "compare",
     "diff_max_samples",
+    "dp_image_bounds",
     "enumerate_base_case",
+    "epsilon_lower_bound",
+    "gaussian_epsilon",
+    "gaussian_rdp",
     "keyspace_analysis",
     "keyspace_bits",
     "keyspace_bits_from_counts",
     "keyspace_bits_paper",
     "log2_factorial",
     "prob_vfe_at_least",
+    "rdp_to_dp",
+    "sensitivity",
+    "sigma_for_epsilon",
     "table1_comparison",
+    "tight_epsilon",
     "vfe_distribution",
     "window_lower_bound",
     "window_upper_bound",
