@@ -36,6 +36,11 @@ OBFUSCATION_BASELINES = ('Richard McPherson, Reza Shokri and Vitaly Shmatikov, "
                          'Protection in Response to Artificial Intelligence Technology", PhD thesis, University '
                          'of Technology Sydney, 2023.')
 
+#: DP-Image (Chapter 4, Algorithm 6, Theorem 4.4.1) of the thesis.
+DP_IMAGE = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence Technology", '
+            'PhD thesis, University of Technology Sydney, 2023, Chapter 4 (DP-Image: Differential Privacy for '
+            'Image Data in Feature Space).')
+
 MEMBERSHIP_INFERENCE = ('Reza Shokri, Marco Stronati, Congzheng Song and Vitaly Shmatikov, "Membership Inference '
                         'Attacks Against Machine Learning Models", IEEE Symposium on Security and Privacy (S&P), '
                         '2017, arXiv:1610.05820; Samuel Yeom, Irene Giacomelli, Matt Fredrikson and Somesh Jha, '

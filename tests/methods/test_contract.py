@@ -57,6 +57,7 @@ CHEAP: dict[str, Callable[[], dict[str, Any]]] = {
     "perturbation": lambda: {"epochs": 1, "width": 2, "batch_size": 16, "target_model": _caller_classifier(0),
                              "aux_model": _caller_classifier(1)},
     "visualmixer": lambda: {"mc_samples": 200},
+    "dp-image": lambda: {"codec_epochs": 1, "steps": 2},
 }
 
 NAMES = sorted(methods.available())

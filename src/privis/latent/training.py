@@ -1,0 +1,195 @@
+"""Train, evaluate, save and load privis codecs.
+
+- :func:`train_codec`: fit a :class:`~privis.latent.autoencoder.ConvAutoencoder` (``kind="autoencoder"``) or a
+  :class:`~privis.latent.contractive.ContractiveCodec` (``kind="contractive"``) to canonical images, seeded
+  (weights, batch order), the caller's global RNG untouched, with a progress bar;
+- :func:`codec_quality`: mean |SSIM| and PSNR of ``decode(encode(x))`` against ``x`` (:mod:`privis.metrics`);
+- :func:`save_codec` / :func:`load_codec`: one file of plain data (``kind``, constructor ``config``, state dict,
+  ``extra``) written atomically and read with ``torch.load(weights_only=True)``, so opening a codec never
+  runs pickled code (as :mod:`privis.models.checkpoint`); a TorchScript encoder/decoder pair is a directory
+  holding ``encoder.pt``, ``decoder.pt`` and ``codec.json`` (see :mod:`privis.latent.torchscript`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import privis
+from privis.data.checks import check_images
+from privis.errors import InvalidInputError
+from privis.fsutil import atomic_write_bytes
+from privis.latent.autoencoder import ConvAutoencoder
+from privis.latent.base import LatentCodec
+from privis.latent.contractive import ContractiveCodec
+from privis.latent.torchscript import TorchScriptCodec, load_torchscript_codec, save_torchscript_codec
+from privis.metrics import abs_ssim, psnr, ssim, ssim_window
+from privis.models.build import seeded_rng
+from privis.progress import progress
+from privis.random import resolve_seed
+
+__all__ = ["CODECS", "codec_quality", "load_codec", "save_codec", "train_codec"]
+
+#: Trainable codec classes by kind.
+CODECS: dict[str, type[LatentCodec]] = {"autoencoder": ConvAutoencoder, "contractive": ContractiveCodec}
+#: Weight of ``1 - SSIM`` next to the mean squared error in the reconstruction loss.
+SSIM_WEIGHT = 0.1
+_FORMAT = "privis-codec"
+
+
+def _reconstruction_loss(images: Tensor, recon: Tensor) -> Tensor:
+    win = ssim_window(images.shape[-2], images.shape[-1])
+    return F.mse_loss(recon, images) + SSIM_WEIGHT * (1.0 - ssim(recon, images, win_size=win).mean())
+
+
+def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, batch_size: int = 128,
+                lr: float = 2e-3, random_state: int | None = None, **options: Any) -> LatentCodec:
+    """A codec of ``kind`` trained to reconstruct ``images`` (Adam, MSE + 0.1 (1 - SSIM), cosine schedule).
+
+    Args:
+        images: ``(N, C, H, W)`` float32 in ``[0, 1]`` (``C`` 1 or 3, ``H, W >= 4``); the codec is trained on
+            their device.
+        kind: ``"autoencoder"`` or ``"contractive"`` (:data:`CODECS`).
+        epochs: passes over ``images`` (``>= 1``).
+        batch_size: images per step (``>= 1``).
+        lr: Adam's initial learning rate (``> 0``), decayed to 0 by a cosine schedule.
+        random_state: seed of the initial weights and the batch order; None draws from OS entropy.
+        **options: constructor options of the codec class (``groups``, ``group_size``, ``base``, ``hidden``).
+
+    Returns:
+        The codec in eval mode on the images' device, gradients off.
+
+    Raises:
+        InvalidInputError: bad images, an unknown kind, bad options or a non-finite loss (diverged).
+    """
+    images = check_images(images, channels=(1, 3))
+    if kind not in CODECS:
+        raise InvalidInputError(f"unknown codec kind {kind!r}; kinds: {', '.join(sorted(CODECS))}")
+    for key, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidInputError(f"{key} must be an integer >= 1, got {value!r}")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
+    seed = resolve_seed(random_state)
+    c, h, w = images.shape[1:]
+    with seeded_rng(seed):
+        codec = CODECS[kind](c, h, w, **options)
+    codec.to(images.device).train()
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(codec.parameters(), lr=lr)
+    n = images.shape[0]
+    steps_per_epoch = math.ceil(n / batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    for _ in progress(range(epochs), total=epochs, desc=f"train {kind} codec", unit="epoch"):
+        order = torch.randperm(n, generator=generator).to(images.device)
+        for start in range(0, n, batch_size):
+            batch = images[order[start:start + batch_size]]
+            loss = _reconstruction_loss(batch, codec._decode(codec._encode(batch)))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        if not math.isfinite(float(loss.detach())):
+            raise InvalidInputError(f"{kind} codec training diverged (loss {float(loss.detach())}); lower lr")
+    codec.eval().requires_grad_(False)
+    return codec
+
+
+@torch.inference_mode()
+def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) -> dict[str, float]:
+    """Reconstruction quality of ``codec`` on ``images``: ``{"ssim_mean", "psnr_mean"}``.
+
+    Args:
+        codec: any :class:`LatentCodec`; run on its own device.
+        images: ``(N, C, H, W)`` float32 in ``[0, 1]`` of the codec's image shape.
+        batch_size: images per forward pass.
+
+    Returns:
+        Mean |SSIM| (scikit-image's conventions, :func:`privis.metrics.ssim_window`) and mean PSNR in dB
+        (identical reconstructions count as 100 dB rather than infinity) of ``decode(encode(x))`` against ``x``.
+
+    Raises:
+        InvalidInputError: images the codec refuses.
+    """
+    images = check_images(images, channels=None)
+    device = next((p.device for p in codec.parameters()), images.device)
+    win = ssim_window(images.shape[-2], images.shape[-1])
+    ssims, psnrs = [], []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size].to(device)
+        r = codec.decode(codec.encode(x))
+        ssims.append(torch.as_tensor(abs_ssim(x, r, win_size=win)))
+        psnrs.append(torch.as_tensor(psnr(x, r)).clamp(max=100.0))
+    return {"ssim_mean": float(torch.cat(ssims).mean()), "psnr_mean": float(torch.cat(psnrs).mean())}
+
+
+def save_codec(codec: LatentCodec, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``codec`` atomically and return the path written.
+
+    A :class:`ConvAutoencoder` or :class:`ContractiveCodec` becomes one file (``kind``, ``config``, state dict,
+    ``extra``: plain numbers and strings); a :class:`TorchScriptCodec` becomes the directory ``path`` holding
+    ``encoder.pt``, ``decoder.pt`` and ``codec.json``.
+
+    Raises:
+        InvalidInputError: a codec of another class, or ``extra`` that is not JSON data.
+    """
+    path = Path(path)
+    if isinstance(codec, TorchScriptCodec):
+        return save_torchscript_codec(codec, path)
+    kind = next((k for k, cls in CODECS.items() if type(codec) is cls), None)
+    if kind is None:
+        raise InvalidInputError(f"save_codec saves {', '.join(c.__name__ for c in CODECS.values())} or "
+                                f"TorchScriptCodec, got {type(codec).__name__}")
+    try:
+        extra_json = json.dumps(dict(extra or {}))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"save_codec: extra must be JSON data ({exc})") from exc
+    payload = {"format": _FORMAT, "kind": kind, "config": json.dumps(codec.config), "extra": extra_json,
+               "state_dict": {k: v.detach().cpu() for k, v in codec.state_dict().items()},
+               "privis_version": privis.__version__}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_codec(path: str | Path, device: torch.device | str | None = None) -> LatentCodec:
+    """Load a codec written by :func:`save_codec` (a file) or a TorchScript pair (a directory).
+
+    Args:
+        path: a codec file, or a directory with ``encoder.pt``, ``decoder.pt`` and ``codec.json``.
+        device: where to put it (default: the CPU).
+
+    Returns:
+        The codec in eval mode, gradients off; its ``extra`` dict in the attribute ``extra``.
+
+    Raises:
+        InvalidInputError: a missing, unreadable or foreign file, or weights that do not fit; the message names
+            the path.
+    """
+    path = Path(path).expanduser()
+    device = torch.device(device or "cpu")
+    if path.is_dir():
+        return load_torchscript_codec(path, device=device)
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: codec file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError ... for damaged files
+        raise InvalidInputError(f"{path}: not a readable privis codec ({type(exc).__name__})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT or payload.get("kind") not in CODECS:
+        raise InvalidInputError(f"{path}: not a privis codec file (train one with privis train-codec)")
+    try:
+        codec = CODECS[payload["kind"]](**json.loads(payload["config"]))
+        codec.load_state_dict(payload["state_dict"])
+    except (InvalidInputError, RuntimeError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{path}: the weights do not fit a {payload['kind']} codec "
+                                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+    codec.extra = json.loads(payload.get("extra") or "{}")
+    return codec.to(device).eval().requires_grad_(False)
