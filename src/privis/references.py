@@ -88,9 +88,6 @@ KNOWN_METHOD_RESTORATION = f"{VISUALMIXER} {VEIL}"
 
 #: The gradient-based region reassembly of VisualMixer Sec. V-C, after the DARPA Shredder Challenge (2011).
 SHREDDER_CHALLENGE = f"{VISUALMIXER} (Sec. V-C, after the DARPA Shredder Challenge, 2011)"
-#: The identity metrics ISS and FPPSR (Section 4.5.1.2) and DP-Image's Table 4.1 protocol.
-XUE_THESIS = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence Technology", '
-              'PhD thesis, University of Technology Sydney, 2023')
 ARCFACE = ('Jiankang Deng, Jia Guo, Niannan Xue and Stefanos Zafeiriou, "ArcFace: Additive Angular Margin Loss '
            'for Deep Face Recognition", CVPR 2019, arXiv:1801.07698')
 #: The Frechet distance between Gaussian fits of two feature sets (Eq. 6 of the paper; FID on Inception v3).
@@ -98,7 +95,7 @@ FRECHET_DISTANCE = ('Martin Heusel, Hubert Ramsauer, Thomas Unterthiner, Bernhar
                     '"GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", '
                     'NeurIPS 2017, arXiv:1706.08500')
 
-__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "FELDMAN_2018", "FRECHET_DISTANCE", "INSTAHIDE",
+__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "FELDMAN_2018", "FRECHET_DISTANCE", "INSTAHIDE",
            "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION",
            "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES",
-           "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER", "XUE_THESIS"]
+           "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
