@@ -58,6 +58,7 @@ from privis.results import Figure, Result
 QUICK_METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "veil": {"steps": 10, "local_epochs": 1},
     "perturbation": {"epochs": 1, "width": 4, "aux_arch": "lenet5", "classifier_epochs": 2},
+    "dp-image": {"codec_epochs": 1, "steps": 2},
 }
 
 #: Attack budgets for ``quick=True``.
