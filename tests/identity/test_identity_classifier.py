@@ -57,8 +57,12 @@ def test_classifier_identity_embeds_and_calibrates(digits_lenet, digits_test, de
         threshold = ident.calibrate(x, labels)
         assert threshold == ident.threshold and -1.0 <= threshold <= 1.0
         assert ident.eer is not None and ident.eer < 0.2  # a trained digits classifier separates classes
+        # embeddings are centred on the calibration images' mean activation from now on
+        centred = ident.embed(x).detach()
+        assert torch.allclose(centred, emb.detach() - emb.detach().mean(0), atol=1e-4)
+        assert float(centred.mean(0).abs().max()) < 1e-4
         # the threshold agrees with the FAR/FRR it was chosen by
-        e = nn.functional.normalize(emb.detach().double(), dim=1)
+        e = nn.functional.normalize(centred.double(), dim=1)
         sims = e @ e.T
         i, j = torch.triu_indices(300, 300, offset=1)
         genuine = (labels[i] == labels[j]).to(device)

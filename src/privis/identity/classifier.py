@@ -87,8 +87,13 @@ class ClassifierIdentity(IdentityModel):
 
     The embedding of images ``(N, C, H, W)`` float32 in ``[0, 1]`` is the flattened activation ``(N, E)`` of
     ``layer`` (default: the layer feeding the last ``nn.Linear``, see
-    :func:`privis.models.penultimate_layer`), differentiable w.r.t. the images. The model is put in eval mode
-    and used on its own device (images are moved there).
+    :func:`privis.models.penultimate_layer`) minus :attr:`center`, differentiable w.r.t. the images. The
+    model is put in eval mode and used on its own device (images are moved there).
+
+    A softmax classifier's activations share a large common component, so raw cosines are high even between
+    unrelated images; :meth:`calibrate` therefore also sets :attr:`center` to the mean activation of the
+    original images (zero until then), and cosines become those of centred features, near 0 for an image
+    unrelated to the original, as for a face recogniser's embeddings.
 
     Args:
         model: a classifier trained on original images (e.g. from :func:`privis.models.create`).
@@ -111,15 +116,19 @@ class ClassifierIdentity(IdentityModel):
         self.threshold = _check_threshold(threshold)
         self.image_shape = image_shape
         self.name = f"{type(model).__name__.lower()}-{layer}"
+        #: the mean activation of the calibration images, subtracted from every embedding
+        self.center: Tensor
+        self.register_buffer("center", torch.zeros(()))
         #: the equal error rate on the calibration images, once :meth:`calibrate` has run
         self.eer: float | None = None
 
     def _embed(self, images: Tensor) -> Tensor:
-        return self.features(images.to(model_device(self.features)))
+        return self.features(images.to(model_device(self.features))) - self.center.to(model_device(self.features))
 
     @torch.no_grad()
     def calibrate(self, images: Tensor, labels: Tensor, *, batch_size: int = 500) -> float:
-        """Set :attr:`threshold` to the equal-error-rate threshold on original images and return it.
+        """Set :attr:`center` to the images' mean activation and :attr:`threshold` to the equal-error-rate
+        threshold of the centred embeddings; returns the threshold.
 
         Every pair of the first 2,000 images (``i < j``) is scored by cosine similarity; pairs of one label
         are genuine, the others impostors, and :func:`equal_error_threshold` picks the threshold where
@@ -143,13 +152,16 @@ class ClassifierIdentity(IdentityModel):
                                     f"{getattr(labels, 'dtype', type(labels).__name__)} of shape "
                                     f"{tuple(getattr(labels, 'shape', ()))}")
         images, labels = images[:MAX_CALIBRATION_IMAGES], labels[:MAX_CALIBRATION_IMAGES]
+        _, counts = labels.unique(return_counts=True)
+        if len(counts) < 2 or int(counts.max()) < 2:
+            raise InvalidInputError("calibration needs two images of one label and two different labels")
+        self.center = torch.zeros((), device=self.center.device)
         emb = torch.cat([self.embed(chunk) for chunk in images.split(batch_size)])
-        emb = nn.functional.normalize(emb.double(), dim=1)
+        self.center = emb.mean(0)
+        emb = nn.functional.normalize((emb - self.center).double(), dim=1)
         i, j = torch.triu_indices(len(emb), len(emb), offset=1, device=emb.device)
         scores = (emb[i] * emb[j]).sum(1)
         genuine = labels.to(emb.device)[i] == labels.to(emb.device)[j]
-        if not bool(genuine.any()) or bool(genuine.all()):
-            raise InvalidInputError("calibration needs two images of one label and two different labels")
         self.threshold, self.eer = equal_error_threshold(scores[genuine], scores[~genuine])
         return self.threshold
 
