@@ -13,14 +13,15 @@ Protocol:
    protected test images with their originals.
 6. Identity privacy (H. Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence
    Technology", PhD thesis, University of Technology Sydney, 2023, Section 4.5.1.2), with the class as the
-   identity: the baseline's penultimate layer is the identity embedding
-   (:class:`~privis.identity.ClassifierIdentity`), its cosine threshold calibrated at the equal error rate on
-   the original test images; ``iss_mean`` is the mean identity similarity of each protected test image to its original,
-   ``fppsr`` the share judged a different identity, and ``fd_privis`` the Frechet distance between original
-   and protected test images on the same features (:func:`privis.metrics.fd_privis`, not FID).
+   identity: the baseline's penultimate layer, centred on the original test images' mean, is the identity
+   embedding (:class:`~privis.identity.ClassifierIdentity`), its cosine threshold calibrated at the equal
+   error rate on the original test images; ``iss_mean`` is the mean identity similarity of each protected
+   test image to its original, ``fppsr`` the share judged a different identity, and ``fd_privis`` the
+   Frechet distance between original and protected test images on the same features
+   (:func:`privis.metrics.fd_privis`, not FID).
 7. A method that declares differential-privacy parameters
-   (:meth:`~privis.methods.base.Protector.dp_parameters`) gets ``epsilon_claimed`` and ``epsilon_post_processing`` from
-   :func:`privis.privacy.dp_image_bounds` at ``delta = cfg.dp_delta`` (default 1e-5; ``dp_delta`` is
+   (:meth:`~privis.methods.base.Protector.dp_parameters`) gets ``epsilon_claimed`` and
+   ``epsilon_post_processing`` from :func:`privis.privacy.dp_image_bounds` at ``delta = cfg.dp_delta`` (default 1e-5; ``dp_delta`` is
    recorded too): Theorem 4.4.1's claimed bound and the post-processing bound that holds for any codec,
    classic RDP conversion each. The keys are absent for every other method.
 """
