@@ -12,6 +12,8 @@ PhD thesis, University of Technology Sydney, 2023, Chapter 4, Algorithm 6) encod
   if the iterated map ``psi = clip o f o g`` is contractive (1-Lipschitz in L2). A trained encoder-decoder
   pair is not known to be; the codec's measurement (``privis.latent``) or a certified bound decides the
   verdict printed beside it.
+  (The theorem's remark that ``alpha = infinity`` gives pure DP does not hold for Gaussian noise: the RDP
+  of every order is finite but unbounded in ``alpha``, so pure epsilon is infinite; privis reports none.)
 * **Post-processing**: the image enters only at the first step, so the release is post-processing of one
   Gaussian mechanism of sensitivity ``Delta``: ``(alpha, alpha Delta^2 / (2 sigma^2))``-RDP for any codec.
 

@@ -3,8 +3,8 @@
 RDP (I. Mironov, "Rényi Differential Privacy", IEEE CSF 2017, arXiv:1702.07476) measures a mechanism by the
 Rényi divergence ``D_alpha`` of its outputs on neighbouring inputs, one value per order ``alpha > 1``. The
 Gaussian mechanism ``x -> q(x) + N(0, sigma^2 I)`` with L2 sensitivity ``Delta`` of ``q`` is
-``(alpha, alpha Delta^2 / (2 sigma^2))``-RDP for every ``alpha > 1`` (Mironov 2017, Proposition 7): its curve
-is linear, ``rdp(alpha) = rho alpha`` with ``rho = Delta^2 / (2 sigma^2)``.
+``(alpha, alpha Delta^2 / (2 sigma^2))``-RDP for every ``alpha > 1`` (Mironov 2017): its curve is linear,
+``rdp(alpha) = rho alpha`` with ``rho = Delta^2 / (2 sigma^2)``.
 
 Two bounds on a mechanism that iterates ``T`` noisy steps ``z_{t+1} = psi(z_t) + N(0, sigma^2 I)`` (the shape
 of DP-Image, H. Xue, PhD thesis, University of Technology Sydney, 2023, Algorithm 6):
@@ -22,9 +22,11 @@ Conversions of an RDP curve to ``(epsilon, delta)``-DP, each minimised over the 
   ``alpha* = 1 + sqrt(log(1/delta) / rho)`` and ``epsilon* = rho + 2 sqrt(rho log(1/delta))``.
 * ``"tight"``: ``epsilon = rdp(alpha) + log((alpha - 1) / alpha) - (log(delta) + log(alpha)) / (alpha - 1)``
   (B. Balle, G. Barthe, M. Gaboardi, J. Hsu and T. Sato, "Hypothesis Testing Interpretations and Rényi
-  Differential Privacy", AISTATS 2020, arXiv:1905.09982, Theorem 21; the conversion of Opacus and Google's
-  ``dp-accounting``), with ``epsilon = 0`` where ``delta^2 > 1 - exp(-rdp(alpha))`` (the total-variation bound
-  from the KL divergence, as ``dp-accounting`` does). Never larger than the classic value at the same order.
+  Differential Privacy", AISTATS 2020, arXiv:1905.09982, Theorem 21; also C. Canonne, G. Kamath and T. Steinke,
+  "The Discrete Gaussian for Differential Privacy", NeurIPS 2020, arXiv:2004.00010, Proposition 12; the
+  conversion of Opacus and Google's ``dp-accounting``), with ``epsilon = 0`` where
+  ``delta^2 > 1 - exp(-rdp(alpha))`` (the total-variation bound from the KL divergence, as ``dp-accounting``
+  does). Never larger than the classic value at the same order.
 
 The minimisation over ``alpha`` is continuous: a log-spaced scan of ``alpha - 1`` over
 :data:`ALPHA_RANGE` locates the basin and :func:`scipy.optimize.minimize_scalar` refines it, so the best
@@ -123,7 +125,7 @@ def _orders(alpha: Any) -> np.ndarray:
 
 
 def gaussian_rdp(alpha: float | np.ndarray, sensitivity: float, sigma: float) -> float | np.ndarray:
-    """RDP of the Gaussian mechanism: ``alpha sensitivity^2 / (2 sigma^2)`` (Mironov 2017, Proposition 7).
+    """RDP of the Gaussian mechanism: ``alpha sensitivity^2 / (2 sigma^2)`` (Mironov 2017).
 
     Args:
         alpha: order(s) ``> 1``, a float or an array (the result has its shape).
