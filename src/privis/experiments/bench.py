@@ -28,6 +28,7 @@ SLOW_METHODS = {"veil"}
 #: Protective Perturbation's generator is a U-Net forward pass whatever its number of training epochs.
 #: (Its ``transform`` chunks by ``max(batch_size, 256)``, so a smaller training batch leaves it unchanged.)
 FIT_ONLY_PARAMS: dict[str, dict[str, Any]] = {
+    "dp-image": {"codec_epochs": 1},
     "perturbation": {"epochs": 1, "classifier_epochs": 1, "batch_size": 16, "classifier_batch_size": 32},
     "dp-image": {"codec_epochs": 1},
 }

@@ -62,8 +62,9 @@ class ConvAutoencoder(LatentCodec):
         channels: ``C``, 1 (grey) or 3 (RGB).
         height, width: ``H, W`` of the images, at least 4 pixels each.
         groups: groups per scale ``(coarse, medium, fine)``, each ``>= 1`` (default ``(2, 2, 4)``: ``G = 8``).
-        group_size: ``D``, values per group (``>= 1``; default 32, so ``d = G D = 256``).
-        base: channels of the largest feature map (``>= 4``); the smaller maps have 2 and 4 times as many.
+        group_size: ``D``, values per group (``>= 1``; default 64, so ``d = G D = 512``).
+        base: channels of the largest feature map (``>= 4``; default 16); the smaller maps have 2 and 4 times
+            as many.
 
     Raises:
         InvalidInputError: any argument outside its range.
@@ -78,7 +79,7 @@ class ConvAutoencoder(LatentCodec):
     """
 
     def __init__(self, channels: int = 1, height: int = 28, width: int = 28, *,
-                 groups: tuple[int, int, int] | list[int] = (2, 2, 4), group_size: int = 32, base: int = 32) -> None:
+                 groups: tuple[int, int, int] | list[int] = (2, 2, 4), group_size: int = 64, base: int = 16) -> None:
         super().__init__()
         c, h, w = check_codec_shape(channels, height, width)
         counts = tuple(groups)

@@ -6,8 +6,10 @@ Privacy Protection in Response to Artificial Intelligence Technology", Universit
 rests, needs every step between two noise draws to be contractive (1-Lipschitz). With a learned encoder ``f``
 and decoder ``g`` that is an assumption; :class:`ContractiveCodec` makes it a theorem:
 
-- ``f``: ``x -> flatten -> L1 -> MaxMin -> L2 -> MaxMin -> L3 -> reshape (G, D)``;
-- ``g``: ``z -> flatten -> L4 -> MaxMin -> L5 -> MaxMin -> L6 -> clamp to [0, 1] -> reshape (C, H, W)``;
+- ``f``: ``x -> flatten -> L1 -> MaxMin -> ... -> MaxMin -> Lk -> reshape (G, D)`` through the hidden widths;
+- ``g``: ``z -> flatten -> L1' -> MaxMin -> ... -> Lk' -> clamp to [0, 1] -> reshape (C, H, W)``, the widths
+  reversed; with no hidden layer (``hidden=()``) both are single affine maps, a linear autoencoder whose best
+  reconstruction (an orthogonal projection, as PCA's) already has every norm at most 1;
 - every ``Li`` is dense, ``x -> (W / max(1, s(W))) x + b``, where ``s(W)`` is the exact spectral norm
   ``||W||_2`` (the largest singular value, ``torch.linalg.matrix_norm(W, 2)``) in eval mode. Training uses
   a one-step power iteration for ``s`` (cheap; it can only under-estimate, so a layer may exceed 1 while
@@ -65,11 +67,15 @@ class NormalizedLinear(nn.Linear):
         self._exact: tuple[tuple[int, int, torch.device], Tensor] | None = None
 
     def spectral_norm(self) -> Tensor:
-        """The exact ``||W||_2`` (float64 singular values, then the weight's dtype), cached per weight version."""
+        """The exact ``||W||_2`` (float64 singular values, rounded up to the weight's dtype), cached per weight
+        version."""
         w = self.weight
         key = (w._version, w.data_ptr(), w.device)
         if self._exact is None or self._exact[0] != key:
-            norm = torch.linalg.matrix_norm(w.detach().double(), 2).to(w.dtype)
+            exact = torch.linalg.matrix_norm(w.detach().double(), 2)
+            norm = exact.to(w.dtype)
+            if norm.double() < exact:  # round the divisor up, so that the normalised norm is <= 1 exactly
+                norm = torch.nextafter(norm, torch.tensor(float("inf"), dtype=w.dtype, device=w.device))
             self._exact = (key, norm)
         return self._exact[1]
 
@@ -101,8 +107,11 @@ class ContractiveCodec(LatentCodec):
         height, width: ``H, W`` (at least 4 pixels each).
         groups: ``G``, latent groups (``>= 1``; default 8). They carry no scale order here (dense layers):
             ``group_names`` are ``"group-0" ...``.
-        group_size: ``D`` (``>= 1``; default 32); ``G D`` must be even (MaxMin pairs).
-        hidden: widths of the two hidden layers, even integers ``>= 2`` (default ``(1024, 512)``).
+        group_size: ``D`` (``>= 1``; default 32).
+        hidden: widths of the hidden layers, even integers ``>= 2`` (MaxMin pairs); ``()`` (the default) makes
+            a linear codec, whose reconstructions are far better than a deep 1-Lipschitz one's after minutes
+            of training (Fashion-MNIST, 2 epochs, held-out mean |SSIM|: 0.92 for the linear default started from
+            PCA, 0.36 with ``hidden=(1024, 512)``).
 
     Raises:
         InvalidInputError: an argument outside its range.
@@ -116,33 +125,62 @@ class ContractiveCodec(LatentCodec):
     """
 
     def __init__(self, channels: int = 1, height: int = 28, width: int = 28, *, groups: int = 8,
-                 group_size: int = 32, hidden: tuple[int, int] | list[int] = (1024, 512)) -> None:
+                 group_size: int = 32, hidden: tuple[int, ...] | list[int] = ()) -> None:
         super().__init__()
         c, h, w = check_codec_shape(channels, height, width)
         widths = tuple(hidden)
         for key, value in (("groups", groups), ("group_size", group_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidInputError(f"{key} must be an integer >= 1, got {value!r}")
-        if len(widths) != 2 or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 2 and k % 2 == 0
-                                       for k in widths):
-            raise InvalidInputError(f"hidden must be two even integers >= 2, got {hidden!r}")
-        latent = groups * group_size
-        if latent % 2:
-            raise InvalidInputError(f"groups * group_size must be even (MaxMin pairs), got {latent}")
+        if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 2 and k % 2 == 0 for k in widths):
+            raise InvalidInputError(f"hidden must be even integers >= 2, got {hidden!r}")
         self.config = {"channels": c, "height": h, "width": w, "groups": groups, "group_size": group_size,
                        "hidden": list(widths)}
         self.image_shape = (c, h, w)
         self.latent_shape = (groups, group_size)
         self.group_names = tuple(f"group-{i}" for i in range(groups))
-        pixels, (h1, h2) = c * h * w, widths
-        self.encoder = nn.Sequential(NormalizedLinear(pixels, h1), MaxMin(), NormalizedLinear(h1, h2), MaxMin(),
-                                     NormalizedLinear(h2, latent))
-        self.decoder = nn.Sequential(NormalizedLinear(latent, h2), MaxMin(), NormalizedLinear(h2, h1), MaxMin(),
-                                     NormalizedLinear(h1, pixels))
+        sizes = [c * h * w, *widths, groups * group_size]
+        self.encoder = self._chain(sizes)
+        self.decoder = self._chain(sizes[::-1])
+
+    @staticmethod
+    def _chain(sizes: list[int]) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers += [NormalizedLinear(n_in, n_out)] + ([MaxMin()] if i < len(sizes) - 2 else [])
+        return nn.Sequential(*layers)
+
+    @torch.no_grad()
+    def fit_pca(self, images: Tensor, *, max_images: int = 10_000) -> ContractiveCodec:
+        """Set a linear codec (``hidden=()``) to PCA: ``f(x) = U^T (x - m)``, ``g(z) = U z + m``; returns self.
+
+        ``U`` holds the top ``G D`` principal directions of the first ``max_images`` images (eigenvectors of
+        their covariance, float64), zero columns past the pixel count; its spectral norm is 1, so the bound
+        holds, and ``g(f(x))`` is the best rank-``G D`` affine reconstruction in MSE.
+
+        Raises:
+            InvalidInputError: the codec has hidden layers.
+        """
+        if self.config["hidden"]:
+            raise InvalidInputError("fit_pca needs a linear codec (hidden=())")
+        x = images[:max_images].flatten(1).double()
+        mean = x.mean(dim=0)
+        _, vectors = torch.linalg.eigh((x - mean).T @ (x - mean))
+        latent = self.latent_dim
+        top = vectors.flip(1)[:, :latent]  # (pixels, <= latent), orthonormal columns
+        basis = torch.zeros(x.shape[1], latent, dtype=torch.float64, device=x.device)
+        basis[:, :top.shape[1]] = top
+        enc, dec = self.encoder[0], self.decoder[0]
+        assert isinstance(enc, NormalizedLinear) and isinstance(dec, NormalizedLinear)
+        enc.weight.copy_(basis.T)
+        enc.bias.copy_(-(basis.T @ mean))
+        dec.weight.copy_(basis)
+        dec.bias.copy_(mean)
+        return self
 
     @property
     def lipschitz_bound(self) -> float:  # type: ignore[override]
-        """``prod_i ||W_i / max(1, ||W_i||_2)||_2`` over the six layers, from exact singular values (<= 1)."""
+        """``prod_i ||W_i / max(1, ||W_i||_2)||_2`` over the layers, from exact singular values (<= 1)."""
         bound = 1.0
         for layer in self.modules():
             if isinstance(layer, NormalizedLinear):

@@ -76,11 +76,11 @@ def fit_clip(latents: Tensor, kind: str, quantile: float = CLIP_QUANTILE) -> flo
         ``c > 0`` (at least 1e-6).
     """
     values = latents.abs().flatten() if kind == "box" else latents.norm(dim=1)
-    q = float(torch.quantile(values.double().cpu()[: 1 << 24], quantile))
+    q = float(torch.quantile(values.double().cpu()[: 1 << 24], quantile, interpolation="higher"))
     if q <= 0:
         return 1e-6
     step = 10.0 ** (math.floor(math.log10(q)) - 1)
-    return math.ceil(q / step) * step
+    return float(f"{math.ceil(q / step) * step:.2g}")
 
 
 @register
@@ -142,6 +142,8 @@ class DPImage(Protector):
     requires_fit = True
     stochastic = True
     accepts_ids = True
+    #: the codec's path is the owner's (the codec itself is public: its fitted copy is ``codec_``)
+    private_params = frozenset({"codec"})
 
     def __init__(self, codec: str | Path | LatentCodec | None = None, codec_kind: str = "autoencoder",
                  codec_epochs: int = 10, sigma: float = 0.2, steps: int = 10, clip: float | None = None,
@@ -231,14 +233,12 @@ class DPImage(Protector):
         c = self.clip_
         if self.clip_kind == "box":
             return z.clamp(-c, c)
-        flat = z.flatten(1)
-        m = mask.flatten().to(flat.dtype)
-        out = torch.zeros_like(flat)
-        for part in (m, 1.0 - m):
-            piece = flat * part
-            scale = torch.clamp(c / piece.norm(dim=1, keepdim=True).clamp_min(1e-12), max=1.0)
-            out = out + piece * scale
-        return out.reshape(z.shape)
+        out = torch.zeros_like(z)
+        for part in (mask, 1.0 - mask):  # (G, 1): the perturbed groups, then the others
+            piece = z * part
+            norms = piece.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, 1, 1)
+            out = out + piece * torch.clamp(c / norms, max=1.0)
+        return out
 
     def _keyed_noise(self, keys: np.ndarray, steps: range, shape: tuple[int, ...], device: torch.device) -> Tensor:
         """Noise ``(len(steps), N, *shape)``; step ``t`` of item ``i`` a function of ``(keys[i], t)`` only."""
@@ -289,10 +289,10 @@ class DPImage(Protector):
         else:
             generator = torch_generator(self.random_state, device)
         chunk = max(1, _NOISE_CHUNK // max(1, n * noise_shape[0] * width))
-        x = images
-        noise = torch.empty(0)
+        z = codec.encode(images)  # checks the images once; the loop below calls the unchecked maps (no host sync)
+        x, noise = images, torch.empty(0)
         for t in range(steps):
-            z = self._clip(codec.encode(x), mask)
+            z = self._clip(z if t == 0 else codec._encode(x), mask)
             if keys is not None:
                 if t % chunk == 0:
                     noise = self._keyed_noise(keys, range(t, min(steps, t + chunk)), noise_shape, device)
@@ -300,8 +300,12 @@ class DPImage(Protector):
             else:
                 step_noise = torch.randn((n, *noise_shape), generator=generator, device=device)
             z[:, perturbed] += sigma * step_noise
-            x = codec.decode(z)
+            x = codec._decode(z).clamp(0.0, 1.0)  # g, as LatentCodec.decode, without its finiteness check
         return x
+
+    def public_record(self) -> dict[str, Any]:
+        """``{"dp_parameters": ...}`` for the run's manifest: the fitted clip and the sensitivity are public."""
+        return {"dp_parameters": self.dp_parameters()}
 
     def dp_parameters(self) -> dict[str, Any]:
         """The public inputs of the DP-Image accountant (:meth:`Protector.dp_parameters`), after ``fit``.

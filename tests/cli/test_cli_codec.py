@@ -1,0 +1,48 @@
+"""``privis train-codec``: trains, scores on held-out images, writes the codec, refuses to overwrite."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from privis.cli.main import app
+from privis.latent import ContractiveCodec, load_codec
+
+runner = CliRunner()
+
+
+def _run(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_codec_writes_a_loadable_codec_and_its_figures(tmp_path):
+    out, report = tmp_path / "codec.pt", tmp_path / "codec.json"
+    res = _run("train-codec", "--data", "digits:train[:48]", "--out", out, "--kind", "contractive", "--epochs", 1,
+               "--test-size", 16, "--json", report)
+    assert res.exit_code == 0, res.output
+    assert "ssim_mean" in res.output and f"wrote {out}" in res.output
+    codec = load_codec(out)
+    assert isinstance(codec, ContractiveCodec)
+    summary = json.loads(report.read_text())["summary"]
+    assert 0.0 < summary["certified_bound"] <= 1.0 + 1e-6
+    assert summary["pair_ratio_max"] <= summary["certified_bound"] * (1 + 1e-5)
+    assert codec.extra["ssim_mean"] == summary["ssim_mean"]
+    config = json.loads(report.read_text())["config"]
+    assert config["held_out"] == "digits:test[:16]" and config["train_images"] == 48
+
+    before = out.read_bytes()
+    res = _run("train-codec", "--data", "digits:train[:48]", "--out", out, "--epochs", 1)
+    assert res.exit_code == 2 and "--overwrite" in res.output and out.read_bytes() == before
+    res = _run("train-codec", "--data", "digits:train[:48]", "--out", out, "--epochs", 1, "--test-size", 8,
+               "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes() != before
+
+
+def test_train_codec_refuses_bad_kind_and_data_before_work(tmp_path):
+    out = tmp_path / "codec.pt"
+    res = _run("train-codec", "--data", "digits", "--out", out, "--kind", "vae")
+    assert res.exit_code == 2 and "--kind must be one of autoencoder, contractive" in res.output
+    res = _run("train-codec", "--data", "nosuch", "--out", out)
+    assert res.exit_code == 2 and not out.exists()
