@@ -30,7 +30,6 @@ SLOW_METHODS = {"veil"}
 FIT_ONLY_PARAMS: dict[str, dict[str, Any]] = {
     "dp-image": {"codec_epochs": 1},
     "perturbation": {"epochs": 1, "classifier_epochs": 1, "batch_size": 16, "classifier_batch_size": 32},
-    "dp-image": {"codec_epochs": 1},
 }
 #: Parameters that make a measured ``transform`` do its full work on synthetic data. Veil stops an image's
 #: gradient iteration once its loss is below xi, which on uniform noise happens before the first step, so the

@@ -21,9 +21,9 @@ Protocol:
    (:func:`privis.metrics.fd_privis`, not FID).
 7. A method that declares differential-privacy parameters
    (:meth:`~privis.methods.base.Protector.dp_parameters`) gets ``epsilon_claimed`` and
-   ``epsilon_post_processing`` from :func:`privis.privacy.dp_image_bounds` at ``delta = cfg.dp_delta`` (default 1e-5; ``dp_delta`` is
-   recorded too): Theorem 4.4.1's claimed bound and the post-processing bound that holds for any codec,
-   classic RDP conversion each. The keys are absent for every other method.
+   ``epsilon_post_processing`` from :func:`privis.privacy.dp_image_bounds` at ``delta = cfg.dp_delta``
+   (default 1e-5; ``dp_delta`` is recorded too): Theorem 4.4.1's claimed bound and the post-processing
+   bound that holds for any codec, classic RDP conversion each. The keys are absent for every other method.
 """
 
 from __future__ import annotations

@@ -59,7 +59,6 @@ QUICK_METHOD_PARAMS: dict[str, dict[str, Any]] = {
     "veil": {"steps": 10, "local_epochs": 1},
     "dp-image": {"codec_epochs": 2, "steps": 2},
     "perturbation": {"epochs": 1, "width": 4, "aux_arch": "lenet5", "classifier_epochs": 2},
-    "dp-image": {"codec_epochs": 1, "steps": 2},
 }
 
 #: Attack budgets for ``quick=True``.
