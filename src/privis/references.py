@@ -88,7 +88,14 @@ KNOWN_METHOD_RESTORATION = f"{VISUALMIXER} {VEIL}"
 
 #: The gradient-based region reassembly of VisualMixer Sec. V-C, after the DARPA Shredder Challenge (2011).
 SHREDDER_CHALLENGE = f"{VISUALMIXER} (Sec. V-C, after the DARPA Shredder Challenge, 2011)"
+ARCFACE = ('Jiankang Deng, Jia Guo, Niannan Xue and Stefanos Zafeiriou, "ArcFace: Additive Angular Margin Loss '
+           'for Deep Face Recognition", CVPR 2019, arXiv:1801.07698')
+#: The Frechet distance between Gaussian fits of two feature sets (Eq. 6 of the paper; FID on Inception v3).
+FRECHET_DISTANCE = ('Martin Heusel, Hubert Ramsauer, Thomas Unterthiner, Bernhard Nessler and Sepp Hochreiter, '
+                    '"GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", '
+                    'NeurIPS 2017, arXiv:1706.08500')
 
-__all__ = ["BALLE_2020", "DENOISING_FILTERS", "FELDMAN_2018", "INSTAHIDE", "INSTANCE_ENCODING", "INVARIANT_RECOVERY",
-           "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION", "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION",
-           "OBFUSCATION_BASELINES", "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
+__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "FELDMAN_2018", "FRECHET_DISTANCE", "INSTAHIDE",
+           "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION",
+           "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES",
+           "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from privis.cli.main import app
 from privis.errors import DatasetError, InvalidInputError
-from privis.experiments.evaluate import EvalConfig, evaluate, load_train_test
+from privis.experiments.evaluate import EvalConfig, evaluate, evaluate_protector, load_train_test
+from privis.methods.baselines import GaussianNoise, Pixelate
+from privis.privacy import dp_image_bounds
 
 runner = CliRunner()
 
@@ -97,3 +99,28 @@ def test_a_split_lacking_a_class_of_the_other_is_refused_with_the_counts(tmp_pat
         load_train_test(EvalConfig(data=f"folder:{root}"))
     with pytest.raises(DatasetError, match=r"the test images lack \d of the 10 training classes"):
         load_train_test(EvalConfig(data="digits", test_size=3))
+
+
+class _NoisyDP(GaussianNoise):
+    """Pixel noise that declares DP-Image's accountant inputs (the keys' plumbing, not a real DP claim)."""
+
+    name = "noisy-dp"
+
+    def dp_parameters(self):
+        return {"mechanism": "dp-image", "sensitivity": 2.0, "sigma": 0.5, "steps": 10, "clip": 1.0,
+                "clip_kind": "l2", "latent_dim": 64, "groups": 1, "perturbed_groups": [0], "lipschitz_bound": None}
+
+
+def test_identity_and_frechet_keys_for_every_method_and_epsilon_only_for_dp_claims():
+    cfg = EvalConfig(data="digits:train[:300]", epochs=1, test_size=120, dp_delta=1e-6)
+    same = evaluate_protector(Pixelate(block=1), cfg).summary  # block 1 is the identity map
+    assert same["iss_mean"] == pytest.approx(1.0, abs=1e-5) and same["fppsr"] == 0.0
+    assert same["fd_privis"] == pytest.approx(0.0, abs=1e-6) and -1 <= same["identity_threshold"] <= 1
+    assert "epsilon_claimed" not in same and "epsilon_post_processing" not in same
+    noisy = evaluate_protector(_NoisyDP(sigma=0.5, random_state=0), cfg).summary
+    assert noisy["iss_mean"] < same["iss_mean"] and noisy["fppsr"] > 0 and noisy["fd_privis"] > 0
+    bounds = dp_image_bounds(sensitivity=2.0, sigma=0.5, steps=10, delta=1e-6)
+    assert noisy["epsilon_claimed"] == bounds.claimed.epsilon
+    assert noisy["epsilon_post_processing"] == bounds.post_processing.epsilon and noisy["dp_delta"] == 1e-6
+    with pytest.raises(InvalidInputError, match="dp_delta"):
+        EvalConfig(dp_delta=1.0)

@@ -11,6 +11,19 @@ Protocol:
 4. A service model of the same architecture is trained on the protected training slice.
 5. Both models are tested on original and on protected test data; |SSIM|, PSNR and VFE compare
    protected test images with their originals.
+6. Identity privacy (H. Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence
+   Technology", PhD thesis, University of Technology Sydney, 2023, Section 4.5.1.2), with the class as the
+   identity: the baseline's penultimate layer, centred on the original test images' mean, is the identity
+   embedding (:class:`~privis.identity.ClassifierIdentity`), its cosine threshold calibrated at the equal
+   error rate on the original test images; ``iss_mean`` is the mean identity similarity of each protected
+   test image to its original, ``fppsr`` the share judged a different identity, and ``fd_privis`` the
+   Frechet distance between original and protected test images on the same features
+   (:func:`privis.metrics.fd_privis`, not FID).
+7. A method that declares differential-privacy parameters
+   (:meth:`~privis.methods.base.Protector.dp_parameters`) gets ``epsilon_claimed`` and
+   ``epsilon_post_processing`` from :func:`privis.privacy.dp_image_bounds` at ``delta = cfg.dp_delta``
+   (default 1e-5; ``dp_delta`` is recorded too): Theorem 4.4.1's claimed bound and the post-processing
+   bound that holds for any codec, classic RDP conversion each. The keys are absent for every other method.
 """
 
 from __future__ import annotations
@@ -29,7 +42,9 @@ from privis import methods, metrics, models
 from privis.data.checks import check_classes, check_int, check_same_layout
 from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES, DatasetSpec, parse_spec
 from privis.errors import InvalidInputError
+from privis.identity import ClassifierIdentity, identity_similarity
 from privis.methods.base import Protector
+from privis.privacy import DPImageBounds
 from privis.report import image_grid_png
 from privis.results import Figure, Result
 from privis.sysinfo import peak_rss_mb
@@ -54,6 +69,8 @@ class EvalConfig:
         service_layer: put the method's :meth:`~privis.methods.base.Protector.service_input_layer` (if it
             offers one, e.g. VisualMixer's cell sort) in front of every service model; False: bare models.
         seed: seeds model training and the protector when it takes ``random_state``.
+        dp_delta: the ``delta`` of the ``(epsilon, delta)`` statements of methods that make a DP claim, in
+            ``(0, 1)`` (default 1e-5).
     """
 
     data: str = "fashion-mnist"
@@ -67,6 +84,7 @@ class EvalConfig:
     augment: str = "default"
     service_layer: bool = True
     seed: int = 0
+    dp_delta: float = 1e-5
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -74,6 +92,8 @@ class EvalConfig:
             value = getattr(self, key)
             if value is not None:
                 check_int(value, f"--{key.replace('_', '-')}", hint=" (leave it out for the default)")
+        if isinstance(self.dp_delta, bool) or not isinstance(self.dp_delta, float | int) or not 0 < self.dp_delta < 1:
+            raise InvalidInputError(f"dp_delta must be a number in (0, 1), got {self.dp_delta!r}")
 
 
 def auto_epochs(n: int) -> int:
@@ -188,6 +208,32 @@ def utility_summary(baseline: torch.nn.Module, service: torch.nn.Module, test: p
     }
 
 
+def identity_summary(baseline: torch.nn.Module, test: pdata.Dataset, protected_test: Tensor) -> dict[str, float]:
+    """``iss_mean``, ``fppsr`` and ``fd_privis`` of protected vs original test images on ``baseline``'s
+    penultimate features, the identity threshold calibrated on the original test images (step 6 above)."""
+    identity = ClassifierIdentity(baseline)
+    identity.calibrate(test.images, test.labels)
+    iss = identity_similarity(identity, test.images, protected_test)
+    return {
+        "iss_mean": float(iss.mean()),
+        "fppsr": float((~identity.same_identity(iss)).float().mean()),
+        "identity_threshold": identity.threshold,
+        "fd_privis": metrics.fd_privis(baseline, test.images, protected_test),
+    }
+
+
+def dp_summary(protector: Protector, delta: float) -> dict[str, float]:
+    """``epsilon_claimed`` and ``epsilon_post_processing`` of a fitted protector's DP claim at ``delta``
+    (:meth:`privis.privacy.DPImageBounds.from_dp_parameters`); empty when
+    :meth:`~privis.methods.base.Protector.dp_parameters` is None."""
+    params = protector.dp_parameters()
+    if params is None:
+        return {}
+    bounds = DPImageBounds.from_dp_parameters(params, delta)
+    return {"epsilon_claimed": bounds.claimed.epsilon, "epsilon_post_processing": bounds.post_processing.epsilon,
+            "dp_delta": delta}
+
+
 def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
                        augment: Callable[[Tensor], Tensor] | None = None,
                        data: tuple[pdata.Dataset, pdata.Dataset] | None = None,
@@ -228,6 +274,8 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
                                desc="protected model")
     summary = utility_summary(baseline, service, test, protected_test)
     summary.update(image_similarity(test.images, protected_test))
+    summary.update(identity_summary(baseline, test, protected_test))
+    summary.update(dp_summary(protector, cfg.dp_delta))
     summary.update(protector.diagnostics())
     summary.update(speed)
     summary["train_size"] = len(train)

@@ -17,7 +17,7 @@ with mean 0.5 and std 0.5, and returns logits ``(N, num_classes)``::
 from privis.models import st_adam, unet, zoo  # noqa: F401
 from privis.models.build import create_seeded, freeze, seeded_rng
 from privis.models.checkpoint import export_torchscript, load_checkpoint, require_kind, save_checkpoint
-from privis.models.features import LOGITS, FeatureExtractor, layer_names
+from privis.models.features import LOGITS, FeatureExtractor, layer_names, penultimate_layer
 from privis.models.optim import available_optimizers, make_optimizer, register_optimizer
 from privis.models.registry import available, create, kind_of, register_model
 from privis.models.training import (
@@ -53,6 +53,7 @@ __all__ = [
     "make_optimizer",
     "model_device",
     "num_classes_of",
+    "penultimate_layer",
     "predict",
     "register_model",
     "register_optimizer",

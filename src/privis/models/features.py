@@ -29,6 +29,24 @@ def layer_names(model: nn.Module) -> list[str]:
     return names + [LOGITS]
 
 
+def penultimate_layer(model: nn.Module) -> str:
+    """The name of the layer feeding ``model``'s last ``nn.Linear`` (its classifier head): the module
+    registered just before that Linear, e.g. ``"fc2"`` for ``lenet5`` and ``"avgpool"`` for ``resnet18``.
+
+    The activation of that layer is the usual "penultimate" embedding of a classifier (identity embeddings,
+    Frechet distances on privis' own features).
+
+    Raises:
+        InvalidInputError: ``model`` has no ``nn.Linear``, or nothing is registered before its last one.
+    """
+    names = layer_names(model)[:-1]
+    heads = [i for i, name in enumerate(names) if isinstance(model.get_submodule(name), nn.Linear)]
+    if not heads or heads[-1] == 0:
+        raise InvalidInputError(f"{type(model).__name__} has no layer before a final nn.Linear; name the "
+                                f"feature layer (valid layers: {', '.join(layer_names(model))})")
+    return names[heads[-1] - 1]
+
+
 class _Captured(Exception):  # noqa: N818 - control flow, not an error
     """Raised by the capture hook to stop the forward pass once the wanted layer has run."""
 
