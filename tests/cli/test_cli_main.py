@@ -357,3 +357,18 @@ def test_train_generator_takes_epochs(monkeypatch, tmp_path):
     both = runner.invoke(app, [*base, "--epochs", "3", "--param", "epochs=4"])
     assert both.exit_code == 2 and "--epochs or --param epochs=, not both" in both.output
     assert "--epochs" in runner.invoke(app, ["train-generator", "--help"]).output
+
+
+def test_experiment_set_passes_keyword_options_and_refuses_unknown_or_reserved_ones(tmp_path):
+    out = tmp_path / "eps.json"
+    ok = runner.invoke(app, ["experiment", "dp-image-epsilon", "--quick", "--data", "digits", "--set", "sigma=0.6",
+                             "--set", "max_steps=100", "--json", str(out)])
+    assert ok.exit_code == 0, ok.output
+    config = json.loads(out.read_text())["config"]
+    assert config["sigma"] == 0.6 and max(config["steps"]) == 100
+    unknown = runner.invoke(app, ["experiment", "dp-image-epsilon", "--set", "bogus=1"])
+    assert unknown.exit_code == 2 and "takes no option 'bogus'" in unknown.output and "sigma" in unknown.output
+    reserved = runner.invoke(app, ["experiment", "dp-image-epsilon", "--set", "seed=3"])
+    assert reserved.exit_code == 2 and "use --seed" in reserved.output
+    malformed = runner.invoke(app, ["experiment", "dp-image-epsilon", "--set", "sigma"])
+    assert malformed.exit_code == 2 and "KEY=VALUE" in malformed.output

@@ -536,12 +536,17 @@ def experiment(
                                                    "that take one.")] = None,
     test_size: Annotated[int | None, typer.Option("--test-size", help="Test slice size, for experiments "
                                                   "that take one.")] = None,
+    options: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Another keyword option of the experiment (repeatable), e.g. --set codec=codec.pt --set sigma=0.6; "
+             "values are Python literals (numbers, lists, strings).")] = None,
     json_path: JsonOpt = None,
     report: ReportOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
     """Run a named experiment that reproduces a paper's table or figure."""
     from privis import experiments
+    from privis.methods.base import parse_literal
 
     check_paths({"--json": json_path, "--report": report}, data=(data,))
     exp = experiments.get(name)
@@ -555,6 +560,18 @@ def experiment(
             if key not in accepted:
                 raise InvalidInputError(f"experiment {name!r} takes no --{key.replace('_', '-')}")
             kwargs[key] = value
+    reserved = {"seed", "quick", "data", "train_size", "test_size"}
+    for item in options or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InvalidInputError(f"--set takes KEY=VALUE, got {item!r}")
+        if key in reserved:
+            raise InvalidInputError(f"--set {key}: use --{key.replace('_', '-')} instead")
+        if key not in accepted:
+            options_text = ", ".join(k for k in accepted if k not in reserved) or "none"
+            raise InvalidInputError(f"experiment {name!r} takes no option {key!r} (its options: {options_text})")
+        kwargs[key] = parse_literal(raw, f"--set {key}")
     result = exp.run(**kwargs)
     write_outputs(result, json_path, report)
 
