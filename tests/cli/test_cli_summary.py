@@ -1,5 +1,6 @@
-"""The short terminal summary: at most a screenful, readable names with units, caveats for quick, small and
-near-chance runs, an attack's verdict against its baseline, and where all the figures went."""
+"""The short terminal summary: at most a screenful, the glossary's names and units, the cautions as warnings,
+an attack's verdict against its baseline, and where all the figures went (the glossary, the value format and
+the cautions themselves are tested in tests/report/test_report_glossary.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from privis.cli.main import app
-from privis.cli.summary import GLOSSARY, MAX_ROWS, caveats, fmt, readable, summary_lines, verdict
+from privis.cli.summary import MAX_ROWS, summary_lines, verdict
+from privis.report.glossary import label
 from privis.results import Result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,36 +43,10 @@ def test_long_summaries_are_cut_and_say_how_much_was_left_out():
     assert len(lines) == MAX_ROWS + 1 and lines[-1].strip() == f"... and {40 - MAX_ROWS} more figures"
 
 
-def test_names_and_units_are_readable():
-    assert readable("baseline_acc_original") == "model trained on originals, tested on originals (accuracy)"
-    assert readable("veil.utility").startswith("veil: utility")
-    assert readable("no-such-key") == "no-such-key"
-    assert fmt(0.5, "accuracy") == "0.5000" and fmt(391.32, "MiB") == "391.3 MiB" and fmt(1234567.0) == "1,234,567"
-    assert all(name and isinstance(unit, str) for name, unit in GLOSSARY.values())
-
-
-@pytest.mark.parametrize(("config", "expected"), [
-    ({"quick": True, "train_size": 5000, "test_size": 2000}, ["quick run"]),
-    ({"train_size": 200, "test_size": 100}, ["small run: 200 training / 100 test images"]),
-    ({"protocol": {"train_size": 10000, "test_size": 10000}}, []),  # evaluate nests its sizes
-])
-def test_quick_and_small_runs_are_warned(config, expected):
-    lines = caveats(Result("x", summary={"baseline_acc_original": 0.8}, config=config))
-    assert [line[:len(e)] for line, e in zip(lines, expected, strict=False)] == expected and len(lines) == len(expected)
-
-
-def test_accuracies_near_chance_are_warned_and_good_ones_are_not():
-    config = {"train_size": 5000, "test_size": 2000, "num_classes": 10}
-    near = caveats(Result("x", summary={"baseline_acc_original": 0.82, "protected_acc_original": 0.13,
-                                        "protected_acc_protected": 0.11}, config=config))
-    assert len(near) == 1 and near[0].startswith("accuracy near chance (0.10 for 10 classes)")
-    assert "protected_acc (the better of on originals and on protected) 0.1300" in near[0]
-    board = caveats(Result("leaderboard", summary={"veil.baseline_acc_original": 0.83, "veil.utility": 0.12},
-                           config=config))
-    assert len(board) == 1 and "veil.utility 0.1200" in board[0]
-    # protection working is not a failed run: the original model reading protected images, an attack failing
-    assert caveats(Result("x", summary={"baseline_acc_original": 0.82, "baseline_acc_protected": 0.1,
-                                        "protected_acc_protected": 0.8, "aux_acc": 0.11}, config=config)) == []
+def test_rows_use_the_glossary_names_and_units():
+    lines = summary_lines(Result("x", summary={"veil.utility": 0.7, "peak_rss_mb": 391.32, "new_key": 2}))
+    assert [line.split("  ")[-1].strip() for line in lines] == ["70.0 %", "391.32 MiB", "2"]
+    assert lines[0].strip().startswith(label("veil.utility")) and lines[2].strip().startswith("new_key")
 
 
 @pytest.mark.parametrize(("summary", "start", "end"), [
@@ -101,7 +77,7 @@ def test_the_experiment_command_prints_a_screenful_with_the_quick_warning(monkey
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) <= SCREEN, result.output
-    assert "warning: quick run: reduced sizes and budgets, a smoke test; these figures are not results" in lines
+    assert any(line.startswith("warning: Quick run: ") for line in lines), result.output
     assert lines[-1].endswith("add --json FILE or --report FILE")
 
 
@@ -115,9 +91,9 @@ def test_evaluate_warns_about_accuracies_near_chance_and_names_its_files(monkeyp
     result = runner.invoke(app, ["evaluate", "blur", "--data", "digits", "--json", str(tmp_path / "e.json")])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "warning: small run: 200 training / 100 test images" in out
-    assert "warning: accuracy near chance (0.10 for 10 classes)" in out
-    assert "protection speed" in out and "152,422 images/s" in out
+    assert "warning: Small run: 200 training / 100 test images" in out
+    assert "warning: Accuracy near chance (10.0 % for 10 classes)" in out
+    assert "Protection speed ↑" in out and "152,422 images/s" in out
     assert f"wrote {tmp_path / 'e.json'}" in out and out.rstrip().endswith(f"in {tmp_path / 'e.json'}")
 
 

@@ -1,13 +1,13 @@
-"""The short summary a command prints after producing figures: readable names with units, caveats, verdicts.
+"""The short summary a command prints after producing figures: readable names with units, cautions, verdicts.
 
 A :class:`~privis.results.Result` can hold hundreds of figures (the leaderboard: one per method, attack and
 score). The terminal gets at most :data:`MAX_ROWS` of them, named in words with their unit
-(:data:`GLOSSARY`); all of them go to ``--json`` / ``--report``, and the summary says so. Below the figures:
+(the glossary the HTML report uses too, :data:`privis.report.glossary.GLOSSARY`); all of them go to ``--json``
+/ ``--report``, and the summary says so. Below the figures:
 
-- a ``warning:`` line when they come from a quick run (``config["quick"]``), from few images (fewer than
-  :data:`SMALL_RUN` training or test images: the standard error of an accuracy on ``n`` test images is up to
-  ``0.5 / sqrt(n)``), or when a model's accuracy is near chance (``1 / classes``; the models did not learn,
-  and the figures say nothing about the method);
+- a ``warning:`` line for each of :func:`privis.report.glossary.cautions`: a quick run, few images (with the
+  standard error of an accuracy), a model whose accuracy is near chance (it did not learn, and the figures say
+  nothing about the method);
 - for an attack, a ``verdict:`` line comparing what it recovered with what the attacker had without it: the
   protected image itself (|SSIM| to the original), guessing (membership AUC 0.5), or the attacker's own class
   means (model inversion). The attack "recovers structure" when it beats that baseline by more than
@@ -16,141 +16,16 @@ score). The terminal gets at most :data:`MAX_ROWS` of them, named in words with 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from privis.report.glossary import GLOSSARY, cautions, fmt, label, term
 from privis.results import Result
 
 #: Most figure rows printed (the leaderboard prints one row per method instead).
 MAX_ROWS = 16
-#: Fewer training or test images than this makes a run "small" (warned).
-SMALL_RUN = 1000
 #: Margin by which an attack must beat its baseline (|SSIM| or AUC) to count as a success.
 BEAT_MARGIN = 0.05
-
-#: Summary key (its last dotted part) -> (readable name, unit). A unit "" is a plain number.
-GLOSSARY: dict[str, tuple[str, str]] = {
-    "utility": ("utility: service model in the method's deployment", "accuracy"),
-    "baseline_acc_original": ("model trained on originals, tested on originals", "accuracy"),
-    "baseline_acc_protected": ("model trained on originals, tested on protected", "accuracy"),
-    "protected_acc_original": ("model trained on protected, tested on originals", "accuracy"),
-    "protected_acc_protected": ("model trained on protected, tested on protected", "accuracy"),
-    "target_acc_original": ("target model on originals", "accuracy"),
-    "target_acc_protected": ("target model on protected", "accuracy"),
-    "aux_acc_original": ("auxiliary model on originals", "accuracy"),
-    "aux_acc_protected": ("auxiliary model on protected", "accuracy"),
-    "ssim_mean": ("mean |SSIM| to the originals (1 = identical)", ""),
-    "ssim_protected": ("mean |SSIM| of the protected images to the originals", ""),
-    "psnr_mean": ("mean PSNR to the originals", "dB"),
-    "psnr_protected": ("mean PSNR of the protected images", "dB"),
-    "aux_acc": ("classifier trained on originals, on the attack's output", "accuracy"),
-    "adaptive_acc": ("recogniser trained on protected data, on protected", "accuracy"),
-    "auc": ("membership inference AUC (0.5 = guessing)", ""),
-    "tpr_at_1fpr": ("membership inference true positives at 1% false", "rate"),
-    "ssim_aux_class_means": ("|SSIM| of the attacker's own class means", ""),
-    "vfe_original_mean": ("visual feature entropy of originals", ""),
-    "vfe_protected_mean": ("visual feature entropy of protected", ""),
-    "keyspace_bits_mean": ("keyspace per image", "bits"),
-    "stop_reached_fraction": ("images reaching the stop loss", "fraction"),
-    "images_per_second": ("protection speed", "images/s"),
-    "peak_rss_mb": ("peak memory", "MiB"),
-    "fit_seconds": ("fitting time", "s"),
-    "protect_seconds": ("protection time", "s"),
-    "attack_seconds": ("attack time", "s"),
-    "train_size": ("training images", "images"),
-    "test_size": ("test images", "images"),
-    "fit_size": ("images fitted on", "images"),
-}
-
-#: Keys whose value is a model accuracy that must clear chance for the run to mean anything: the model trained
-#: and tested on originals, and the service model in the method's deployment (``utility``; an evaluation
-#: without one: the better of ``protected_acc_original`` and ``protected_acc_protected``).
-#: (A model trained on originals and tested on protected images *should* be near chance for some methods: that
-#: is protection working, so it is not checked.)
-_MODEL_ACCURACIES = ("baseline_acc_original", "utility")
-
-
-def fmt(value: Any, unit: str = "") -> str:
-    """``value`` for a person: thousands separated, 4 significant decimals, the unit after it.
-
-    Examples:
-        >>> fmt(152421.52, "images/s"), fmt(0.12345), fmt(9.5632, "dB"), fmt(None), fmt(7, "images")
-        ('152,422 images/s', '0.1235', '9.5632 dB', '—', '7 images')
-    """
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        text = str(value)
-    elif isinstance(value, int) or abs(value) >= 1000:
-        text = f"{value:,.0f}"
-    else:
-        text = f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
-    return f"{text} {unit}" if unit and unit not in ("accuracy", "fraction", "rate") else text
-
-
-def readable(key: str) -> str:
-    """The words for summary ``key``: :data:`GLOSSARY`'s name (its unit in brackets where it is a kind, such
-    as accuracy), the dotted prefix kept (``veil.utility`` -> ``veil: utility: ...``); an unknown key as is."""
-    prefix, _, last = key.rpartition(".")
-    if last not in GLOSSARY:
-        return key
-    name, unit = GLOSSARY[last]
-    name = f"{name} ({unit})" if unit in ("accuracy", "fraction", "rate") and unit not in name else name
-    return f"{prefix}: {name}" if prefix else name
-
-
-def _config(result: Result) -> Mapping[str, Any]:
-    """The run's sizes and settings: evaluations nest them under ``protocol``."""
-    config = result.config
-    return {**config, **config["protocol"]} if isinstance(config.get("protocol"), Mapping) else config
-
-
-def caveats(result: Result) -> list[str]:
-    """Warnings that belong next to ``result``'s figures: quick run, few images, accuracies near chance.
-
-    Examples:
-        >>> r = Result("x", summary={"baseline_acc_original": 0.12}, config={"train_size": 200,
-        ...            "test_size": 100, "num_classes": 10, "quick": True})
-        >>> for line in caveats(r): print(line[:60])
-        quick run: reduced sizes and budgets, a smoke test; these fi
-        small run: 200 training / 100 test images; an accuracy on 10
-        accuracy near chance (0.10 for 10 classes): baseline_acc_ori
-    """
-    config = _config(result)
-    lines = []
-    if config.get("quick"):
-        lines.append("quick run: reduced sizes and budgets, a smoke test; these figures are not results")
-    train, test = config.get("train_size"), config.get("test_size")
-    sizes = [n for n in (train, test) if isinstance(n, int)]
-    if sizes and min(sizes) < SMALL_RUN:
-        error = f"; an accuracy on {test} test images is uncertain by up to ±{0.5 / math.sqrt(test):.3f} (one " \
-                "standard error)" if isinstance(test, int) and test > 0 else ""
-        lines.append(f"small run: {train} training / {test} test images{error}")
-    classes = config.get("num_classes")
-    if isinstance(classes, int) and classes > 1:
-        chance = 1.0 / classes
-        margin = max(BEAT_MARGIN, 2 * math.sqrt(chance * (1 - chance) / test)) if isinstance(test, int) and \
-            test > 0 else BEAT_MARGIN
-        low = [(key, value) for key, value in _accuracies(result) if value <= chance + margin]
-        if low:
-            shown = ", ".join(f"{k} {fmt(v)}" for k, v in low[:4])
-            more = f" and {len(low) - 4} more" if len(low) > 4 else ""
-            lines.append(f"accuracy near chance ({chance:.2f} for {classes} classes): {shown}{more}; such a model "
-                         "learned almost nothing (check the run's size before judging the method)")
-    return lines
-
-
-def _accuracies(result: Result) -> Iterable[tuple[str, float]]:
-    """The accuracies of :data:`_MODEL_ACCURACIES` in ``result``'s summary (prefixed keys too, as the
-    leaderboard's ``veil.utility``)."""
-    s = result.summary
-    for key, value in s.items():
-        if key.rpartition(".")[2] in _MODEL_ACCURACIES and isinstance(value, int | float):
-            yield key, float(value)
-    served = [s[k] for k in ("protected_acc_original", "protected_acc_protected") if isinstance(s.get(k), int | float)]
-    if "utility" not in s and served:
-        yield "protected_acc (the better of on originals and on protected)", float(max(served))
 
 
 def verdict(result: Result) -> str | None:
@@ -206,9 +81,8 @@ def summary_lines(result: Result) -> list[str]:
     # the figures the glossary names first, in its order of importance, then the rest as they came
     rank = {key: i for i, key in enumerate(GLOSSARY)}
     items = sorted(result.summary.items(), key=lambda kv: rank.get(kv[0].rpartition(".")[2], len(rank)))
-    width = min(max((len(readable(k)) for k, _ in items[:MAX_ROWS]), default=0), 64)
-    lines = [f"  {readable(k):<{width}}  {fmt(v, GLOSSARY.get(k.rpartition('.')[2], ('', ''))[1])}"
-             for k, v in items[:MAX_ROWS]]
+    width = min(max((len(label(k)) for k, _ in items[:MAX_ROWS]), default=0), 64)
+    lines = [f"  {label(k):<{width}}  {fmt(v, term(k).unit)}" for k, v in items[:MAX_ROWS]]
     if len(items) > MAX_ROWS:
         lines.append(f"  ... and {len(items) - MAX_ROWS} more figures")
     return lines
@@ -221,7 +95,7 @@ def print_result(result: Result, written: list[str], echo: Callable[[str], None]
     echo(f"{result.name}{seconds}")
     for line in summary_lines(result):
         echo(line)
-    for line in caveats(result):
+    for line in cautions(result):
         echo(f"warning: {line}")
     judged = verdict(result)
     if judged:
@@ -232,5 +106,4 @@ def print_result(result: Result, written: list[str], echo: Callable[[str], None]
          + (f"in {' and '.join(written)}" if written else "add --json FILE or --report FILE"))
 
 
-__all__ = ["BEAT_MARGIN", "GLOSSARY", "MAX_ROWS", "SMALL_RUN", "caveats", "fmt", "print_result", "readable",
-           "summary_lines", "verdict"]
+__all__ = ["BEAT_MARGIN", "MAX_ROWS", "print_result", "summary_lines", "verdict"]
