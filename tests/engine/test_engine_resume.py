@@ -44,8 +44,10 @@ def files(out: Path) -> dict[str, bytes]:
 
 
 def journal_ids(out: Path) -> list[str]:
-    return [json.loads(line)["id"] for line in journal_path(out).read_text().splitlines()
-            if '"kind":"item"' in line]
+    """Ids of the finished items; a last line still being written (no newline yet) is not one of them."""
+    text = journal_path(out).read_text()
+    complete = text[:text.rfind("\n") + 1]
+    return [json.loads(line)["id"] for line in complete.splitlines() if '"kind":"item"' in line]
 
 
 class CrashingNoise(GaussianNoise):
