@@ -21,7 +21,7 @@ def test_train_codec_writes_a_loadable_codec_and_its_figures(tmp_path):
     res = _run("train-codec", "--data", "digits:train[:48]", "--out", out, "--kind", "contractive", "--epochs", 1,
                "--test-size", 16, "--json", report)
     assert res.exit_code == 0, res.output
-    assert "ssim_mean" in res.output and f"wrote {out}" in res.output
+    assert "Mean |SSIM|" in res.output and f"wrote {out}" in res.output
     codec = load_codec(out)
     assert isinstance(codec, ContractiveCodec)
     summary = json.loads(report.read_text())["summary"]

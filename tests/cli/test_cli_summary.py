@@ -37,6 +37,20 @@ def test_the_leaderboard_is_one_row_per_method_not_one_line_per_figure():
     assert "0.7190" in veil and "0.5927 (learned-inversion)" in veil  # utility, worst |SSIM| with its attack
 
 
+def test_the_demo_is_one_row_per_method_not_its_flat_keys():
+    rows = [{"method": "blur", "deployment": "protected", "utility": 0.736, "leakage_ssim": 0.7349,
+             "leakage_attack": "filters", "images_per_second": 250435.3, "note": ""},
+            {"method": "veil", "deployment": "original", "utility": 0.716, "leakage_ssim": 0.5242,
+             "leakage_attack": "learned-inversion", "images_per_second": 167.9, "note": "slow"}]
+    summary = {"baseline_acc_original": 0.782, "blur.utility": 0.736, "blur.leakage_ssim": 0.7349,
+               "veil.utility": 0.716, "veil.leakage_ssim": 0.5242}
+    lines = summary_lines(Result("demo", summary=summary, tables={"methods": rows}))
+    assert len(lines) == len(rows) + 2 and not any("blur.utility" in line for line in lines)
+    veil = next(line for line in lines if line.startswith("veil "))
+    assert "original" in veil and "0.7160" in veil and "0.5242 (learned-inversion)" in veil and veil.endswith("slow")
+    assert "0.7820" in lines[-1]  # the baseline the utilities compare with
+
+
 def test_long_summaries_are_cut_and_say_how_much_was_left_out():
     result = Result("x", summary={f"k{i}": float(i) for i in range(40)})
     lines = summary_lines(result)

@@ -16,7 +16,8 @@ from typing import Annotated
 
 import typer
 
-from privis.cli.main import JsonOpt, SeedOpt, check_paths, handle_errors, print_summary
+from privis.cli.main import JsonOpt, SeedOpt, check_paths, handle_errors, say
+from privis.cli.summary import print_result
 from privis.errors import InvalidInputError
 
 
@@ -48,8 +49,7 @@ def register(app: typer.Typer) -> None:
         save_codec(codec, out, extra={"data": data, "kind": kind, "epochs": epochs, **result.summary})
         if json_path:
             result.save_json(json_path)
-        print_summary(result)
-        typer.echo(f"wrote {out}" + (f" and {json_path}" if json_path else ""))
+        print_result(result, [str(out)] + ([str(json_path)] if json_path else []), say)
 
 
 __all__ = ["register"]

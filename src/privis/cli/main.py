@@ -385,13 +385,6 @@ def write_outputs(result: Any, json_path: Path | None, report_path: Path | None)
     print_result(result, written, say)
 
 
-def print_summary(result: Any) -> None:
-    width = max((len(k) for k in result.summary), default=0)
-    for key, value in result.summary.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        typer.echo(f"  {key:<{width}}  {shown}")
-
-
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the Result as JSON here.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")]
 #: Seeds are integers in [0, 2**63 - 1], as every ``random_state`` (larger ones overflow torch's seeding).
@@ -452,14 +445,14 @@ def demo(
     attacks each with fast restoration attacks, and writes OUT/report.html (image grid, utility and leakage
     table, privacy-utility plot) and OUT/results.json.
     """
+    from privis.cli.summary import print_result
     from privis.experiments.demo import run_demo
 
     check_paths({"--out": out, "--out results.json": out / "results.json", "--out report.html": out / "report.html"},
                 folders=("--out",))
     _refuse_foreign_demo_files(out)
     result = run_demo(out=out, seed=seed, size=size, train_size=train_size, test_size=test_size)
-    print_summary(result)
-    typer.echo(f"wrote {out / 'results.json'} and {out / 'report.html'}")
+    print_result(result, [str(out / "results.json"), str(out / "report.html")], say)
 
 
 @app.command()

@@ -72,12 +72,27 @@ def _leaderboard_lines(board: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _demo_lines(rows: list[dict[str, Any]], baseline: Any) -> list[str]:
+    """One row per method of ``privis demo``: deployment, utility, worst leakage and its attack, speed."""
+    lines = [f"{'method':<13} {'deployed on':<11} {'utility':>7} {'worst |SSIM| (attack)':<38} {'images/s':>9}"]
+    for e in rows:
+        leak = f"{fmt(e.get('leakage_ssim'))} ({e.get('leakage_attack') or '—'})"
+        lines.append(f"{e['method']:<13} {e.get('deployment') or '—':<11} {fmt(e.get('utility')):>7} {leak:<38} "
+                     f"{fmt(e.get('images_per_second')):>9}" + (f"  {e['note']}" if e.get("note") else ""))
+    lines.append(f"utility: accuracy of a model trained on the method's output, where it is deployed (trained and "
+                 f"tested on originals: {fmt(baseline)}); worst |SSIM|: the best recovery by a fast attack (0 = "
+                 "nothing, 1 = the original)")
+    return lines
+
+
 def summary_lines(result: Result) -> list[str]:
-    """The figure rows of the terminal summary (at most :data:`MAX_ROWS` + 2 lines, the leaderboard one per
-    method): readable names and units, then a line counting what was left out."""
+    """The figure rows of the terminal summary (at most :data:`MAX_ROWS` + 2 lines; the leaderboard and the
+    demo one row per method): readable names and units, then a line counting what was left out."""
     board = result.tables.get("leaderboard") if result.name == "leaderboard" else None
     if board:
         return _leaderboard_lines(board)
+    if result.name == "demo" and result.tables.get("methods"):
+        return _demo_lines(result.tables["methods"], result.summary.get("baseline_acc_original"))
     # the figures the glossary names first, in its order of importance, then the rest as they came
     rank = {key: i for i, key in enumerate(GLOSSARY)}
     items = sorted(result.summary.items(), key=lambda kv: rank.get(kv[0].rpartition(".")[2], len(rank)))
