@@ -21,13 +21,13 @@ def test_train_codec_writes_a_loadable_codec_and_its_figures(tmp_path):
     res = _run("train-codec", "--data", "digits:train[:48]", "--out", out, "--kind", "contractive", "--epochs", 1,
                "--test-size", 16, "--json", report)
     assert res.exit_code == 0, res.output
-    assert "Mean |SSIM|" in res.output and f"wrote {out}" in res.output
+    assert "Codec reconstruction: mean |SSIM|" in res.output and "↑" in res.output and f"wrote {out}" in res.output
     codec = load_codec(out)
     assert isinstance(codec, ContractiveCodec)
     summary = json.loads(report.read_text())["summary"]
     assert 0.0 < summary["certified_bound"] <= 1.0 + 1e-6
     assert summary["pair_ratio_max"] <= summary["certified_bound"] * (1 + 1e-5)
-    assert codec.extra["ssim_mean"] == summary["ssim_mean"]
+    assert codec.extra["reconstruction_ssim_mean"] == summary["reconstruction_ssim_mean"]
     config = json.loads(report.read_text())["config"]
     assert config["held_out"] == "digits:test[:16]" and config["train_images"] == 48
 

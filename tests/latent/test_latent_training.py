@@ -33,7 +33,8 @@ def test_training_is_seeded_leaves_the_global_rng_alone_and_learns(images):
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     assert not a.training and not any(p.requires_grad for p in a.parameters())
     untrained = ConvAutoencoder(1, 8, 8, groups=(1, 1, 2), group_size=8, base=8).eval()
-    assert codec_quality(a, images)["psnr_mean"] > codec_quality(untrained, images)["psnr_mean"] + 3.0
+    psnr_key = "reconstruction_psnr_mean"
+    assert codec_quality(a, images)[psnr_key] > codec_quality(untrained, images)[psnr_key] + 3.0
     with pytest.raises(InvalidInputError, match="unknown codec kind"):
         train_codec(images, "vae")
     with pytest.raises(InvalidInputError, match="epochs"):
@@ -45,8 +46,8 @@ def test_quality_is_the_metrics_of_the_reconstruction(images):
     with torch.no_grad():
         recon = codec.decode(codec.encode(images))
     got = codec_quality(codec, images, batch_size=20)
-    assert got["ssim_mean"] == pytest.approx(float(abs_ssim(images, recon).mean()), rel=1e-5)
-    assert got["psnr_mean"] == pytest.approx(float(psnr(images, recon).mean()), rel=1e-5)
+    assert got["reconstruction_ssim_mean"] == pytest.approx(float(abs_ssim(images, recon).mean()), rel=1e-5)
+    assert got["reconstruction_psnr_mean"] == pytest.approx(float(psnr(images, recon).mean()), rel=1e-5)
 
 
 @pytest.mark.parametrize("codec", [ConvAutoencoder(1, 8, 8, groups=(1, 1, 1), group_size=4, base=4),

@@ -117,7 +117,8 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
 
 @torch.inference_mode()
 def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) -> dict[str, float]:
-    """Reconstruction quality of ``codec`` on ``images``: ``{"ssim_mean", "psnr_mean"}``.
+    """Reconstruction quality of ``codec`` on ``images``: ``{"reconstruction_ssim_mean", "reconstruction_psnr_mean"}``
+    (higher is better, unlike a protection's |SSIM| and PSNR to the originals).
 
     Args:
         codec: any :class:`LatentCodec`; run on its own device.
@@ -140,7 +141,8 @@ def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) 
         r = codec.decode(codec.encode(x))
         ssims.append(torch.as_tensor(abs_ssim(x, r, win_size=win)))
         psnrs.append(torch.as_tensor(psnr(x, r)).clamp(max=100.0))
-    return {"ssim_mean": float(torch.cat(ssims).mean()), "psnr_mean": float(torch.cat(psnrs).mean())}
+    return {"reconstruction_ssim_mean": float(torch.cat(ssims).mean()),
+            "reconstruction_psnr_mean": float(torch.cat(psnrs).mean())}
 
 
 def save_codec(codec: LatentCodec, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
@@ -222,9 +224,10 @@ def train_codec_on(data: str, kind: str = "autoencoder", *, epochs: int = 5, see
         test_size: held-out images taken from a test split (``>= 1``).
 
     Returns:
-        ``(codec, result)``: ``result.summary`` holds ``ssim_mean``, ``psnr_mean`` (held-out), ``train_seconds``,
-        the measured ``jacobian_max`` and ``pair_ratio_max`` of ``f(g(z))`` at held-out latents
-        (:func:`measure_lipschitz`) and, for a contractive codec, ``certified_bound``.
+        ``(codec, result)``: ``result.summary`` holds ``reconstruction_ssim_mean``,
+        ``reconstruction_psnr_mean`` (held-out), ``train_seconds``, the measured ``jacobian_max`` and
+        ``pair_ratio_max`` of ``f(g(z))`` at held-out latents (:func:`measure_lipschitz`) and, for a
+        contractive codec, ``certified_bound``.
 
     Raises:
         InvalidInputError, DatasetError: a bad spec, missing data or bad options.

@@ -77,6 +77,8 @@ GLOSSARY: dict[str, Term] = {
     "ssim_protected": Term("Mean |SSIM| of the protected images, unattacked", "", "lower", PRIVACY),
     "psnr_mean": Term("Mean PSNR to the originals", "dB", "lower", PRIVACY),
     "psnr_protected": Term("Mean PSNR of the protected images, unattacked", "dB", "lower", PRIVACY),
+    "reconstruction_ssim_mean": Term("Codec reconstruction: mean |SSIM| to the originals", "", "higher", UTILITY),
+    "reconstruction_psnr_mean": Term("Codec reconstruction: mean PSNR to the originals", "dB", "higher", UTILITY),
     "aux_acc": _acc("Classifier trained on originals, on the attack's output", "lower", PRIVACY),
     "aux_acc_original": _acc("Auxiliary classifier on originals", "", PRIVACY),
     "aux_acc_protected": _acc("Auxiliary classifier on protected", "lower", PRIVACY),
