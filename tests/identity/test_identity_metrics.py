@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from privis.errors import InvalidInputError
-from privis.identity import IdentityModel, identity_similarity, protection_success_rate
+from privis.identity import IdentityModel, identity_similarity, iss_and_fppsr, protection_success_rate
 
 
 class _Flat(IdentityModel):
@@ -34,6 +34,9 @@ def test_cosine_iss_is_the_pixel_cosine_and_fppsr_counts_below_threshold(device)
     assert torch.equal(iss, identity_similarity(model, a, b))  # batching does not change the result
     assert protection_success_rate(model, a, b) == pytest.approx(float((expected < 0.8).float().mean()))
     assert protection_success_rate(model, a, a) == 0.0
+    mean_iss, fppsr = iss_and_fppsr(model, a, b, batch_size=3)
+    assert mean_iss == pytest.approx(float(expected.mean()), abs=1e-6)
+    assert fppsr == pytest.approx(float((expected < 0.8).float().mean()))
 
 
 def test_euclidean_fppsr_counts_above_threshold():

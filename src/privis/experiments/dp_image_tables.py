@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -48,7 +48,7 @@ from privis import metrics, models, references
 from privis.data.checks import check_images
 from privis.experiments import register_experiment
 from privis.experiments.evaluate import EvalConfig, load_train_test, train_classifier
-from privis.identity import ClassifierIdentity, IdentityModel, identity_similarity
+from privis.identity import ClassifierIdentity, IdentityModel, iss_and_fppsr
 from privis.latent import LatentCodec, load_codec, train_codec
 from privis.methods.baselines import GaussianBlur, GaussianNoise, Pixelate
 from privis.methods.dp_image import DPImage
@@ -56,7 +56,6 @@ from privis.privacy import DPImageBounds, dp_image_bounds
 from privis.privacy.audit import audit_mechanism, compare
 from privis.random import torch_generator
 from privis.report import image_grid_png, line_plot_png
-from privis.report.figures import _figure_png
 from privis.results import Figure, Result
 
 #: The thesis' settings of Fig. 4.6: sensitivity 3840 (18 x 512 latents clipped to [-20, 20]), sigma, delta.
@@ -131,23 +130,17 @@ def setup(*, data: str | None, seed: int, quick: bool, codec: str | Path | Laten
 
 def dp_image(s: Setup, images: Tensor, *, sigma: float, steps: int, seed: int) -> Tensor:
     """DP-Image outputs of ``images`` at ``sigma`` and ``steps`` with the setup's fitted protector."""
-    s.protector.sigma, s.protector.steps, s.protector.random_state = sigma, steps, seed
+    s.protector.set_params(sigma=sigma, steps=steps, random_state=seed)
     return s.protector.transform(images)
 
 
 # ----------------------------------------------------------------------------------- metrics of a release
 
 
-def iss_of(identity: IdentityModel, originals: Tensor, protected: Tensor) -> tuple[float, float]:
-    """Mean ISS and FPPSR of ``protected`` against ``originals``."""
-    iss = identity_similarity(identity, originals, protected)
-    return float(iss.mean()), float((~identity.same_identity(iss)).float().mean())
-
-
 def release_row(s: Setup, originals: Tensor, protected: Tensor) -> dict[str, float]:
     """Table 4.1's columns for one release: mean l2 and ALD_inf, mean |SSIM|, fd_privis, ISS, FPPSR."""
     win = metrics.ssim_window(*originals.shape[-2:])
-    iss, fppsr = iss_of(s.identity, originals, protected)
+    iss, fppsr = iss_and_fppsr(s.identity, originals, protected)
     return {
         "l2": float(cast(Tensor, metrics.l2(originals, protected)).mean()),
         "ald_inf": float(cast(Tensor, metrics.ald(originals, protected)).mean()),
@@ -248,7 +241,7 @@ def dp_image_table1(*, data: str | None = None, seed: int = 0, quick: bool = Fal
     target = rows[0]["iss"]
 
     def iss_mean(out: Tensor) -> float:
-        return iss_of(s.identity, x, out)[0]
+        return iss_and_fppsr(s.identity, x, out)[0]
 
     iterations = 5 if quick else 12
     side = max(x.shape[-2:])
@@ -294,26 +287,6 @@ def dp_image_table1(*, data: str | None = None, seed: int = 0, quick: bool = Fal
 
 
 # ----------------------------------------------------------------------------------------------- fig 4.6
-
-
-def _loglog_png(x: Sequence[float], series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str,
-                title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, ys in series.items():
-        ax.plot(x, ys, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    return _figure_png(fig)
 
 
 def epsilon_curve(sens: float, sigma: float, delta: float, steps: Sequence[int]) -> list[dict[str, Any]]:
@@ -371,9 +344,9 @@ def dp_image_epsilon(*, data: str | None = None, seed: int = 0, quick: bool = Fa
                f"The privis codec's Df = {privis_sens:.4g}: DP-Image's sensitivity with the clip bound fitted on "
                f"{min(len(train), CLIP_FIT_IMAGES)} training images ({fitted['clip_kind']} clip c = "
                f"{fitted['clip']:.3g}, {fitted['perturbed_dim']} noised coordinates)."],
-        figures=[Figure("epsilon vs T (log-log)", _loglog_png(steps, series, xlabel="iterations T",
-                                                               ylabel="epsilon", title=f"sigma={sigma}, "
-                                                               f"delta={delta:g}"))],
+        figures=[Figure("epsilon vs T (log-log)", line_plot_png(series, x=steps, log_x=True, log_y=True,
+                                                                 xlabel="iterations T", ylabel="epsilon",
+                                                                 title=f"sigma={sigma}, delta={delta:g}"))],
         seconds=time.perf_counter() - t_start)
 
 
@@ -398,7 +371,7 @@ def dp_image_grids(*, data: str | None = None, seed: int = 0, quick: bool = Fals
     for grid, images in (("T", over_t), ("sigma", over_sigma)):
         for setting, out in images.items():
             if setting != "original":
-                iss, fppsr = iss_of(s.identity, x, out)
+                iss, fppsr = iss_and_fppsr(s.identity, x, out)
                 rows.append({"grid": grid, "setting": setting, "iss": iss, "fppsr": fppsr})
     return Result(
         "dp-image-grids", summary={f"{r['grid']}.{r['setting']}.iss": r["iss"] for r in rows},
@@ -428,7 +401,7 @@ def dp_image_iss(*, data: str | None = None, seed: int = 0, quick: bool = False,
     rows = []
     for v in sigmas:
         for t in steps_grid:
-            iss, fppsr = iss_of(s.identity, x, dp_image(s, x, sigma=v, steps=t, seed=seed))
+            iss, fppsr = iss_and_fppsr(s.identity, x, dp_image(s, x, sigma=v, steps=t, seed=seed))
             rows.append({"sigma": v, "T": t, "iss": iss, "fppsr": fppsr})
     k = max(s.train.num_classes, int(s.train.labels.max()) + 1)
     original_acc = models.evaluate(s.classifier, x, s.test.labels)
@@ -448,9 +421,9 @@ def dp_image_iss(*, data: str | None = None, seed: int = 0, quick: bool = False,
     summary.update({f"utility.sigma{u['sigma']}.{m}": u[m] for u in utility
                     for m in ("trained_original_tested_dp_image", "trained_dp_image_tested_original")})
     summary["utility.trained_original_tested_original"] = original_acc
-    figures = [Figure(f"{m} vs T (x: point i is T = {', '.join(map(str, steps_grid))})", line_plot_png(
-        {f"sigma={v}": [r[m] for r in rows if r["sigma"] == v] for v in sigmas}, xlabel="T (index)", ylabel=m,
-        title=f"{m.upper()} vs T"))
+    figures = [Figure(f"{m} vs T", line_plot_png(
+        {f"sigma={v}": [r[m] for r in rows if r["sigma"] == v] for v in sigmas}, x=list(steps_grid), log_x=True,
+        xlabel="iterations T", ylabel=m, title=f"{m.upper()} vs T"))
         for m in ("iss", "fppsr")]
     return Result(
         "dp-image-iss", summary=summary,

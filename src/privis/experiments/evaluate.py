@@ -42,7 +42,7 @@ from privis import methods, metrics, models
 from privis.data.checks import check_classes, check_int, check_same_layout
 from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES, DatasetSpec, parse_spec
 from privis.errors import InvalidInputError
-from privis.identity import ClassifierIdentity, identity_similarity
+from privis.identity import ClassifierIdentity, iss_and_fppsr
 from privis.methods.base import Protector
 from privis.privacy import DPImageBounds
 from privis.report import image_grid_png
@@ -213,10 +213,10 @@ def identity_summary(baseline: torch.nn.Module, test: pdata.Dataset, protected_t
     penultimate features, the identity threshold calibrated on the original test images (step 6 above)."""
     identity = ClassifierIdentity(baseline)
     identity.calibrate(test.images, test.labels)
-    iss = identity_similarity(identity, test.images, protected_test)
+    iss_mean, fppsr = iss_and_fppsr(identity, test.images, protected_test)
     return {
-        "iss_mean": float(iss.mean()),
-        "fppsr": float((~identity.same_identity(iss)).float().mean()),
+        "iss_mean": iss_mean,
+        "fppsr": fppsr,
         "identity_threshold": identity.threshold,
         "fd_privis": metrics.fd_privis(baseline, test.images, protected_test),
     }

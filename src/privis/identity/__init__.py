@@ -3,12 +3,12 @@
 - :class:`IdentityModel`: the contract (embed, score, same_identity, metric, threshold)
 - :class:`ClassifierIdentity`: a classifier's penultimate layer as the embedding (class = identity),
   calibrated at the equal error rate; :class:`TorchScriptIdentity`: a user's ArcFace or other face model
-- metrics: :func:`identity_similarity` (ISS) and :func:`protection_success_rate` (FPPSR / SPR)
+- metrics: :func:`identity_similarity` (ISS), :func:`iss_and_fppsr` and :func:`protection_success_rate` (FPPSR / SPR)
 """
 
 from privis.identity.base import IdentityModel
 from privis.identity.classifier import ARCFACE_THRESHOLD, ClassifierIdentity, TorchScriptIdentity, equal_error_threshold
-from privis.identity.metrics import identity_similarity, protection_success_rate
+from privis.identity.metrics import identity_similarity, iss_and_fppsr, protection_success_rate
 
 __all__ = ["ARCFACE_THRESHOLD", "ClassifierIdentity", "IdentityModel", "TorchScriptIdentity", "equal_error_threshold",
-           "identity_similarity", "protection_success_rate"]
+           "identity_similarity", "iss_and_fppsr", "protection_success_rate"]

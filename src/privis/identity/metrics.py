@@ -16,7 +16,7 @@ from privis.data.checks import check_images
 from privis.errors import InvalidInputError
 from privis.identity.base import IdentityModel
 
-__all__ = ["identity_similarity", "protection_success_rate"]
+__all__ = ["identity_similarity", "iss_and_fppsr", "protection_success_rate"]
 
 
 @torch.no_grad()
@@ -49,15 +49,26 @@ def identity_similarity(model: IdentityModel, originals: Tensor, protected: Tens
     return torch.cat(scores).to(originals.device)
 
 
-def protection_success_rate(model: IdentityModel, originals: Tensor, protected: Tensor, *,
-                            batch_size: int = 500) -> float:
-    """FPPSR / SPR: the fraction of pairs the identity model judges a DIFFERENT identity, in ``[0, 1]``.
+def iss_and_fppsr(model: IdentityModel, originals: Tensor, protected: Tensor, *,
+                  batch_size: int = 500) -> tuple[float, float]:
+    """Mean ISS and FPPSR of a release, from one pass of the identity model over the pairs.
 
-    A pair counts as protected when its ISS (:func:`identity_similarity`) falls on the "different" side of
-    the model's :attr:`~privis.identity.IdentityModel.threshold`.
+    FPPSR / SPR is the fraction of pairs the identity model judges a DIFFERENT identity, in ``[0, 1]``: a pair
+    counts as protected when its ISS (:func:`identity_similarity`) falls on the "different" side of the
+    model's :attr:`~privis.identity.IdentityModel.threshold`.
 
     Raises:
         InvalidInputError: as :func:`identity_similarity`.
     """
     scores = identity_similarity(model, originals, protected, batch_size=batch_size)
-    return float((~model.same_identity(scores)).float().mean())
+    return float(scores.mean()), float((~model.same_identity(scores)).float().mean())
+
+
+def protection_success_rate(model: IdentityModel, originals: Tensor, protected: Tensor, *,
+                            batch_size: int = 500) -> float:
+    """FPPSR / SPR alone (:func:`iss_and_fppsr`).
+
+    Raises:
+        InvalidInputError: as :func:`identity_similarity`.
+    """
+    return iss_and_fppsr(model, originals, protected, batch_size=batch_size)[1]

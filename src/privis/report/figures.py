@@ -110,8 +110,10 @@ def _figure_png(fig, *, tight: bool = True) -> bytes:  # type: ignore[no-untyped
     return buf.getvalue()
 
 
-def line_plot_png(series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str, title: str = "") -> bytes:
-    """Line plot of named series against their index (e.g. accuracy per epoch)."""
+def line_plot_png(series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str, title: str = "",
+                  x: Sequence[float] | None = None, log_x: bool = False, log_y: bool = False) -> bytes:
+    """Line plot of named series against ``x`` (default: their index from 1, e.g. accuracy per epoch), either
+    axis optionally logarithmic (e.g. epsilon against iterations)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,13 +121,17 @@ def line_plot_png(series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for label, ys in series.items():
-        ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=label)
+        ax.plot(list(x) if x is not None else range(1, len(ys) + 1), ys, marker="o", ms=3, label=label)
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.grid(alpha=0.3, which="both" if log_x or log_y else "major")
+    ax.legend(fontsize=7 if len(series) > 4 else None)
     return _figure_png(fig)
 
 
