@@ -57,32 +57,40 @@ def verdict(result: Result) -> str | None:
     return None
 
 
-def _leaderboard_lines(board: list[dict[str, Any]]) -> list[str]:
-    """One row per method: utility, baseline, worst |SSIM| and auxiliary accuracy over attacks, MIA AUC, speed."""
-    head = f"{'method':<13} {'utility':>7} {'baseline':>8} {'worst |SSIM| (attack)':<31} {'worst aux acc':>13} " \
-           f"{'MIA AUC':>7} {'images/s':>9}"
-    rows = [head]
-    for e in board:
-        leak = f"{fmt(e.get('leakage_ssim'))} ({e.get('leakage_ssim_attack') or '—'})"
-        rows.append(f"{e['method']:<13} {fmt(e.get('utility')):>7} {fmt(e.get('baseline_acc_original')):>8} "
-                    f"{leak:<31} {fmt(e.get('leakage_aux_acc')):>13} {fmt(e.get('mia_auc')):>7} "
-                    f"{fmt(e.get('images_per_second')):>9}")
-    rows.append("utility, baseline, aux acc: accuracies; worst |SSIM|: the best recovery over the attacks (0 = "
-                "nothing, 1 = the original); MIA AUC 0.5 = guessing")
-    return rows
+#: A column of a per-method table: header, width (negative: left-aligned) and the cell of one row.
+Column = tuple[str, int, Callable[[dict[str, Any]], str]]
 
 
-def _demo_lines(rows: list[dict[str, Any]], baseline: Any) -> list[str]:
-    """One row per method of ``privis demo``: deployment, utility, worst leakage and its attack, speed."""
-    lines = [f"{'method':<13} {'deployed on':<11} {'utility':>7} {'worst |SSIM| (attack)':<38} {'images/s':>9}"]
-    for e in rows:
-        leak = f"{fmt(e.get('leakage_ssim'))} ({e.get('leakage_attack') or '—'})"
-        lines.append(f"{e['method']:<13} {e.get('deployment') or '—':<11} {fmt(e.get('utility')):>7} {leak:<38} "
-                     f"{fmt(e.get('images_per_second')):>9}" + (f"  {e['note']}" if e.get("note") else ""))
-    lines.append(f"utility: accuracy of a model trained on the method's output, where it is deployed (trained and "
-                 f"tested on originals: {fmt(baseline)}); worst |SSIM|: the best recovery by a fast attack (0 = "
-                 "nothing, 1 = the original)")
-    return lines
+def _leak(attack_key: str) -> Callable[[dict[str, Any]], str]:
+    """The worst |SSIM| of a row with the attack that reached it (``attack_key`` names the attack)."""
+    return lambda e: f"{fmt(e.get('leakage_ssim'))} ({e.get(attack_key) or '—'})"
+
+
+def _figure(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda e: fmt(e.get(key))
+
+
+def _method_rows(rows: list[dict[str, Any]], columns: list[Column], legend: str) -> list[str]:
+    """A header, one line per method (its ``note`` after the cells, when it has one), then ``legend``."""
+    def line(cells: list[str]) -> str:
+        return " ".join(f"{c:<{-w}}" if w < 0 else f"{c:>{w}}" for c, (_, w, _) in zip(cells, columns, strict=True))
+
+    lines = [line([header for header, _, _ in columns])]
+    lines += [line([cell(e) for _, _, cell in columns]) + (f"  {e['note']}" if e.get("note") else "") for e in rows]
+    return [*lines, legend]
+
+
+#: The leaderboard's terminal table: utility, baseline, worst leakage over the attacks, MIA AUC, speed.
+LEADERBOARD_COLUMNS: list[Column] = [
+    ("method", -13, lambda e: e["method"]), ("utility", 7, _figure("utility")),
+    ("baseline", 8, _figure("baseline_acc_original")), ("worst |SSIM| (attack)", -31, _leak("leakage_ssim_attack")),
+    ("worst aux acc", 13, _figure("leakage_aux_acc")), ("MIA AUC", 7, _figure("mia_auc")),
+    ("images/s", 9, _figure("images_per_second"))]
+#: The demo's terminal table: where each method is deployed, its utility there, its worst leakage, speed.
+DEMO_COLUMNS: list[Column] = [
+    ("method", -13, lambda e: e["method"]), ("deployed on", -11, lambda e: e.get("deployment") or "—"),
+    ("utility", 7, _figure("utility")), ("worst |SSIM| (attack)", -38, _leak("leakage_attack")),
+    ("images/s", 9, _figure("images_per_second"))]
 
 
 def summary_lines(result: Result) -> list[str]:
@@ -90,9 +98,13 @@ def summary_lines(result: Result) -> list[str]:
     demo one row per method): readable names and units, then a line counting what was left out."""
     board = result.tables.get("leaderboard") if result.name == "leaderboard" else None
     if board:
-        return _leaderboard_lines(board)
+        return _method_rows(board, LEADERBOARD_COLUMNS, "utility, baseline, aux acc: accuracies; worst |SSIM|: the "
+                            "best recovery over the attacks (0 = nothing, 1 = the original); MIA AUC 0.5 = guessing")
     if result.name == "demo" and result.tables.get("methods"):
-        return _demo_lines(result.tables["methods"], result.summary.get("baseline_acc_original"))
+        baseline = fmt(result.summary.get("baseline_acc_original"))
+        return _method_rows(result.tables["methods"], DEMO_COLUMNS, "utility: accuracy of a model trained on the "
+                            f"method's output, where it is deployed (trained and tested on originals: {baseline}); "
+                            "worst |SSIM|: the best recovery by a fast attack (0 = nothing, 1 = the original)")
     # the figures the glossary names first, in its order of importance, then the rest as they came
     rank = {key: i for i, key in enumerate(GLOSSARY)}
     items = sorted(result.summary.items(), key=lambda kv: rank.get(kv[0].rpartition(".")[2], len(rank)))
