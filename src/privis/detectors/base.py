@@ -1,0 +1,196 @@
+"""The ``Detector`` contract: images to boxes, classes and scores, and a differentiable classification loss.
+
+The loss is the first term of Eq. 3.8 of H. Xue, "A Study on Image Privacy Protection in Response to Artificial
+Intelligence Technology", PhD thesis, University of Technology Sydney, 2023: the cross-entropy between each
+region's (anchor's) class probabilities and a one-hot target, averaged over the regions, with the background
+class ``c_bg`` at index 0 (Eq. 3.3). Hiding private objects (a method) sets the targets; this module only
+states what a detector must offer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from privis.data.checks import check_images
+from privis.errors import InvalidInputError, PrivisError
+
+__all__ = ["BACKGROUND", "Detections", "Detector", "RegionLogits", "box_iou", "region_targets"]
+
+#: Class id of the background class ``c_bg`` in every detector's ``class_names``.
+BACKGROUND = 0
+
+
+@dataclass(frozen=True)
+class Detections:
+    """The detections of one image.
+
+    Attributes:
+        boxes: ``(K, 4)`` float32, pixels, ``(x1, y1, x2, y2)`` with ``x2 > x1``, ``y2 > y1``.
+        labels: ``(K,)`` long class ids, ``1 <= label < len(class_names)`` (background is never reported).
+        scores: ``(K,)`` float32 confidences in ``[0, 1]``.
+    """
+
+    boxes: Tensor
+    labels: Tensor
+    scores: Tensor
+
+    def __post_init__(self) -> None:
+        k = self.boxes.shape[0] if self.boxes.dim() == 2 else -1
+        if self.boxes.dim() != 2 or self.boxes.shape[1] != 4 or self.labels.shape != (k,) or self.scores.shape != (k,):
+            shapes = ", ".join(str(tuple(t.shape)) for t in (self.boxes, self.labels, self.scores))
+            raise InvalidInputError(f"detections need boxes (K, 4), labels (K,), scores (K,); got {shapes}")
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @classmethod
+    def empty(cls, device: torch.device | str = "cpu") -> Detections:
+        """No detection."""
+        return cls(torch.zeros(0, 4, device=device), torch.zeros(0, dtype=torch.long, device=device),
+                   torch.zeros(0, device=device))
+
+    def select(self, keep: Tensor) -> Detections:
+        """The detections where boolean or index tensor ``keep`` selects."""
+        return Detections(self.boxes[keep], self.labels[keep], self.scores[keep])
+
+
+@dataclass(frozen=True)
+class RegionLogits:
+    """What a white-box detector's classifier says about every region (anchor, proposal, pyramid cell).
+
+    Attributes:
+        logits: ``(N, R, M)`` float32 class logits, differentiable with respect to the input images; ``M`` is
+            ``len(class_names)`` and index :data:`BACKGROUND` is the background class.
+        boxes: ``(N, R, 4)`` float32 pixel ``xyxy`` box each region stands for (detached).
+    """
+
+    logits: Tensor
+    boxes: Tensor
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """Intersection over union of every box of ``a`` ``(..., P, 4)`` with every box of ``b`` ``(..., Q, 4)``.
+
+    Boxes are ``xyxy``; the result is ``(..., P, Q)`` in ``[0, 1]`` (0 for empty boxes).
+    """
+    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
+    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    union = area_a[..., :, None] + area_b[..., None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def region_targets(region_boxes: Tensor, objects: Sequence[Detections], private_classes: Sequence[int], *,
+                   iou_threshold: float = 0.5) -> Tensor:
+    """One-hot targets ``p_i*`` of Eq. 3.8 as class ids ``(N, R)`` long.
+
+    A region matched (IoU ``>= iou_threshold``, best match) to an object of a private class gets the background
+    class; a region matched to another object keeps that object's class; unmatched regions are background.
+
+    Args:
+        region_boxes: ``(N, R, 4)`` pixel ``xyxy`` (:attr:`RegionLogits.boxes`).
+        objects: per image, the objects to hide or keep (usually the detector's own detections).
+        private_classes: class ids to hide (``C_private``).
+        iou_threshold: in ``(0, 1]``.
+
+    Raises:
+        InvalidInputError: ``len(objects) != N`` or a threshold outside ``(0, 1]``.
+    """
+    if len(objects) != region_boxes.shape[0]:
+        raise InvalidInputError(f"{len(objects)} detection lists for {region_boxes.shape[0]} images")
+    if not 0 < iou_threshold <= 1:
+        raise InvalidInputError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    n, r = region_boxes.shape[:2]
+    targets = torch.full((n, r), BACKGROUND, dtype=torch.long, device=region_boxes.device)
+    private = torch.tensor(sorted(set(private_classes)), dtype=torch.long, device=region_boxes.device)
+    for i, det in enumerate(objects):
+        if len(det) == 0:
+            continue
+        iou = box_iou(region_boxes[i], det.boxes.to(region_boxes.device))
+        best, which = iou.max(dim=1)
+        labels = det.labels.to(region_boxes.device)[which]
+        labels = torch.where(torch.isin(labels, private), torch.full_like(labels, BACKGROUND), labels)
+        targets[i] = torch.where(best >= iou_threshold, labels, targets[i])
+    return targets
+
+
+class Detector(nn.Module):
+    """Base class of every detector.
+
+    Subclasses implement :meth:`_detect`, and white-box ones also :meth:`_regions`.
+
+    Attributes:
+        name: what reports call it (``"mtcnn"``, ``"centerface"``, ``"dlib-hog"``, ``"scene-detector"``).
+        class_names: index 0 is ``"background"``; e.g. ``("background", "face")``.
+        white_box: whether :meth:`regions` and :meth:`classification_loss` exist (gradients reach the images).
+        score_threshold: confidence at or above which :meth:`detect` reports a detection.
+        channels: input channels the detector needs (1 or 3), or None for either; grey images are repeated to
+            three channels by detectors that need colour.
+    """
+
+    name: str = "detector"
+    class_names: tuple[str, ...] = ("background", "object")
+    white_box: bool = False
+    score_threshold: float = 0.5
+    channels: int | None = None
+
+    def detect(self, images: Tensor) -> list[Detections]:
+        """Detections of canonical images ``(N, C, H, W)`` float32 in ``[0, 1]``, one :class:`Detections` each.
+
+        Raises:
+            InvalidInputError: not canonical images.
+        """
+        images = check_images(images, channels=None)
+        with torch.no_grad():
+            return self._detect(self._channels(images))
+
+    def regions(self, images: Tensor) -> RegionLogits:
+        """Per-region class logits, differentiable with respect to ``images`` (white-box detectors only).
+
+        Raises:
+            PrivisError: a black-box detector (``white_box`` is False).
+            InvalidInputError: not canonical images.
+        """
+        if not self.white_box:
+            raise PrivisError(f"detector {self.name!r} is black-box: it gives detections, not gradients")
+        return self._regions(self._channels(check_images(images, channels=None)))
+
+    def classification_loss(self, images: Tensor, targets: Tensor) -> Tensor:
+        """Eq. 3.8's classification term ``(1/n_a) Σ_i CE(p_i, p_i*)`` per image, ``(N,)`` float32.
+
+        Args:
+            images: canonical ``(N, C, H, W)``; gradients flow back to them.
+            targets: ``(N, R)`` long class ids (:func:`region_targets`), ``R`` matching :meth:`regions`.
+
+        Raises:
+            InvalidInputError: targets of another shape, or class ids outside ``[0, M)``.
+        """
+        out = self.regions(images)
+        n, r, m = out.logits.shape
+        if targets.shape != (n, r):
+            raise InvalidInputError(f"targets must be (N, R) = ({n}, {r}), got {tuple(targets.shape)}")
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= m):
+            raise InvalidInputError(f"target class ids must be in [0, {m}), got [{int(targets.min())}, "
+                                    f"{int(targets.max())}]")
+        ce = nn.functional.cross_entropy(out.logits.reshape(n * r, m), targets.reshape(-1).to(out.logits.device),
+                                         reduction="none")
+        return ce.reshape(n, r).mean(dim=1)
+
+    def _channels(self, images: Tensor) -> Tensor:
+        if self.channels == 3 and images.shape[1] == 1:
+            return images.expand(-1, 3, -1, -1)
+        if self.channels == 1 and images.shape[1] == 3:
+            raise InvalidInputError(f"detector {self.name!r} takes grey images (N, 1, H, W), got {tuple(images.shape)}")
+        return images
+
+    def _detect(self, images: Tensor) -> list[Detections]:
+        raise NotImplementedError
+
+    def _regions(self, images: Tensor) -> RegionLogits:
+        raise NotImplementedError
