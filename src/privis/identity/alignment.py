@@ -229,3 +229,60 @@ def extract_chips(images: Tensor, points: Tensor, size: int = 150, padding: floa
     theta = (to_norm @ m @ from_norm)[:, :2].to(images.device, images.dtype)
     grid = F.affine_grid(theta, [n, images.shape[1], size, size], align_corners=True)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True).clamp(0, 1)
+
+
+def dlib_face_chips(images: Tensor, points: Tensor, size: int = 150, padding: float = CHIP_PADDING) -> Tensor:
+    """dlib's own chips (``dlib.get_face_chip``, 8-bit) at the given 5-point landmarks: the reference the
+    differentiable :func:`extract_chips` is compared with, and what dlib's recogniser describes.
+
+    Args:
+        images: ``(N, C, H, W)`` canonical images.
+        points: ``(N, 5, 2)`` dlib 5-point landmarks (rounded to whole pixels, as dlib stores them).
+        size, padding: as :func:`extract_chips`.
+
+    Returns:
+        ``(N, 3, size, size)`` float32 in ``[0, 1]`` (multiples of 1/255), on ``images``' device.
+
+    Raises:
+        InvalidInputError: bad images or landmarks, or dlib missing.
+    """
+    images = check_images(images)
+    pts = _check_points(points, images.shape[0])
+    dlib = require_dlib()
+    chips = []
+    for image, p in zip(images, pts, strict=True):
+        parts = [dlib.point(int(round(float(x))), int(round(float(y)))) for x, y in p]
+        shape = dlib.full_object_detection(dlib.rectangle(0, 0, 1, 1), parts)
+        chips.append(torch.from_numpy(np.asarray(dlib.get_face_chip(to_dlib_image(image), shape, size, padding))))
+    return (torch.stack(chips).permute(0, 3, 1, 2).float() / 255).to(images.device)
+
+
+def sample_faces(count: int) -> list[Tensor]:
+    """Real faces dlib finds: scikit-image's astronaut ``(1, 3, 512, 512)``, then LFW-subset faces (25x25 grey
+    crops, bicubic-upscaled to 150x150 and edge-padded by 40 pixels to ``(1, 1, 230, 230)``, so dlib's HOG
+    detector sees a face with some surround) in their order, skipping the few it misses.
+
+    Returns:
+        ``count`` images ``(1, C, H, W)`` (they differ in size), each with a face dlib's HOG detector finds.
+
+    Raises:
+        InvalidInputError: ``count`` < 1 or more faces than dlib finds there (about 95).
+    """
+    from privis.data import astronaut, lfw_subset
+
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidInputError(f"count must be a positive int, got {count!r}")
+    faces = [astronaut().images]
+    lfw = lfw_subset()
+    crops = lfw.images[lfw.labels == 0]
+    upscaled = F.pad(F.interpolate(crops, size=150, mode="bicubic", align_corners=False).clamp(0, 1),
+                     (40, 40, 40, 40), mode="replicate")
+    for start in range(0, upscaled.shape[0], 16):
+        if len(faces) >= count:
+            break
+        batch = upscaled[start:start + 16]
+        found = face_landmarks(batch).found
+        faces += [batch[i:i + 1] for i in found.nonzero().flatten().tolist()]
+    if len(faces) < count:
+        raise InvalidInputError(f"only {len(faces)} real faces are available here, asked for {count}")
+    return faces[:count]
