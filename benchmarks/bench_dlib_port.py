@@ -14,7 +14,6 @@ Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dlib_port.py [--n 128]
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 from privis.experiments.perturbation_tables import load_average
-from privis.fsutil import atomic_write_text
+from privis.results import Result
 from privis.sysinfo import peak_rss_mb
 
 
@@ -88,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # the workers inherit it before they load any library
+    start = time.perf_counter()
     kinds = ["torch-cpu", "dlib"] + (["torch-cuda"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
         chips_path = str(Path(tmp) / "chips.pt")
@@ -99,15 +99,24 @@ def main(argv: list[str] | None = None) -> dict:
                 rows[kind]["max_abs_diff_to_dlib"] = float((torch.load(rows[kind].pop("descriptors")) - reference)
                                                            .abs().max())
     dlib_rate = rows["dlib"]["descriptors_per_second"]
-    report = {"chips": f"dlib get_face_chip 150x150 of {args.faces} real faces, repeated to {args.n}",
-              "threads": args.threads, "load_average": load_average(), **rows,
-              **{f"ratio_{kind.replace('-', '_')}_to_dlib": rows[kind]["descriptors_per_second"] / dlib_rate
-                 for kind in kinds if kind != "dlib"}}
-    text = json.dumps(report, indent=2)
-    print(text)
+    summary = {"n": float(args.n), "threads": float(args.threads), "descriptors_per_s_dlib": dlib_rate,
+               "peak_rss_mb_dlib": rows["dlib"]["peak_rss_mb"]}
+    for kind in kinds:
+        if kind != "dlib":
+            key = kind.replace("-", "_")
+            summary |= {f"descriptors_per_s_{key}": rows[kind]["descriptors_per_second"],
+                        f"ratio_{key}_to_dlib": rows[kind]["descriptors_per_second"] / dlib_rate,
+                        f"max_abs_diff_{key}": rows[kind]["max_abs_diff_to_dlib"],
+                        f"peak_rss_mb_{key}": rows[kind]["peak_rss_mb"]}
+    result = Result("bench-dlib-port", summary=summary, tables={"sides": list(rows.values())},
+                    config={"chips": f"dlib get_face_chip 150x150 of {args.faces} real faces, repeated to {args.n}",
+                            "batch_size": args.batch_size, "load_average": load_average()},
+                    seconds=time.perf_counter() - start,
+                    headline="descriptors per second of privis' torch port of dlib's face ResNet and of dlib itself")
+    print(result.to_json())
     if args.json:
-        atomic_write_text(args.json, text + "\n")
-    return report
+        result.save_json(args.json)
+    return result.summary
 
 
 if __name__ == "__main__":
