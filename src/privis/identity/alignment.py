@@ -266,7 +266,7 @@ def sample_faces(count: int) -> list[Tensor]:
         ``count`` images ``(1, C, H, W)`` (they differ in size), each with a face dlib's HOG detector finds.
 
     Raises:
-        InvalidInputError: ``count`` < 1 or more faces than dlib finds there (about 95).
+        InvalidInputError: ``count`` < 1 or more faces than dlib finds there (95).
     """
     from privis.data import astronaut, lfw_subset
 

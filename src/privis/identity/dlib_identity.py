@@ -18,6 +18,10 @@ Where the face is (the landmark policy, the same for both models):
   anything is NaN, which :meth:`~privis.identity.IdentityModel.same_identity` never counts as the same
   identity (dlib cannot match a face it cannot find). A white-box loss should use only rows whose
   :attr:`Landmarks.found` is True.
+
+So to score protected images against their originals, ``locate(originals)`` first, then score them in ONE
+batch of that size (e.g. :func:`~privis.identity.metrics.identity_similarity` with ``batch_size >= N``), or
+locate and score batch by batch.
 """
 
 from __future__ import annotations
