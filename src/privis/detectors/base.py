@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from privis.data.checks import check_images
 from privis.errors import InvalidInputError, PrivisError
+from privis.metrics.detection import box_iou
 
 __all__ = ["BACKGROUND", "Detections", "Detector", "RegionLogits", "box_iou", "check_score_threshold", "region_targets",
            "uint8_hwc"]
@@ -72,20 +73,6 @@ class RegionLogits:
 
     logits: Tensor
     boxes: Tensor
-
-
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """Intersection over union of every box of ``a`` ``(..., P, 4)`` with every box of ``b`` ``(..., Q, 4)``.
-
-    Boxes are ``xyxy``; the result is ``(..., P, Q)`` in ``[0, 1]`` (0 for empty boxes).
-    """
-    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
-    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    union = area_a[..., :, None] + area_b[..., None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def uint8_hwc(images: Tensor) -> list[np.ndarray]:
