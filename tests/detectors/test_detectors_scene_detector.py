@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from privis.detectors import REGISTRY, Detections, region_targets
+from privis.detectors.base import nms
 from privis.detectors.scene_detector import (
     STRIDE,
     SceneDetector,
     _targets,
     load_scene_detector,
-    nms,
     save_scene_detector,
     train_scene_detector,
 )
@@ -33,6 +33,9 @@ def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:
     assert nms(boxes, scores).tolist() == [1, 3]
     assert nms(boxes, scores, labels=torch.tensor([1, 1, 2, 1])).tolist() == [1, 2, 3]
     assert nms(boxes, scores, iou_threshold=0.95).tolist() == [1, 2, 0, 3]
+    inner = torch.tensor([[0.0, 0, 10, 10], [2, 2, 6, 6]])  # IoU 0.16, but the small box lies inside the big one
+    assert nms(inner, torch.tensor([0.9, 0.8]), 0.7).tolist() == [0, 1]
+    assert nms(inner, torch.tensor([0.9, 0.8]), 0.7, overlap="min").tolist() == [0]
 
 
 def test_cell_targets_mark_the_middle_of_each_box_and_ignore_its_rim() -> None:

@@ -8,7 +8,7 @@ cell's centre to the four sides of its object. Every cell is one *region* in the
 of Technology Sydney, 2023: :meth:`SceneDetector.regions` returns the cells' logits ``(N, R, M)`` (``R = (S/4)^2``)
 and their predicted boxes, so the classification loss of Eq. 3.8 can push a private object's cells to the
 background. A detection is a cell whose best non-background softmax probability reaches ``score_threshold``,
-its decoded box, after per-class non-maximum suppression (:func:`nms`).
+its decoded box, after per-class non-maximum suppression (:func:`privis.detectors.base.nms`).
 
 Training (:func:`train_scene_detector`): a cell is a positive of an object when its centre lies in the middle
 half of the object's box (the smallest such object wins), cells elsewhere inside a box are ignored, all other
@@ -35,55 +35,26 @@ import privis
 from privis import references
 from privis.data.checks import check_int
 from privis.detectors import register
-from privis.detectors.base import Detections, Detector, RegionLogits, box_iou, check_score_threshold
+from privis.detectors.base import Detections, Detector, RegionLogits, check_score_threshold, nms
 from privis.detectors.scenes import SCENE_CLASSES, Scenes
 from privis.errors import InvalidInputError
 from privis.fsutil import atomic_write_bytes
 from privis.random import torch_generator
 from privis.results import Result
 
-__all__ = ["SceneDetector", "load_scene_detector", "nms", "save_scene_detector", "train_detector_on_scenes",
+__all__ = ["SceneDetector", "load_scene_detector", "save_scene_detector", "train_detector_on_scenes",
            "train_scene_detector"]
 
 #: What a scene-detector file's ``format`` field holds.
 FILE_FORMAT = "privis-scene-detector-v1"
 #: Output stride of the backbone (pixels per grid cell).
 STRIDE = 4
-#: Cells kept per image before non-maximum suppression.
+#: Cells kept per image before non-maximum suppression (keeps its greedy pass cheap).
 PRE_NMS_TOP = 100
 #: Weight of background cells in the training cross-entropy (objects: 1); most cells are background.
 BACKGROUND_WEIGHT = 0.1
 #: Lowest score ranked when measuring mAP (the detector's own threshold would cut the precision-recall curve).
 MAP_SCORE_THRESHOLD = 0.05
-
-
-def nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.5, labels: Tensor | None = None) -> Tensor:
-    """Greedy non-maximum suppression: indices of the kept boxes, highest score first.
-
-    Args:
-        boxes: ``(K, 4)`` pixel ``xyxy``.
-        scores: ``(K,)``.
-        iou_threshold: a box is dropped when its IoU with a kept, higher-scoring box exceeds this.
-        labels: ``(K,)`` class ids; when given, boxes of different classes never suppress each other.
-
-    Returns:
-        ``(K',)`` long indices into ``boxes``.
-
-    Examples:
-        >>> boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]])
-        >>> nms(boxes, torch.tensor([0.9, 0.8, 0.7])).tolist()
-        [0, 2]
-    """
-    order = scores.argsort(descending=True)
-    iou = box_iou(boxes[order], boxes[order])
-    if labels is not None:
-        iou = iou * (labels[order][:, None] == labels[order][None, :])
-    suppress = torch.triu(iou > iou_threshold, diagonal=1)
-    keep = torch.ones(order.shape[0], dtype=torch.bool, device=boxes.device)
-    for i in range(order.shape[0]):  # K <= PRE_NMS_TOP: the greedy pass is cheap
-        if keep[i]:
-            keep &= ~suppress[i]
-    return order[keep]
 
 
 def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
