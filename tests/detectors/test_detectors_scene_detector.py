@@ -42,13 +42,15 @@ def test_cell_targets_mark_the_middle_of_each_box_and_ignore_its_rim() -> None:
     centres = (torch.stack(torch.meshgrid(torch.arange(8), torch.arange(8), indexing="xy"), -1)
                .reshape(-1, 2).float() + 0.5) * STRIDE  # (x, y) of a 32x32 image's cells
     obj = Detections(torch.tensor([[0.0, 0, 16, 16]]), torch.tensor([3]), torch.ones(1))
-    classes, positive, sides = _targets([obj, Detections.empty()], centres)
+    classes, boxed, sides = _targets([obj, Detections.empty()], centres)
     grid = classes[0].reshape(8, 8)
-    assert grid[1:3, 1:3].eq(3).all() and int(positive[0].sum()) == 4  # centres 6 and 10 px: within 16/4 of 8
+    assert grid[1:3, 1:3].eq(3).all() and int(classes[0].gt(0).sum()) == 4  # centres 6, 10 px: within 16/4 of 8
+    assert boxed[0].reshape(8, 8)[:4, :4].all() and int(boxed[0].sum()) == 16 and not boxed[1].any()
     assert grid[0, :4].eq(-1).all() and grid[:4, 0].eq(-1).all() and grid[4:, :].eq(0).all()
     assert classes[1].eq(0).all()
     cell = 1 * 8 + 1  # centre (6, 6): 6 px to the left/top side, 10 px to the right/bottom
     assert torch.allclose(sides[0, cell], torch.tensor([6.0, 6, 10, 10]).div(STRIDE).log())
+    assert torch.allclose(sides[0, 0], torch.tensor([2.0, 2, 14, 14]).div(STRIDE).log())  # a rim cell regresses too
 
 
 def test_regions_are_white_box_per_cell_logits_with_their_boxes(tiny, device) -> None:

@@ -10,11 +10,12 @@ and their predicted boxes, so the classification loss of Eq. 3.8 can push a priv
 background. A detection is a cell whose best non-background softmax probability reaches ``score_threshold``,
 its decoded box, after per-class non-maximum suppression (:func:`privis.detectors.base.nms`).
 
-Training (:func:`train_scene_detector`): a cell is a positive of an object when its centre lies in the middle
-half of the object's box (the smallest such object wins), cells elsewhere inside a box are ignored, all other
-cells are background; the loss is the cross-entropy over the non-ignored cells, background cells weighted 0.1
-(:data:`BACKGROUND_WEIGHT`: a scene is mostly background), plus an L1 loss on the log side distances of the
-positives; Adam with a cosine learning-rate decay, horizontal flips.
+Training (:func:`train_scene_detector`): a cell belongs to the smallest box holding its centre; it is a positive
+of that object's class when its centre lies in the middle half of the box, ignored by the classifier on the rest
+of the box, and background outside every box. The loss is the cross-entropy over the non-ignored cells,
+background cells weighted 0.1 (:data:`BACKGROUND_WEIGHT`: a scene is mostly background), plus an L1 loss on the
+log side distances of every cell inside a box (so rim cells, which often score high, also predict good boxes and
+are suppressed). Adam with a cosine learning-rate decay, horizontal flips.
 """
 
 from __future__ import annotations
@@ -159,7 +160,9 @@ class SceneDetector(Detector):
 
 
 def _targets(objects: Sequence[Detections], centres: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per cell: class target ``(N, R)`` (-1 = ignored), positive mask ``(N, R)``, side targets ``(N, R, 4)``."""
+    """Per cell: class target ``(N, R)`` (-1 = ignored), mask ``(N, R)`` of cells inside a box (their sides are
+    regressed), side targets ``(N, R, 4)`` (log distances in cells). A cell belongs to the smallest box holding
+    its centre; it is a positive of that box's class in the box's middle half, ignored on its rim."""
     n, r = len(objects), centres.shape[0]
     classes = torch.zeros(n, r, dtype=torch.long)
     sides = torch.ones(n, r, 4)
@@ -173,13 +176,15 @@ def _targets(objects: Sequence[Detections], centres: Tensor) -> tuple[Tensor, Te
         central = ((x - cx).abs() <= torch.clamp(bw / 4, min=STRIDE / 2)) & \
                   ((y - cy).abs() <= torch.clamp(bh / 4, min=STRIDE / 2))
         area = (bw * bh).expand(r, -1)
-        best = torch.where(central, area, torch.full_like(area, math.inf)).argmin(dim=1)
-        positive = central.any(dim=1)
-        classes[i] = torch.where(positive, det.labels[best], torch.where(inside.any(dim=1), -1, 0))
+        best = torch.where(inside, area, torch.full_like(area, math.inf)).argmin(dim=1)
+        held = inside.any(dim=1)
+        positive = held & central.gather(1, best[:, None])[:, 0]
+        classes[i] = torch.where(positive, det.labels[best], torch.where(held, -1, 0))
         chosen = b[best]
-        sides[i] = torch.stack([x[:, 0] - chosen[:, 0], y[:, 0] - chosen[:, 1], chosen[:, 2] - x[:, 0],
-                                chosen[:, 3] - y[:, 0]], dim=1).clamp(min=1.0)
-    return classes, classes > 0, (sides / STRIDE).log()
+        sides[i] = torch.where(held[:, None], torch.stack(
+            [x[:, 0] - chosen[:, 0], y[:, 0] - chosen[:, 1], chosen[:, 2] - x[:, 0], chosen[:, 3] - y[:, 0]],
+            dim=1).clamp(min=1.0), sides[i])
+    return classes, classes != 0, (sides / STRIDE).log()
 
 
 def train_scene_detector(scenes: Scenes, *, epochs: int = 20, batch_size: int = 64, lr: float = 3e-3,
@@ -225,10 +230,10 @@ def train_scene_detector(scenes: Scenes, *, epochs: int = 20, batch_size: int = 
             idx = order[start:start + batch_size]
             flip = bool(torch.rand((), generator=g) < 0.5)
             batch = images[idx].flip(-1) if flip else images[idx]
-            classes, positive, sides = (t[idx].to(device) for t in targets[int(flip)])
+            classes, boxed, sides = (t[idx].to(device) for t in targets[int(flip)])
             logits, log_sides, _ = det(batch.to(device))
             cls_loss = F.cross_entropy(logits.transpose(1, 2), classes, weight=class_weight, ignore_index=-1)
-            box_loss = (log_sides - sides).abs().sum(-1)[positive].mean() if positive.any() else logits.sum() * 0
+            box_loss = (log_sides - sides).abs().sum(-1)[boxed].mean() if boxed.any() else logits.sum() * 0
             optimizer.zero_grad()
             (cls_loss + box_loss).backward()
             optimizer.step()
@@ -304,11 +309,13 @@ def train_detector_on_scenes(*, scenes: int = 3000, test_scenes: int = 500, size
     train_seconds = time.perf_counter() - started
     images = held.images.to(device)
     threshold = det.score_threshold
-    det.score_threshold = MAP_SCORE_THRESHOLD
-    started = time.perf_counter()
-    ranked = det.detect(images)
-    detect_seconds = time.perf_counter() - started
-    det.score_threshold = threshold
+    try:
+        det.score_threshold = MAP_SCORE_THRESHOLD
+        started = time.perf_counter()
+        ranked = det.detect(images)
+        detect_seconds = time.perf_counter() - started
+    finally:
+        det.score_threshold = threshold
     found = det.detect(images)
     mean_ap, per_class = mean_average_precision(ranked, held.objects, range(1, len(held.class_names)))
     summary = {"map50": mean_ap, **{f"ap50_{held.class_names[c]}": ap for c, ap in per_class.items()},
