@@ -3,12 +3,14 @@
 - :class:`IdentityModel`: the contract (embed, score, same_identity, metric, threshold)
 - :class:`ClassifierIdentity`: a classifier's penultimate layer as the embedding (class = identity),
   calibrated at the equal error rate; :class:`TorchScriptIdentity`: a user's ArcFace or other face model
+- :class:`AttributeModel`: MSE, SSIM and privis' perceptual feature distance (the attribute terms of FSAP)
 - metrics: :func:`identity_similarity` (ISS), :func:`iss_and_fppsr` and :func:`protection_success_rate` (FPPSR / SPR)
 """
 
+from privis.identity.attributes import AttributeModel
 from privis.identity.base import IdentityModel
 from privis.identity.classifier import ARCFACE_THRESHOLD, ClassifierIdentity, TorchScriptIdentity, equal_error_threshold
 from privis.identity.metrics import identity_similarity, iss_and_fppsr, protection_success_rate
 
-__all__ = ["ARCFACE_THRESHOLD", "ClassifierIdentity", "IdentityModel", "TorchScriptIdentity", "equal_error_threshold",
-           "identity_similarity", "iss_and_fppsr", "protection_success_rate"]
+__all__ = ["ARCFACE_THRESHOLD", "AttributeModel", "ClassifierIdentity", "IdentityModel", "TorchScriptIdentity",
+           "equal_error_threshold", "identity_similarity", "iss_and_fppsr", "protection_success_rate"]
