@@ -293,12 +293,23 @@ class FSAP(Protector):
             else:
                 xi = torch.randn(w.shape, generator=generator, device=w.device)
             w = self._project(m, w + float(self.lambda_I) * xi.sign())
-            released, taken, final = self._optimise(m, x, w)
+            released, taken, final = self._optimise(m, self._identity_for(m, x), x, w)
             out[start:start + x.shape[0]] = released
             iterations[start:start + x.shape[0]] = taken.cpu()
             losses[start:start + x.shape[0]] = final.cpu()
         self._stats = (iterations, losses)
         return out
+
+    @staticmethod
+    def _identity_for(m: _Models, x: Tensor) -> IdentityModel:
+        """``f_I`` for one batch of originals: an identity model with a ``locate`` method (the dlib adapters, which
+        find the face's landmarks once on the originals) locates the batch on a shallow copy, so the fitted
+        model is left as it is."""
+        identity: IdentityModel = m.identity
+        if callable(getattr(identity, "locate", None)):
+            identity = copy.copy(identity)
+            identity.locate(x)  # type: ignore[operator]
+        return identity
 
     def _decode(self, m: _Models, w: Tensor) -> Tensor:
         if m.codec is None:
@@ -308,48 +319,48 @@ class FSAP(Protector):
     def _project(self, m: _Models, w: Tensor) -> Tensor:
         return w.clamp(0.0, 1.0) if m.codec is None else w
 
-    def _optimise(self, m: _Models, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Algorithm 7 on one batch from the start ``w``; returns the releases, iterations taken per image and
-        the final ``L_I``."""
+    def _optimise(self, m: _Models, identity: IdentityModel, x: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Algorithm 7 on one batch from the start ``w``; returns the releases, the iterations taken per image
+        and the final ``L_I``. The batch keeps its size throughout (stopped images are masked out of the
+        updates), so identity models that keep per-batch state (the dlib adapters' landmarks) see the batch
+        they located."""
         n = x.shape[0]
-        identity, attributes = m.identity, m.attributes
+        attributes = m.attributes
         tau, lam_i, lam_p = float(self.tau), float(self.lambda_I), float(self.lambda_P)
         inner = int(self.k) if self.variant == "both" else 0
         with torch.no_grad():
             reference = identity.embed(x)
             reference_features = attributes.features(x) if inner else []
-        active = torch.arange(n, device=x.device)
+        active = torch.ones(n, dtype=torch.bool, device=x.device)
         taken = torch.full((n,), int(self.N), dtype=torch.long, device=x.device)
         final = torch.zeros(n, device=x.device)
+        shape = (n,) + (1,) * (w.dim() - 1)
         for step in range(int(self.N) + 1):
-            wa = w[active].requires_grad_(True)
-            loss = id_loss(identity, reference[active], self._decode(m, wa))
-            done = loss.detach() > tau
-            if step == int(self.N) or bool(done.all()):
-                final[active] = loss.detach()
-                taken[active[done]] = step
+            w.requires_grad_(True)
+            loss = id_loss(identity, reference, self._decode(m, w))
+            value = loss.detach()
+            if step == 0:  # no face found (a NaN loss): nothing to optimise, the start is released
+                active &= torch.isfinite(value)
+            final = torch.where(active, value, final)
+            done = active & (value > tau)
+            taken[done] = step
+            active &= ~done
+            if step == int(self.N) or not bool(active.any()):
                 break
-            if bool(done.any()):  # stopped images keep their W' (released below) and leave the batch
-                final[active[done]] = loss.detach()[done]
-                taken[active[done]] = step
-            (grad,) = torch.autograd.grad(loss.sum(), wa)
-            keep = ~done
-            active, wa = active[keep], wa.detach()[keep]
-            wa = self._project(m, wa + lam_i * grad[keep].sign())
-            feats = [f[active] for f in reference_features]
-            xa = x[active]
+            (grad,) = torch.autograd.grad(torch.where(active, loss, 0.0).sum(), w)
+            mask = active.reshape(shape).to(w.dtype)
+            w = self._project(m, w.detach() + lam_i * torch.nan_to_num(grad).sign() * mask)
             for _ in range(inner):
-                wa.requires_grad_(True)
-                parts = attributes.unchecked_parts(xa, self._decode(m, wa), original_features=feats)
-                total = torch.zeros_like(wa)
+                w.requires_grad_(True)
+                parts = attributes.unchecked_parts(x, self._decode(m, w), original_features=reference_features)
+                total = torch.zeros_like(w)
                 for name in ATTRIBUTE_PARTS:
-                    (g,) = torch.autograd.grad(parts[name].sum(), wa, retain_graph=name != ATTRIBUTE_PARTS[-1])
-                    total += g.sign()
-                wa = self._project(m, wa.detach() - lam_p * total)
-            w = w.index_copy(0, active, wa.detach())
+                    (g,) = torch.autograd.grad(parts[name].sum(), w, retain_graph=name != ATTRIBUTE_PARTS[-1])
+                    total += torch.nan_to_num(g).sign()
+                w = self._project(m, w.detach() - lam_p * total * mask)
         with torch.no_grad():
-            released = self._decode(m, w)
-        return released.detach().clamp(0.0, 1.0), taken, final
+            released = self._decode(m, w.detach())
+        return released.clamp(0.0, 1.0), taken, final
 
     def diagnostics(self) -> dict[str, float]:
         """Figures of the last ``transform``: ``stop_reached_fraction`` (share of images with ``L_I > tau``),
