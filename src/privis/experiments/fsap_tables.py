@@ -22,7 +22,7 @@ Experiments: ``fsap-table1``, ``fsap-table2``, ``fsap-table3``, ``fsap-lambda``,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -35,6 +35,7 @@ from privis.experiments import register_experiment
 from privis.experiments.evaluate import EvalConfig, load_train_test, train_classifier
 from privis.identity import AttributeModel, ClassifierIdentity, IdentityModel, protection_success_rate
 from privis.latent import LatentCodec
+from privis.methods.base import Protector
 from privis.methods.fsap import FSAP
 from privis.report import image_grid_png, line_plot_png
 from privis.results import Figure, Result
@@ -114,9 +115,9 @@ def release_row(s: Setup, originals: Tensor, protected: Tensor) -> dict[str, flo
     }
 
 
-def _timed(protect: Callable[[], Tensor]) -> tuple[Tensor, float]:
+def _timed(protector: Protector, images: Tensor) -> tuple[Tensor, float]:
     t0 = time.perf_counter()
-    out = protect()
+    out = protector.transform(images)
     return out, time.perf_counter() - t0
 
 
@@ -136,7 +137,7 @@ def fsap_table1(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     for lam_i, lam_p in rates:
         for variant in ("id-only", "both"):
             protector = fsap(s, variant=variant, rates=(lam_i, lam_p))
-            out, seconds = _timed(lambda p=protector: p.transform(x))
+            out, seconds = _timed(protector, x)
             rows.append({"variant": variant, "lambda_I": lam_i, "lambda_P": lam_p, **release_row(s, x, out),
                          "iterations_mean": protector.diagnostics()["fsap_iterations_mean"], "seconds": seconds})
             grids[f"{variant} ({lam_i}, {lam_p})"] = out[:8]
@@ -175,18 +176,18 @@ def fsap_table1(*, data: str | None = None, seed: int = 0, quick: bool = False, 
 def method_releases(s: Setup, images: Tensor) -> list[tuple[str, Tensor, float]]:
     """``(name, release, seconds)`` of FSAP (thesis rates, and the stronger rates) and every other method at its
     defaults, each fitted on the training slice."""
-    out = []
+    out: list[tuple[str, Tensor, float]] = []
     for label, rates in (("fsap", THESIS_RATES), (f"fsap (lambda_I={STRONG_RATES[0]}, lambda_P={STRONG_RATES[1]})",
                                                   STRONG_RATES)):
         protector = fsap(s, rates=rates)
-        released, seconds = _timed(lambda p=protector: p.transform(images))
+        released, seconds = _timed(protector, images)
         out.append((label, released, seconds))
     fit_images = s.train.images[: 300 if s.quick else 1000]
     fit_labels = s.train.labels[: fit_images.shape[0]]
     for name in OTHER_METHODS:
         params = {"codec_epochs": 1} if s.quick and name == "dp-image" else {}
-        protector = methods.create(name, random_state=s.seed, **params).fit(fit_images, fit_labels)
-        released, seconds = _timed(lambda p=protector: p.transform(images))
+        other = methods.create(name, random_state=s.seed, **params).fit(fit_images, fit_labels)
+        released, seconds = _timed(other, images)
         out.append((name, released, seconds))
     return out
 
@@ -198,7 +199,8 @@ def fsap_table2(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     t_start = time.perf_counter()
     s = setup(data=data, seed=seed, quick=quick, train_size=train_size, test_size=test_size, codec=codec)
     x = s.test.images
-    rows, grids = [], {"original": x[:8]}
+    rows: list[dict[str, Any]] = []
+    grids = {"original": x[:8]}
     for name, out, seconds in method_releases(s, x):
         r = release_row(s, x, out)
         rows.append({"method": name, "spr": r["spr"], "spr_heldout": r["spr_heldout"], "mse": r["mse"],
@@ -220,7 +222,7 @@ def fsap_table3(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     t_start = time.perf_counter()
     s = setup(data=data, seed=seed, quick=quick, train_size=train_size, test_size=test_size, codec=codec)
     x = s.test.images
-    rows = [{"method": "original", **release_row(s, x, x)}]
+    rows: list[dict[str, Any]] = [{"method": "original", **release_row(s, x, x)}]
     rows += [{"method": name, **release_row(s, x, out)} for name, out, _ in method_releases(s, x)]
     keys = ("mse", "psnr", "ssim", "feature_distance")
     return Result("fsap-table3", summary={f"{r['method']}.{k}": r[k] for r in rows for k in keys},
