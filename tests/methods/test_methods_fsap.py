@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from linear_codec import LinearCodec
 from privis.errors import InvalidInputError
 from privis.identity import ClassifierIdentity, protection_success_rate
 from privis.methods.base import NotFittedError
 from privis.methods.fsap import FSAP, id_loss
-
-from linear_codec import LinearCodec
 
 
 @pytest.fixture(scope="module")
