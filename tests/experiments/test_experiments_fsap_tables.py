@@ -52,3 +52,15 @@ def test_fsap_deidentifies_a_real_face_under_the_dlib_port():
     assert protection_success_rate(port, face, out) == 1.0
     assert float((out - face).abs().max()) <= 4 * 0.05 + 1e-6
     assert torch.isfinite(out).all()
+
+
+def test_evaluate_adds_spr_keys_only_for_a_method_with_an_identity_objective():
+    from privis.experiments.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(data="digits", train_size=120, test_size=40, epochs=1,
+                     params={"N": 2, "k": 1, "identity_epochs": 1})
+    summary = evaluate("fsap", cfg).summary
+    assert {"spr", "spr_heldout", "mse_mean"} <= set(summary)
+    assert 0 <= summary["spr"] <= 1 and summary["mse_mean"] > 0
+    blur = evaluate("blur", EvalConfig(data="digits", train_size=120, test_size=40, epochs=1)).summary
+    assert not {"spr", "spr_heldout", "mse_mean"} & set(blur)
