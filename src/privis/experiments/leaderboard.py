@@ -212,13 +212,13 @@ LEADERBOARD_FACES = 12
 def face_identity(names: list[str], *, count: int, seed: int) -> list[dict[str, Any]]:
     """Per method: how often dlib's recogniser still matches protected and filter-restored faces to their originals
     (step 7 of the module notes); one row per method with ``status`` ``ok`` or ``n/a`` and the reason."""
-    from privis.experiments.fsap_tables import faces
+    from privis.experiments.fsap_tables import FACE_PARAMS, faces
     from privis.identity import identity_similarity
 
     f = faces(count)
     rows: list[dict[str, Any]] = []
     for name in names:
-        params: dict[str, Any] = {"identity_model": f.port} if name == "fsap" else {}
+        params: dict[str, Any] = {"identity_model": f.port} if name == "fsap" else dict(FACE_PARAMS.get(name, {}))
         matched = {"protected": 0.0, "recovered": 0.0}
         t0 = time.perf_counter()
         try:
