@@ -41,6 +41,11 @@ DP_IMAGE = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Arti
             'PhD thesis, University of Technology Sydney, 2023, Chapter 4 (DP-Image: Differential Privacy for '
             'Image Data in Feature Space).')
 
+#: FSAP (Chapter 5, Algorithm 7, Eq. 5.1-5.12) of the thesis.
+FSAP = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence Technology", '
+        'PhD thesis, University of Technology Sydney, 2023, Chapter 5 (FSAP: Feature Space Adversarial '
+        'Perturbation Based Face Image De-identification).')
+
 MEMBERSHIP_INFERENCE = ('Reza Shokri, Marco Stronati, Congzheng Song and Vitaly Shmatikov, "Membership Inference '
                         'Attacks Against Machine Learning Models", IEEE Symposium on Security and Privacy (S&P), '
                         '2017, arXiv:1610.05820; Samuel Yeom, Irene Giacomelli, Matt Fredrikson and Somesh Jha, '
@@ -95,7 +100,8 @@ FRECHET_DISTANCE = ('Martin Heusel, Hubert Ramsauer, Thomas Unterthiner, Bernhar
                     '"GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", '
                     'NeurIPS 2017, arXiv:1706.08500')
 
-__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "FELDMAN_2018", "FRECHET_DISTANCE", "INSTAHIDE",
+__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "FELDMAN_2018", "FRECHET_DISTANCE", "FSAP",
+           "INSTAHIDE",
            "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION",
            "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES",
            "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]

@@ -58,6 +58,7 @@ CHEAP: dict[str, Callable[[], dict[str, Any]]] = {
                              "aux_model": _caller_classifier(1)},
     "visualmixer": lambda: {"mc_samples": 200},
     "dp-image": lambda: {"codec_epochs": 1, "steps": 2},
+    "fsap": lambda: {"N": 3, "k": 1, "identity_epochs": 1},
 }
 
 NAMES = sorted(methods.available())

@@ -24,6 +24,12 @@ Protocol:
    ``epsilon_post_processing`` from :func:`privis.privacy.dp_image_bounds` at ``delta = cfg.dp_delta``
    (default 1e-5; ``dp_delta`` is recorded too): Theorem 4.4.1's claimed bound and the post-processing
    bound that holds for any codec, classic RDP conversion each. The keys are absent for every other method.
+8. A method that declares an identity objective (:meth:`~privis.methods.base.Protector.identity_objective`,
+   FSAP's ``f_I``) gets ``spr``, the protection success rate (Eq. 5.9-5.11 of the thesis' Chapter 5) of the
+   protected test images against that identity model, ``spr_heldout``, the same against a classifier of
+   another architecture (:data:`HELDOUT_ARCH`, or LeNet-5 when ``cfg.model`` is it) trained on the original
+   training slice and calibrated like step 6, and ``mse_mean``, the mean pixel MSE of protected vs original
+   test images. The keys are absent for every other method.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from privis import methods, metrics, models
 from privis.data.checks import check_classes, check_int, check_same_layout
 from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES, DatasetSpec, parse_spec
 from privis.errors import InvalidInputError
-from privis.identity import ClassifierIdentity, iss_and_fppsr
+from privis.identity import ClassifierIdentity, iss_and_fppsr, protection_success_rate
 from privis.methods.base import Protector
 from privis.privacy import DPImageBounds
 from privis.report import image_grid_png
@@ -222,6 +228,27 @@ def identity_summary(baseline: torch.nn.Module, test: pdata.Dataset, protected_t
     }
 
 
+#: Architecture of the held-out identity model of ``spr_heldout`` (another than the methods' default LeNet-5).
+HELDOUT_ARCH = "vgg"
+
+
+def spr_summary(protector: Protector, cfg: EvalConfig, train: pdata.Dataset, test: pdata.Dataset,
+                protected_test: Tensor) -> dict[str, float]:
+    """``spr``, ``spr_heldout`` and ``mse_mean`` of a fitted protector with an identity objective (step 8 above);
+    empty for every other method."""
+    objective = protector.identity_objective()
+    if objective is None:
+        return {}
+    arch = HELDOUT_ARCH if cfg.model != HELDOUT_ARCH else "lenet5"
+    k = max(train.num_classes, int(train.labels.max()) + 1)
+    heldout = ClassifierIdentity(train_classifier(train.images, train.labels, k, cfg, arch=arch,
+                                                  desc=f"held-out identity model ({arch})").eval())
+    heldout.calibrate(test.images, test.labels)
+    return {"spr": protection_success_rate(objective, test.images, protected_test),
+            "spr_heldout": protection_success_rate(heldout, test.images, protected_test),
+            "mse_mean": float(cast(Tensor, metrics.mse(protected_test, test.images)).mean())}
+
+
 def dp_summary(protector: Protector, delta: float) -> dict[str, float]:
     """``epsilon_claimed`` and ``epsilon_post_processing`` of a fitted protector's DP claim at ``delta``
     (:meth:`privis.privacy.DPImageBounds.from_dp_parameters`); empty when
@@ -276,6 +303,7 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
     summary.update(image_similarity(test.images, protected_test))
     summary.update(identity_summary(baseline, test, protected_test))
     summary.update(dp_summary(protector, cfg.dp_delta))
+    summary.update(spr_summary(protector, cfg, train, test, protected_test))
     summary.update(protector.diagnostics())
     summary.update(speed)
     summary["train_size"] = len(train)

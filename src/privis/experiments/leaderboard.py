@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -205,6 +205,41 @@ def run_attack(attack: str, method: str, *, data: str | None = None, params: dic
     return result
 
 
+#: Real faces the identity column protects in a full run (none in a quick run).
+LEADERBOARD_FACES = 12
+
+
+def face_identity(names: list[str], *, count: int, seed: int) -> list[dict[str, Any]]:
+    """Per method: how often dlib's recogniser still matches protected and filter-restored faces to their originals
+    (step 7 of the module notes); one row per method with ``status`` ``ok`` or ``n/a`` and the reason."""
+    from privis.experiments.fsap_tables import FACE_PARAMS, faces
+    from privis.identity import identity_similarity
+
+    f = faces(count)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        params: dict[str, Any] = {"identity_model": f.port} if name == "fsap" else dict(FACE_PARAMS.get(name, {}))
+        matched = {"protected": 0.0, "recovered": 0.0}
+        t0 = time.perf_counter()
+        try:
+            for x in f.groups:
+                y = methods.create(name, random_state=seed, **params).fit(x).transform(x)
+                recovered = attacks.create("filters").run(x, y, context=AttackContext(method=name)).recovered
+                f.dlib.locate(x)  # type: ignore[operator]  # the original face's position
+                for key, images in (("protected", y), ("recovered", recovered)):
+                    same = f.dlib.same_identity(identity_similarity(f.dlib, x, cast(Tensor, images)))
+                    matched[key] += float(same.float().sum())
+        except PrivisError as exc:
+            rows.append({"method": name, "status": "n/a", "face_match_protected": None,
+                         "face_match_recovered": None, "note": str(exc)})
+            continue
+        total = float(sum(x.shape[0] for x in f.groups))
+        rows.append({"method": name, "status": "ok", "face_match_protected": matched["protected"] / total,
+                     "face_match_recovered": matched["recovered"] / total, "faces": total,
+                     "seconds": round(time.perf_counter() - t0, 1)})
+    return rows
+
+
 def _keyspace_row(method: str, protected: Protected, victims: Tensor) -> dict[str, Any]:
     """The keyspace analysis of one method on the victims' originals, as a table row (``n/a`` with the
     reason where the method has no permutation or mask secret)."""
@@ -233,7 +268,7 @@ def _row(method: str, attack: str, status: str, outcome: AttackOutcome | None = 
                                     "scatter and best recoveries.")
 def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 3000,
                 test_size: int = 1000, aux_size: int = 2000, attack_size: int = 500,
-                only: list[str] | None = None) -> Result:
+                only: list[str] | None = None, faces: int | None = None) -> Result:
     """Run the leaderboard (see the module notes).
 
     Args:
@@ -244,6 +279,8 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
             and the attacker's auxiliary slice (digits: at most 847, 450 and the rest of its 1,347 training images).
         attack_size: protected test images each restoration attack works on.
         only: restrict to these methods (default: every registered method).
+        faces: real faces of the identity columns (step 7); None: :data:`LEADERBOARD_FACES`, or 0 when ``quick``;
+            0 leaves the columns out.
     """
     t_start = time.perf_counter()
     setup = prepare(data, seed=seed, quick=quick, train_size=train_size, test_size=test_size, aux_size=aux_size,
@@ -372,12 +409,24 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     if quick:
         notes.append(f"quick run: reduced method parameters {QUICK_METHOD_PARAMS} and attack budgets "
                      f"{list(QUICK_ATTACK_PARAMS)}; figures are a smoke test, not results.")
+    face_count = (0 if quick else LEADERBOARD_FACES) if faces is None else faces
+    tables = {"leaderboard": board, "attacks": rows, "keyspace": keyspace_rows}
+    if face_count > 0:
+        face_rows = face_identity(names, count=face_count, seed=seed)
+        tables["face identity"] = face_rows
+        for entry, face_row in zip(board, face_rows, strict=True):
+            entry.update({k: face_row[k] for k in ("face_match_protected", "face_match_recovered")})
+            summary.update({f"{entry['method']}.{k}": face_row[k] for k in ("face_match_protected",
+                                                                            "face_match_recovered")
+                            if face_row[k] is not None})
+        notes.append(f"face identity: {face_count} real faces; dlib's recogniser (0.6) decides a match")
     summary["methods"] = len(board)
     summary["attacks"] = len(attack_names)
     return Result(
         "leaderboard", summary=summary,
-        tables={"leaderboard": board, "attacks": rows, "keyspace": keyspace_rows},
-        config={"data": data, "seed": seed, "quick": quick, "train_size": len(train), "test_size": len(test),
+        tables=tables,
+        config={"data": data, "faces": face_count, "seed": seed, "quick": quick, "train_size": len(train),
+                "test_size": len(test),
                 "num_classes": setup.num_classes,
                 "aux_size": len(aux), "attack_size": n_attack, "service_model": setup.cfg.model,
                 "service_epochs": service_epochs, "deployment": {n: registry[n].deployment for n in names},

@@ -5,14 +5,16 @@
   calibrated at the equal error rate; :class:`TorchScriptIdentity`: a user's ArcFace or other face model
 - :class:`DlibResNetIdentity` (privis' torch port of dlib's face ResNet, white-box) and :class:`DlibIdentity`
   (dlib itself, black-box), both Euclidean at 0.6, with dlib's 5-point chip alignment
+- :class:`AttributeModel`: MSE, SSIM and privis' perceptual feature distance (the attribute terms of FSAP)
 - metrics: :func:`identity_similarity` (ISS), :func:`iss_and_fppsr` and :func:`protection_success_rate` (FPPSR / SPR)
 """
 
+from privis.identity.attributes import AttributeModel
 from privis.identity.base import IdentityModel
 from privis.identity.classifier import ARCFACE_THRESHOLD, ClassifierIdentity, TorchScriptIdentity, equal_error_threshold
 from privis.identity.dlib_identity import DlibIdentity, DlibResNetIdentity
 from privis.identity.metrics import identity_similarity, iss_and_fppsr, protection_success_rate
 
-__all__ = ["ARCFACE_THRESHOLD", "ClassifierIdentity", "DlibIdentity", "DlibResNetIdentity", "IdentityModel",
-           "TorchScriptIdentity", "equal_error_threshold", "identity_similarity",
+__all__ = ["ARCFACE_THRESHOLD", "AttributeModel", "ClassifierIdentity", "DlibIdentity", "DlibResNetIdentity",
+           "IdentityModel", "TorchScriptIdentity", "equal_error_threshold", "identity_similarity",
            "iss_and_fppsr", "protection_success_rate"]

@@ -437,6 +437,12 @@ class Protector(ParamsMixin):
         """Method-specific figures of the last ``transform`` (e.g. Veil's stop-criterion fraction)."""
         return {}
 
+    def identity_objective(self) -> Any:
+        """The :class:`~privis.identity.IdentityModel` the method pushes images away from (FSAP's ``f_I``),
+        after ``fit``; None for methods without an identity objective (the default). ``privis evaluate``
+        reports ``spr`` against it."""
+        return None
+
     def training_augmentation(self, name: str) -> Callable[[Tensor], Tensor] | None:
         """A named augmentation for models trained on this method's output; ``"none"`` gives None.
 
