@@ -106,3 +106,25 @@ __all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "FELDMAN_20
            "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION",
            "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES", "OBJECT_HIDING",
            "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
+
+# Detectors (privis.detectors) and the detection metrics (privis.metrics.detection).
+DLIB_HOG = ('Navneet Dalal and Bill Triggs, "Histograms of Oriented Gradients for Human Detection", IEEE Conference '
+            'on Computer Vision and Pattern Recognition (CVPR), 2005, doi:10.1109/CVPR.2005.177; Davis E. King, '
+            '"Dlib-ml: A Machine Learning Toolkit", Journal of Machine Learning Research, 2009.')
+DLIB_MMOD = ('Davis E. King, "Max-Margin Object Detection", arXiv preprint, 2015, arXiv:1502.00046; Davis E. King, '
+             '"Dlib-ml: A Machine Learning Toolkit", Journal of Machine Learning Research, 2009.')
+MTCNN = ('Kaipeng Zhang, Zhanpeng Zhang, Zhifeng Li and Yu Qiao, "Joint Face Detection and Alignment Using Multitask '
+         'Cascaded Convolutional Networks", IEEE Signal Processing Letters, 2016, doi:10.1109/LSP.2016.2603342, '
+         'arXiv:1604.02878.')
+CENTERFACE = ('Yuanyuan Xu, Wan Yan, Haixin Sun, Genke Yang and Jiliu Luo, "CenterFace: Joint Face Detection and '
+              'Alignment Using Face as Point", Scientific Programming, 2020, arXiv:1911.03599.')
+FASTER_RCNN = ('Shaoqing Ren, Kaiming He, Ross Girshick and Jian Sun, "Faster R-CNN: Towards Real-Time Object '
+               'Detection with Region Proposal Networks", Advances in Neural Information Processing Systems (NeurIPS), '
+               '2015, arXiv:1506.01497.')
+CENTERNET = ('Xingyi Zhou, Dequan Wang and Philipp Krähenbühl, "Objects as Points", arXiv preprint, 2019, '
+             'arXiv:1904.07850.')
+PASCAL_VOC = ('Mark Everingham, Luc Van Gool, Christopher K. I. Williams, John Winn and Andrew Zisserman, "The Pascal '
+              'Visual Object Classes (VOC) Challenge", International Journal of Computer Vision, 2010, '
+              'doi:10.1007/s11263-009-0275-4.')
+
+__all__ += ["CENTERFACE", "CENTERNET", "DLIB_HOG", "DLIB_MMOD", "FASTER_RCNN", "MTCNN", "PASCAL_VOC"]

@@ -10,6 +10,10 @@ from privis.detectors.base import BACKGROUND, Detections, Detector, RegionLogits
 from privis.registry import Registry
 
 #: Detectors by name; built-in modules register on first lookup.
-REGISTRY: Registry[type[Detector]] = Registry("detector")
+REGISTRY: Registry[type[Detector]] = Registry("detector", tuple(
+    f"privis.detectors.{m}" for m in ("dlib_detectors",)))
 
-__all__ = ["BACKGROUND", "REGISTRY", "Detections", "Detector", "RegionLogits", "box_iou", "region_targets"]
+#: Class decorator adding a detector to the registry under ``cls.name``.
+register = REGISTRY.register
+
+__all__ = ["BACKGROUND", "REGISTRY", "Detections", "Detector", "RegionLogits", "box_iou", "region_targets", "register"]

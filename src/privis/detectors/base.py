@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from privis.data.checks import check_images
 from privis.errors import InvalidInputError, PrivisError
 
-__all__ = ["BACKGROUND", "Detections", "Detector", "RegionLogits", "box_iou", "region_targets"]
+__all__ = ["BACKGROUND", "Detections", "Detector", "RegionLogits", "box_iou", "check_score_threshold", "region_targets",
+           "uint8_hwc"]
 
 #: Class id of the background class ``c_bg`` in every detector's ``class_names``.
 BACKGROUND = 0
@@ -84,6 +86,25 @@ def box_iou(a: Tensor, b: Tensor) -> Tensor:
     area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
     union = area_a[..., :, None] + area_b[..., None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def uint8_hwc(images: Tensor) -> list[np.ndarray]:
+    """Canonical images ``(N, C, H, W)`` as C-contiguous ``uint8`` arrays ``(H, W, C)`` (``(H, W)`` when grey),
+    rounded from ``[0, 1]`` to ``0..255``: what dlib and ONNX face detectors read (dlib silently misreads
+    strided arrays, hence the copy)."""
+    arrays = (images.detach() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
+
+
+def check_score_threshold(value: float) -> float:
+    """``value`` as a float after checking it is a confidence in ``[0, 1]``.
+
+    Raises:
+        InvalidInputError: outside ``[0, 1]`` or not a number.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidInputError(f"score_threshold must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def region_targets(region_boxes: Tensor, objects: Sequence[Detections], private_classes: Sequence[int], *,
