@@ -46,6 +46,7 @@ from torch import Tensor
 from privis import metrics
 from privis.attacks.filters import apply_filter
 from privis.detectors import Detections, Detector
+from privis.errors import PrivisError
 from privis.detectors.scene_detector import train_scene_detector
 from privis.detectors.scenes import Scenes, make_scenes
 from privis.experiments import register_experiment
@@ -73,8 +74,9 @@ class SceneSetup:
     notes: list[str]
 
 
-def scene_setup(*, seed: int, quick: bool, test_size: int | None = None, detector: str | Path | Detector | None = None,
-                train_size: int | None = None, epochs: int | None = None) -> SceneSetup:
+def scene_setup(*, seed: int, quick: bool, test_size: int | None = None,
+                detector: str | Path | Detector | None = None, train_size: int | None = None,
+                epochs: int | None = None) -> SceneSetup:
     """Test scenes (``test`` split, seeded) and the scene detector: loaded from ``detector`` or trained here.
 
     Args:
@@ -199,6 +201,11 @@ def detections_grid(columns: dict[str, tuple[Tensor, list[Detections]]], private
     return image_grid_png(drawn, max_rows=max_rows)
 
 
+def _described(detector: str | Path | Detector | None) -> str:
+    return ("trained here" if detector is None else detector.name if isinstance(detector, Detector)
+            else str(detector))
+
+
 def _hider(det: Detector, eps: float, iterations: int) -> ObjectHiding:
     return ObjectHiding(detector=det, eps=eps, iterations=iterations)
 
@@ -206,7 +213,7 @@ def _hider(det: Detector, eps: float, iterations: int) -> ObjectHiding:
 @register_experiment("object-hiding-tables", "Object hiding Tables 3.1-3.2 analogue on built-in scenes: Algorithm 5 "
                      "vs blur and mosaic tuned per image to just hide (L2, ALD_inf, |SSIM|, r_p, r_a, R).")
 def object_hiding_tables(*, seed: int = 0, quick: bool = False, test_size: int | None = None,
-                         detector: str | None = None, eps: float = SCENE_EPS,
+                         detector: str | Detector | None = None, eps: float = SCENE_EPS,
                          iterations: int = SCENE_ITERATIONS) -> Result:
     t_start = time.perf_counter()
     s = scene_setup(seed=seed, quick=quick, test_size=test_size, detector=detector)
@@ -256,7 +263,7 @@ def object_hiding_tables(*, seed: int = 0, quick: bool = False, test_size: int |
         tables={"methods (all test scenes)": rows, "equal hide ratio (scenes every method hid)": equal,
                 "per image (Tables 3.1-3.2 layout)": per_image},
         config={"seed": seed, "quick": quick, "test_scenes": images.shape[0], "scene_size": SCENE_SIZE,
-                "detector": str(detector) if detector else "trained here", "eps": eps, "iterations": iterations},
+                "detector": _described(detector), "eps": eps, "iterations": iterations},
         notes=s.notes + ["blur and mosaic: the weakest strength of their default list that hides every private "
                          "object of the image, inside the private boxes only"],
         headline=f"Object hiding vs box blur and mosaic on {images.shape[0]} held-out built-in scenes "
@@ -272,7 +279,7 @@ def object_hiding_tables(*, seed: int = 0, quick: bool = False, test_size: int |
 @register_experiment("object-hiding-sweep", "Object hiding Fig. 3.6 analogue: hide and keep ratio vs eps at N = 1 "
                      "and vs N at fixed eps, on built-in scenes.")
 def object_hiding_sweep(*, seed: int = 0, quick: bool = False, test_size: int | None = None,
-                        detector: str | None = None, eps_values: Sequence[float] = (0.25, 0.5, 1, 2, 4, 8, 16),
+                        detector: str | Detector | None = None, eps_values: Sequence[float] = (0.25, 0.5, 1, 2, 4, 8, 16),
                         n_values: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), fixed_eps: Sequence[float] = (0.2, 0.4),
                         ) -> Result:
     """``eps_values`` and ``fixed_eps`` are in 0..255 units, as the thesis states them."""
@@ -298,7 +305,7 @@ def object_hiding_sweep(*, seed: int = 0, quick: bool = False, test_size: int | 
                     config={"seed": seed, "quick": quick, "test_scenes": images.shape[0],
                             "eps_values_255": list(eps_values), "n_values": list(n_values),
                             "fixed_eps_255": list(fixed_eps),
-                            "detector": str(detector) if detector else "trained here"},
+                            "detector": _described(detector)},
                     notes=s.notes + ["N is the most steps: an image stops once its private objects are hidden "
                                      "(the thesis always runs N)"],
                     headline=f"Hide/keep ratios vs eps and N on {images.shape[0]} built-in scenes.")
@@ -330,11 +337,13 @@ def face_images(*, seed: int, quick: bool, test_size: int | None = None) -> Tens
                      "and astronaut; transfer hide ratios to CenterFace, dlib HOG and MMOD.")
 def object_hiding_faces(*, seed: int = 0, quick: bool = False, test_size: int | None = None,
                         eps_values: Sequence[float] = (0.5, 1, 2), iterations: int = 40,
-                        transfer: Sequence[str] = ("centerface", "dlib-hog", "dlib-mmod")) -> Result:
-    """``eps_values`` in 0..255 units: the strongest step whose mean |SSIM| stays >= 0.95 is the headline."""
+                        detector: str | Detector = "mtcnn",
+                        transfer: Sequence[str | Detector] = ("centerface", "dlib-hog", "dlib-mmod")) -> Result:
+    """``eps_values`` in 0..255 units: the setting with the highest hide ratio whose mean |SSIM| stays >= 0.95
+    is the headline. ``detector`` is the white-box face detector hidden from; ``transfer`` the others."""
     t_start = time.perf_counter()
     images = face_images(seed=seed, quick=quick, test_size=test_size)
-    mtcnn = resolve_detector("mtcnn")
+    mtcnn = resolve_detector(detector)
     if quick:
         eps_values, iterations = eps_values[-1:], min(iterations, 3)
     runs = [(e, measure(_hider(mtcnn, e / 255, iterations), images)) for e in eps_values]
@@ -344,25 +353,27 @@ def object_hiding_faces(*, seed: int = 0, quick: bool = False, test_size: int | 
     eps, best = max(ok, key=lambda em: (em[1].row["hide_ratio"], -em[0]))
     face = [mtcnn.class_names.index("face")]
     transfer_rows, notes = [], []
-    for name in transfer:
+    for entry in transfer:
         try:
-            other = resolve_detector(name)
-        except Exception as exc:  # a missing optional runtime (onnxruntime, dlib) skips that detector
-            notes.append(f"{name}: not measured ({exc})")
+            other = resolve_detector(entry)
+        except PrivisError as exc:  # a missing optional runtime (onnxruntime, dlib) skips that detector
+            notes.append(f"{entry}: not measured ({exc})")
             continue
+        name = other.name
         with detector_mode(other):
             clean, after = other.detect(images), other.detect(best.protected)
         r = hiding_ratios(clean, after, [other.class_names.index("face")])
         transfer_rows.append({"detector": name, "faces_found_clean": r.private_objects, "hide_ratio": r.hide_ratio})
-    summary = {"mtcnn_hide_ratio": best.row["hide_ratio"], "mtcnn_ssim_mean": best.row["ssim_mean"],
+    summary = {"white_box_hide_ratio": best.row["hide_ratio"], "white_box_ssim_mean": best.row["ssim_mean"],
                "eps_255": eps, **{f"transfer_hide_ratio_{r['detector']}": r["hide_ratio"] for r in transfer_rows}}
     result = Result(name="object-hiding-faces", summary=summary,
-                    tables={"MTCNN (white-box) by eps": rows, "transfer (black-box)": transfer_rows},
+                    tables={f"{mtcnn.name} (white-box) by eps": rows, "transfer (black-box)": transfer_rows},
                     config={"seed": seed, "quick": quick, "images": images.shape[0], "iterations": iterations,
+                            "white_box": mtcnn.name,
                             "eps_values_255": list(eps_values), "image_size": 256},
-                    notes=notes, headline=f"Faces hidden from MTCNN on {images.shape[0] - 1} lfw scenes and the "
-                                          f"astronaut, and the transfer to other face detectors.")
-    result.figures.append(Figure("original | hidden from MTCNN (MTCNN's detections drawn)", detections_grid(
+                    notes=notes, headline=f"Faces hidden from {mtcnn.name} on {images.shape[0] - 1} lfw scenes and "
+                                          f"the astronaut, and the transfer to other face detectors.")
+    result.figures.append(Figure(f"original | hidden from {mtcnn.name} (its detections drawn)", detections_grid(
         {"original": (images[-4:], best.clean[-4:]), "protected": (best.protected[-4:], best.after[-4:])},
         face, max_rows=4)))
     result.seconds = time.perf_counter() - t_start
@@ -406,7 +417,7 @@ def _scaled(dets: list[Detections], scale: float) -> list[Detections]:
 @register_experiment("object-hiding-robustness", "Detection rate of hidden private objects after JPEG q75, 3x3 "
                      "median, Gaussian blur sigma 1 and x0.5 resize of the protected image (built-in scenes).")
 def object_hiding_robustness(*, seed: int = 0, quick: bool = False, test_size: int | None = None,
-                             detector: str | None = None, eps: float = SCENE_EPS,
+                             detector: str | Detector | None = None, eps: float = SCENE_EPS,
                              iterations: int = SCENE_ITERATIONS) -> Result:
     t_start = time.perf_counter()
     s = scene_setup(seed=seed, quick=quick, test_size=test_size, detector=detector)
@@ -427,7 +438,7 @@ def object_hiding_robustness(*, seed: int = 0, quick: bool = False, test_size: i
                for r in rows}
     result = Result(name="object-hiding-robustness", summary=summary, tables={"detection rate after processing": rows},
                     config={"seed": seed, "quick": quick, "test_scenes": images.shape[0], "eps": eps,
-                            "iterations": iterations, "detector": str(detector) if detector else "trained here"},
+                            "iterations": iterations, "detector": _described(detector)},
                     notes=s.notes + ["detection rate: share of the private objects the detector found in the "
                                      "original that it finds again (same class, IoU >= 0.5; boxes scaled with "
                                      "the resize)"],
