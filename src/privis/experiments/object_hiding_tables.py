@@ -46,9 +46,9 @@ from torch import Tensor
 from privis import metrics
 from privis.attacks.filters import apply_filter
 from privis.detectors import Detections, Detector
-from privis.errors import PrivisError
 from privis.detectors.scene_detector import train_scene_detector
 from privis.detectors.scenes import Scenes, make_scenes
+from privis.errors import PrivisError
 from privis.experiments import register_experiment
 from privis.methods.object_hiding import DetectorProtector, ObjectHiding, detector_mode, resolve_detector
 from privis.methods.region_baselines import RegionBlur, RegionMosaic
@@ -279,8 +279,8 @@ def object_hiding_tables(*, seed: int = 0, quick: bool = False, test_size: int |
 @register_experiment("object-hiding-sweep", "Object hiding Fig. 3.6 analogue: hide and keep ratio vs eps at N = 1 "
                      "and vs N at fixed eps, on built-in scenes.")
 def object_hiding_sweep(*, seed: int = 0, quick: bool = False, test_size: int | None = None,
-                        detector: str | Detector | None = None, eps_values: Sequence[float] = (0.25, 0.5, 1, 2, 4, 8, 16),
-                        n_values: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), fixed_eps: Sequence[float] = (0.2, 0.4),
+                        detector: str | Detector | None = None,
+                        eps_values: Sequence[float] = (0.25, 0.5, 1, 2, 4, 8, 16), n_values: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), fixed_eps: Sequence[float] = (0.2, 0.4),
                         ) -> Result:
     """``eps_values`` and ``fixed_eps`` are in 0..255 units, as the thesis states them."""
     t_start = time.perf_counter()
