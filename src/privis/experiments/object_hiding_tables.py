@@ -280,8 +280,9 @@ def object_hiding_tables(*, seed: int = 0, quick: bool = False, test_size: int |
                      "and vs N at fixed eps, on built-in scenes.")
 def object_hiding_sweep(*, seed: int = 0, quick: bool = False, test_size: int | None = None,
                         detector: str | Detector | None = None,
-                        eps_values: Sequence[float] = (0.25, 0.5, 1, 2, 4, 8, 16), n_values: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), fixed_eps: Sequence[float] = (0.2, 0.4),
-                        ) -> Result:
+                        eps_values: Sequence[float] = (0.25, 0.5, 1, 2, 4, 8, 16),
+                        n_values: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
+                        fixed_eps: Sequence[float] = (0.2, 0.4)) -> Result:
     """``eps_values`` and ``fixed_eps`` are in 0..255 units, as the thesis states them."""
     t_start = time.perf_counter()
     if quick:
