@@ -243,7 +243,8 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
         train_size, test_size, aux_size: owner's training slice, test slice (members/non-members and victims)
             and the attacker's auxiliary slice (digits: at most 847, 450 and the rest of its 1,347 training images).
         attack_size: protected test images each restoration attack works on.
-        only: restrict to these methods (default: every registered method).
+        only: restrict to these methods (default: every registered method protecting against classification,
+            ``task == "classification"``).
     """
     t_start = time.perf_counter()
     setup = prepare(data, seed=seed, quick=quick, train_size=train_size, test_size=test_size, aux_size=aux_size,
@@ -251,7 +252,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     data, train, aux, test, n_attack = setup.data, setup.train, setup.aux, setup.test, setup.attack_size
     victims, victim_labels = setup.victims()
     registry = methods.available()
-    names = list(only) if only else list(registry)
+    names = list(only) if only else [n for n, cls in registry.items() if cls.task == "classification"]
     attack_names = list(attacks.available())
     service_epochs = setup.cfg.epochs or auto_epochs(len(train))
 

@@ -107,6 +107,7 @@ class DetectorProtector(Protector):
     """
 
     requires_fit = True
+    task = "detection"
     #: the detector's path is the owner's (the detector itself is public)
     private_params = frozenset({"detector"})
     DETECTOR_PARAMS: ClassVar[dict[str, Param]] = {
