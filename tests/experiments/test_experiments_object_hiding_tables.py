@@ -25,7 +25,8 @@ def test_tables_compare_the_three_methods_and_object_hiding_hides_every_toy_face
         assert 0 <= row["ssim_mean"] <= 1 and row["l2_mean"] >= 0
     equal = r.tables["equal hide ratio (scenes every method hid)"]
     assert len({row["images"] for row in equal}) == 1 and equal[0]["images"] == r.summary["equal_hide_images"]
-    assert len(r.tables["per image (Tables 3.1-3.2 layout)"]) == 6 and r.figures
+    per_image = r.tables["per image (Tables 3.1-3.2 layout)"]  # scenes with a private object: all changed
+    assert 1 <= len(per_image) <= 6 and all(row["object-hiding l2"] > 0 for row in per_image) and r.figures
 
 
 def test_sweep_hide_ratio_never_falls_with_a_larger_iteration_budget():

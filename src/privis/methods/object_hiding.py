@@ -278,8 +278,9 @@ class ObjectHiding(DetectorProtector):
             privis' ``faces`` extra), a scene-detector checkpoint written by ``privis train-detector``, or from
             Python a :class:`~privis.detectors.Detector` (used as is, never changed).
         private_classes: the class names (or ids) of ``C_private``; default ``"face"``.
-        eps: FGSM step in ``[0, 1]`` pixel units. The thesis states steps and ranges in 0..255 units
-            (``eps = 0.2`` or ``0.4``, ``R_p`` within ``(-3, 3)``): divide those by 255.
+        eps: FGSM step in ``[0, 1]`` pixel units (default 0.002, about 0.5 in 0..255 units). The thesis states
+            steps and ranges in 0..255 units (``eps = 0.2`` or ``0.4``, ``R_p`` within ``(-3, 3)``): divide
+            those by 255.
         iterations: ``N``, the most steps per image (each image stops once its private objects are hidden).
         lam: ``lambda`` of Eq. 3.8's ``||X - X^pr||_2`` term (0: the plain classification loss).
 
@@ -316,8 +317,8 @@ class ObjectHiding(DetectorProtector):
     }
 
     def __init__(self, detector: Detector | str | Path = DEFAULT_DETECTOR,
-                 private_classes: str | int | Sequence[str | int] = "face", eps: float = 1 / 255,
-                 iterations: int = 20, lam: float = 0.0) -> None:
+                 private_classes: str | int | Sequence[str | int] = "face", eps: float = 0.002,
+                 iterations: int = 50, lam: float = 0.0) -> None:
         self.detector = detector
         self.private_classes = private_classes
         self.eps = eps
