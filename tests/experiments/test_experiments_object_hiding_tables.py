@@ -12,7 +12,7 @@ from privis.experiments import get
 from privis.experiments.object_hiding_tables import PROCESSINGS, half, jpeg
 from toy_detector import ToyDetector
 
-pytest.importorskip("privis.detectors.scenes")
+pytest.importorskip("privis.detectors.scenes")  # the built-in scenes
 
 
 def test_tables_compare_the_three_methods_and_object_hiding_hides_every_toy_face():

@@ -46,8 +46,6 @@ from torch import Tensor
 from privis import metrics
 from privis.attacks.filters import apply_filter
 from privis.detectors import Detections, Detector
-from privis.detectors.scene_detector import train_scene_detector
-from privis.detectors.scenes import Scenes, make_scenes
 from privis.errors import PrivisError
 from privis.experiments import register_experiment
 from privis.methods.object_hiding import DetectorProtector, ObjectHiding, detector_mode, resolve_detector
@@ -69,7 +67,7 @@ SCENE_ITERATIONS = 50
 class SceneSetup:
     """Held-out scenes and the detector to hide from."""
 
-    scenes: Scenes
+    scenes: Any  # privis.detectors.scenes.Scenes
     detector: Detector
     notes: list[str]
 
@@ -86,6 +84,9 @@ def scene_setup(*, seed: int, quick: bool, test_size: int | None = None,
         detector: a scene-detector file, a registry name or a :class:`Detector`; None trains one.
         train_size, epochs: the training scenes and epochs of a detector trained here (default 2000 and 30).
     """
+    from privis.detectors.scene_detector import train_scene_detector  # deferred: the sample images load on use
+    from privis.detectors.scenes import make_scenes
+
     notes: list[str] = []
     n_test = test_size or (16 if quick else 200)
     scenes = make_scenes(n_test, size=SCENE_SIZE, seed=seed + 1, split="test")
@@ -331,6 +332,7 @@ def face_images(*, seed: int, quick: bool, test_size: int | None = None) -> Tens
     """Scenes holding lfw faces (``test`` split, 128 x 128, faces private) followed by scikit-image's astronaut
     (downscaled to 256 x 256)."""
     from privis import data as pdata
+    from privis.detectors.scenes import make_scenes
 
     n = test_size or (4 if quick else 60)
     scenes = make_scenes(n, size=128, seed=seed + 2, split="test")
