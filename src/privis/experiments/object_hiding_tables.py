@@ -329,17 +329,19 @@ def object_hiding_sweep(*, seed: int = 0, quick: bool = False, test_size: int | 
 
 
 def face_images(*, seed: int, quick: bool, test_size: int | None = None) -> Tensor:
-    """Scenes holding lfw faces (``test`` split, 128 x 128, faces private) followed by scikit-image's astronaut
-    (downscaled to 256 x 256)."""
+    """Up to ``test_size`` scenes holding an lfw face (``test`` split, 128 x 128 upscaled to 256 x 256: faces of
+    64 to 128 pixels) followed by scikit-image's astronaut (downscaled to 256 x 256)."""
     from privis import data as pdata
     from privis.detectors.scenes import make_scenes
 
     n = test_size or (4 if quick else 60)
-    scenes = make_scenes(n, size=128, seed=seed + 2, split="test")
+    scenes = make_scenes(4 * n, size=128, seed=seed + 2, split="test")
+    face = scenes.class_names.index("face")
+    with_face = [i for i, d in enumerate(scenes.objects) if bool((d.labels == face).any())][:n]
     astronaut = F.interpolate(pdata.astronaut().images, size=(256, 256), mode="bilinear", antialias=True,
                               align_corners=False).clamp(0, 1)
-    return torch.cat([F.interpolate(scenes.images, size=(256, 256), mode="bilinear", align_corners=False)
-                      .clamp(0, 1), astronaut])
+    return torch.cat([F.interpolate(scenes.images[with_face], size=(256, 256), mode="bilinear",
+                                    align_corners=False).clamp(0, 1), astronaut])
 
 
 @register_experiment("object-hiding-faces", "Faces hidden from MTCNN (white-box) at |SSIM| >= 0.95 on lfw scenes "
