@@ -11,7 +11,7 @@ from privis.registry import Registry
 
 #: Detectors by name; built-in modules register on first lookup.
 REGISTRY: Registry[type[Detector]] = Registry("detector", tuple(
-    f"privis.detectors.{m}" for m in ("dlib_detectors",)))
+    f"privis.detectors.{m}" for m in ("centerface", "dlib_detectors", "mtcnn", "scene_detector", "torchvision_frcnn")))
 
 #: Class decorator adding a detector to the registry under ``cls.name``.
 register = REGISTRY.register

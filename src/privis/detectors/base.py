@@ -18,9 +18,10 @@ from torch import Tensor, nn
 
 from privis.data.checks import check_images
 from privis.errors import InvalidInputError, PrivisError
+from privis.metrics.detection import box_iou
 
-__all__ = ["BACKGROUND", "Detections", "Detector", "RegionLogits", "box_iou", "check_score_threshold", "region_targets",
-           "uint8_hwc"]
+__all__ = ["BACKGROUND", "Detections", "Detector", "RegionLogits", "box_iou", "check_score_threshold", "nms",
+           "region_targets", "uint8_hwc"]
 
 #: Class id of the background class ``c_bg`` in every detector's ``class_names``.
 BACKGROUND = 0
@@ -74,18 +75,42 @@ class RegionLogits:
     boxes: Tensor
 
 
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """Intersection over union of every box of ``a`` ``(..., P, 4)`` with every box of ``b`` ``(..., Q, 4)``.
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.5, labels: Tensor | None = None, *,
+        overlap: str = "iou") -> Tensor:
+    """Greedy non-maximum suppression: indices of the kept boxes, highest score first.
 
-    Boxes are ``xyxy``; the result is ``(..., P, Q)`` in ``[0, 1]`` (0 for empty boxes).
+    Args:
+        boxes: ``(K, 4)`` pixel ``xyxy``.
+        scores: ``(K,)``.
+        iou_threshold: a box is dropped when its overlap with a kept, higher-scoring box exceeds this.
+        labels: ``(K,)`` class ids; when given, boxes of different classes never suppress each other.
+        overlap: ``"iou"`` (intersection over union) or ``"min"`` (intersection over the smaller box, as
+            MTCNN's last stage).
+
+    Returns:
+        ``(K',)`` long indices into ``boxes``.
+
+    Examples:
+        >>> boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]])
+        >>> nms(boxes, torch.tensor([0.9, 0.8, 0.7])).tolist()
+        [0, 2]
     """
-    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
-    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    union = area_a[..., :, None] + area_b[..., None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+    order = scores.argsort(descending=True)
+    b = boxes[order]
+    if overlap == "iou":
+        share = box_iou(b, b)
+    else:
+        inter = (torch.minimum(b[:, None, 2:], b[None, :, 2:]) - torch.maximum(b[:, None, :2], b[None, :, :2]))
+        area = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
+        share = inter.clamp(min=0).prod(-1) / torch.minimum(area[:, None], area[None, :]).clamp(min=1e-12)
+    if labels is not None:
+        share = share * (labels[order][:, None] == labels[order][None, :])
+    suppress = torch.triu(share > iou_threshold, diagonal=1)
+    keep = torch.ones(order.shape[0], dtype=torch.bool, device=boxes.device)
+    for i in range(order.shape[0]):  # greedy; callers keep K small (hundreds at most)
+        if keep[i]:
+            keep &= ~suppress[i]
+    return order[keep]
 
 
 def uint8_hwc(images: Tensor) -> list[np.ndarray]:

@@ -79,6 +79,7 @@ GLOSSARY: dict[str, Term] = {
     "psnr_protected": Term("Mean PSNR of the protected images, unattacked", "dB", "lower", PRIVACY),
     "reconstruction_ssim_mean": Term("Codec reconstruction: mean |SSIM| to the originals", "", "higher", UTILITY),
     "reconstruction_psnr_mean": Term("Codec reconstruction: mean PSNR to the originals", "dB", "higher", UTILITY),
+    "map50": _acc("Detector mAP at IoU 0.5 on held-out scenes"),
     "aux_acc": _acc("Classifier trained on originals, on the attack's output", "lower", PRIVACY),
     "aux_acc_original": _acc("Auxiliary classifier on originals", "", PRIVACY),
     "aux_acc_protected": _acc("Auxiliary classifier on protected", "lower", PRIVACY),
