@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from privis.detectors import Detections, Detector
 from privis.experiments import get
 from privis.experiments.object_hiding_tables import PROCESSINGS, half, jpeg
 from toy_detector import ToyDetector
-
-pytest.importorskip("privis.detectors.scenes")  # the built-in scenes
 
 
 def test_tables_compare_the_three_methods_and_object_hiding_hides_every_toy_face():

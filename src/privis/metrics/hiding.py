@@ -14,29 +14,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from privis.errors import InvalidInputError
+from privis.metrics.detection import Boxes, box_iou
 
 __all__ = ["HidingRatios", "found_again", "hiding_ratios"]
 
 
-class Detections(Protocol):
-    """What these metrics read of :class:`privis.detectors.Detections` (metrics sit below detectors)."""
-
-    @property
-    def boxes(self) -> Tensor: ...
-
-    @property
-    def labels(self) -> Tensor: ...
-
-    def __len__(self) -> int: ...
-
-
-def found_again(reference: Detections, other: Detections, *, iou_threshold: float = 0.5) -> Tensor:
+def found_again(reference: Boxes, other: Boxes, *, iou_threshold: float = 0.5) -> Tensor:
     """Whether each object of ``reference`` is detected again in ``other``: ``(K,)`` bool.
 
     An object is found again when ``other`` holds a detection of the same class whose IoU with it is at least
@@ -54,12 +42,10 @@ def found_again(reference: Detections, other: Detections, *, iou_threshold: floa
         >>> found_again(clean, after).tolist()
         [True, False]
     """
-    from privis.detectors.base import box_iou  # deferred: detectors sit above metrics
-
     if not 0 < iou_threshold <= 1:
         raise InvalidInputError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-    if len(reference) == 0 or len(other) == 0:
-        return torch.zeros(len(reference), dtype=torch.bool, device=reference.boxes.device)
+    if reference.boxes.shape[0] == 0 or other.boxes.shape[0] == 0:
+        return torch.zeros(reference.boxes.shape[0], dtype=torch.bool, device=reference.boxes.device)
     iou = box_iou(reference.boxes, other.boxes.to(reference.boxes.device))
     same = reference.labels[:, None] == other.labels.to(reference.labels.device)[None, :]
     return ((iou >= iou_threshold) & same).any(dim=1)
@@ -91,7 +77,7 @@ class HidingRatios:
         return torch.tensor([bool(h.all()) for h in self.hidden], dtype=torch.bool)
 
 
-def hiding_ratios(clean: Sequence[Detections], protected: Sequence[Detections], private_classes: Sequence[int], *,
+def hiding_ratios(clean: Sequence[Boxes], protected: Sequence[Boxes], private_classes: Sequence[int], *,
                   iou_threshold: float = 0.5, weight: float = 0.5) -> HidingRatios:
     """Hide ratio ``r_p``, keep ratio ``r_a`` and ``R = r_p + weight r_a`` (thesis Section 3.4.2.3).
 
