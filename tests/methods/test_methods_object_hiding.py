@@ -59,6 +59,18 @@ def test_the_l2_term_changes_the_direction_and_zero_lambda_is_the_plain_loss():
     assert float((pulled - images).abs().sum()) < float((plain - images).abs().sum())
 
 
+def test_object_regions_keep_the_perturbation_on_the_objects():
+    images, _ = toy_scenes(2)
+    images[:, :, 8:12, 8:12] = 0.5  # a background cell off the face/cup balance: its gradient is not 0
+    moved = {}
+    for regions in ("all", "objects"):
+        out = ObjectHiding(detector=ToyDetector(), eps=0.04, iterations=20, loss_regions=regions).fit(
+            images).transform(images)
+        moved[regions] = (out - images).abs().amax(dim=1) > 0
+        assert moved[regions][0, :4, :4].all()  # the face moved either way
+    assert moved["all"][0, 8:12, 8:12].all() and not moved["objects"][0, 8:12, 8:12].any()
+
+
 def test_bad_detector_setups_are_one_line_errors():
     images, _ = toy_scenes(2)
     with pytest.raises(InvalidInputError, match="has no class 'plate'"):

@@ -346,17 +346,21 @@ def face_images(*, seed: int, quick: bool, test_size: int | None = None) -> Tens
 @register_experiment("object-hiding-faces", "Faces hidden from MTCNN (white-box) at |SSIM| >= 0.95 on lfw scenes "
                      "and astronaut; transfer hide ratios to CenterFace, dlib HOG and MMOD.")
 def object_hiding_faces(*, seed: int = 0, quick: bool = False, test_size: int | None = None,
-                        eps_values: Sequence[float] = (0.5, 1, 2), iterations: int = 50,
-                        detector: str | Detector = "mtcnn",
+                        eps_values: Sequence[float] = (0.5, 1, 2), iterations: int = 100,
+                        loss_regions: str = "objects", detector: str | Detector = "mtcnn",
                         transfer: Sequence[str | Detector] = ("centerface", "dlib-hog", "dlib-mmod")) -> Result:
     """``eps_values`` in 0..255 units: the setting with the highest hide ratio whose mean |SSIM| stays >= 0.95
-    is the headline. ``detector`` is the white-box face detector hidden from; ``transfer`` the others."""
+    is the headline. ``detector`` is the white-box face detector hidden from; ``transfer`` the others.
+    ``loss_regions="objects"`` (see :class:`~privis.methods.object_hiding.ObjectHiding`) keeps the perturbation
+    on the faces: MTCNN's regions are every P-Net window of its pyramid, and over all of them the sign step
+    spreads ``eps`` over the whole photograph (mean |SSIM| about 0.90 instead of 0.97 on these images)."""
     t_start = time.perf_counter()
     images = face_images(seed=seed, quick=quick, test_size=test_size)
     mtcnn = resolve_detector(detector)
     if quick:
         eps_values, iterations = eps_values[-1:], min(iterations, 3)
-    runs = [(e, measure(_hider(mtcnn, e / 255, iterations), images)) for e in eps_values]
+    runs = [(e, measure(ObjectHiding(detector=mtcnn, eps=e / 255, iterations=iterations, loss_regions=loss_regions),
+                        images)) for e in eps_values]
     rows = [{"eps_255": e, **{k: m.row[k] for k in ("hide_ratio", "keep_ratio", "ssim_mean", "l2_mean",
                                                     "iterations_mean", "private_objects")}} for e, m in runs]
     ok = [(e, m) for e, m in runs if m.row["ssim_mean"] >= 0.95] or runs[:1]
@@ -379,7 +383,7 @@ def object_hiding_faces(*, seed: int = 0, quick: bool = False, test_size: int | 
     result = Result(name="object-hiding-faces", summary=summary,
                     tables={f"{mtcnn.name} (white-box) by eps": rows, "transfer (black-box)": transfer_rows},
                     config={"seed": seed, "quick": quick, "images": images.shape[0], "iterations": iterations,
-                            "white_box": mtcnn.name,
+                            "white_box": mtcnn.name, "loss_regions": loss_regions,
                             "eps_values_255": list(eps_values), "image_size": 256},
                     notes=notes, headline=f"Faces hidden from {mtcnn.name} on {images.shape[0] - 1} lfw scenes and "
                                           f"the astronaut, and the transfer to other face detectors.")

@@ -31,10 +31,19 @@ from torch import Tensor
 
 from privis import references
 from privis.detectors import REGISTRY as DETECTORS
-from privis.detectors import Detections, Detector, region_targets
+from privis.detectors import Detections, Detector, box_iou, region_targets
 from privis.errors import InvalidInputError
 from privis.methods import register
-from privis.methods.base import NotFittedError, Param, Protector, check_images, check_labels, float_param, int_param
+from privis.methods.base import (
+    NotFittedError,
+    Param,
+    Protector,
+    check_images,
+    check_labels,
+    choice_param,
+    float_param,
+    int_param,
+)
 from privis.metrics.hiding import hiding_ratios
 
 __all__ = ["DetectorProtector", "HidingReport", "ObjectHiding", "detector_mode", "resolve_detector"]
@@ -283,6 +292,10 @@ class ObjectHiding(DetectorProtector):
             those by 255.
         iterations: ``N``, the most steps per image (each image stops once its private objects are hidden).
         lam: ``lambda`` of Eq. 3.8's ``||X - X^pr||_2`` term (0: the plain classification loss).
+        loss_regions: ``"all"``: Eq. 3.8's mean over every region (the thesis); ``"objects"``: only the regions
+            matching an object of the clean detections (IoU >= 0.5) contribute, so the perturbation stays on
+            the objects instead of the sign of tiny background gradients spreading ``eps`` over every pixel
+            (a detector with many background regions, such as MTCNN's pyramid of P-Net windows).
 
     Examples:
         >>> import torch
@@ -314,16 +327,19 @@ class ObjectHiding(DetectorProtector):
         "eps": float_param("FGSM step, [0, 1] pixel units (thesis 0.2/255 to 0.4/255)", gt=0, le=1),
         "iterations": int_param("N, the most FGSM steps per image (early stop once hidden)", ge=1, le=100_000),
         "lam": float_param("lambda of the ||dX||_2 term of Eq. 3.8", ge=0, le=1e6),
+        "loss_regions": choice_param("regions Eq. 3.8 averages over: all (the thesis) or objects (only those "
+                                     "matching a detected object)", ("all", "objects")),
     }
 
     def __init__(self, detector: Detector | str | Path = DEFAULT_DETECTOR,
                  private_classes: str | int | Sequence[str | int] = "face", eps: float = 0.002,
-                 iterations: int = 50, lam: float = 0.0) -> None:
+                 iterations: int = 50, lam: float = 0.0, loss_regions: str = "all") -> None:
         self.detector = detector
         self.private_classes = private_classes
         self.eps = eps
         self.iterations = iterations
         self.lam = lam
+        self.loss_regions = loss_regions
 
     def _rounds(self) -> Sequence[float]:
         return range(1, int(self.iterations) + 1)
@@ -348,7 +364,11 @@ class ObjectHiding(DetectorProtector):
             regions = detector.regions(x)
             targets = region_targets(regions.boxes, clean, self.private_ids_)
             n, r, m = regions.logits.shape
-            loss = F.cross_entropy(regions.logits.reshape(n * r, m), targets.reshape(-1), reduction="sum") / r
+            ce = F.cross_entropy(regions.logits.reshape(n * r, m), targets.reshape(-1), reduction="none").reshape(n, r)
+            if self.loss_regions == "objects":  # only the regions matching a detected object (IoU >= 0.5)
+                ce = ce * torch.stack([(box_iou(regions.boxes[i], d.boxes.to(x.device)) >= 0.5).any(dim=1)
+                                       for i, d in enumerate(clean)])
+            loss = ce.sum() / r
             if self.lam:
                 loss = loss + float(self.lam) * ((x - original).flatten(1).square().sum(dim=1) + 1e-12).sqrt().sum()
             (grad,) = torch.autograd.grad(loss, x)
