@@ -82,7 +82,8 @@ def scene_setup(*, seed: int, quick: bool, test_size: int | None = None,
         quick: 16 test scenes and a detector trained on 128 scenes for 2 epochs (a smoke run).
         test_size: test scenes (default 200; 16 when quick).
         detector: a scene-detector file, a registry name or a :class:`Detector`; None trains one.
-        train_size, epochs: the training scenes and epochs of a detector trained here (default 2000 and 30).
+        train_size, epochs: the training scenes and epochs of a detector trained here (default 3000 and 20,
+            as ``privis train-detector``).
     """
     from privis.detectors.scene_detector import train_scene_detector  # deferred: the sample images load on use
     from privis.detectors.scenes import make_scenes
@@ -92,8 +93,8 @@ def scene_setup(*, seed: int, quick: bool, test_size: int | None = None,
     scenes = make_scenes(n_test, size=SCENE_SIZE, seed=seed + 1, split="test")
     notes += scenes.notes
     if detector is None:
-        n_train = train_size or (128 if quick else 2000)
-        n_epochs = epochs or (2 if quick else 30)
+        n_train = train_size or (128 if quick else 3000)
+        n_epochs = epochs or (2 if quick else 20)
         train = make_scenes(n_train, size=SCENE_SIZE, seed=seed, split="train")
         t0 = time.perf_counter()
         det: Detector = train_scene_detector(train, epochs=n_epochs, seed=seed)
