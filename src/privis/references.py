@@ -46,6 +46,13 @@ FSAP = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artifici
         'PhD thesis, University of Technology Sydney, 2023, Chapter 5 (FSAP: Feature Space Adversarial '
         'Perturbation Based Face Image De-identification).')
 
+#: AP-based object hiding (Chapter 3, Eq. 3.5-3.10, Algorithm 5) of the thesis.
+OBJECT_HIDING = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence Technology", '
+                 'PhD thesis, University of Technology Sydney, 2023, Chapter 3 (Adversarial Perturbation based '
+                 'Image Privacy Protection against Object Detection, Algorithm 5); Ian J. Goodfellow, Jonathon '
+                 'Shlens and Christian Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR, 2015, '
+                 'arXiv:1412.6572.')
+
 MEMBERSHIP_INFERENCE = ('Reza Shokri, Marco Stronati, Congzheng Song and Vitaly Shmatikov, "Membership Inference '
                         'Attacks Against Machine Learning Models", IEEE Symposium on Security and Privacy (S&P), '
                         '2017, arXiv:1610.05820; Samuel Yeom, Irene Giacomelli, Matt Fredrikson and Somesh Jha, '
@@ -103,7 +110,7 @@ FRECHET_DISTANCE = ('Martin Heusel, Hubert Ramsauer, Thomas Unterthiner, Bernhar
 __all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "FELDMAN_2018", "FRECHET_DISTANCE", "FSAP",
            "INSTAHIDE",
            "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION",
-           "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES",
+           "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES", "OBJECT_HIDING",
            "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
 
 # Detectors (privis.detectors) and the detection metrics (privis.metrics.detection).

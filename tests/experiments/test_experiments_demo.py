@@ -15,7 +15,8 @@ from privis.experiments.demo import demo_png, run_demo
 
 def test_quick_demo_shows_every_registered_method(quick_demo):
     rows = {r["method"]: r for r in quick_demo.tables["methods"]}
-    assert list(rows) == list(methods.available())  # a method joins by registering
+    # a method joins by registering (those hiding objects from a detector have their own experiments)
+    assert list(rows) == [n for n, cls in methods.available().items() if cls.task == "classification"]
     for name, row in rows.items():
         assert row["deployment"] == methods.available()[name].deployment
         assert 0.0 <= row["utility"] <= 1.0 and quick_demo.summary[f"{name}.utility"] == row["utility"]

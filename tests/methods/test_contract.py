@@ -36,6 +36,7 @@ from privis import methods, models
 from privis.engine.core import fitted_fingerprint
 from privis.errors import InvalidInputError
 from privis.methods.base import NotFittedError, Protector
+from toy_detector import ToyDetector
 
 N = 24  # digits images per check (8x8 grey)
 
@@ -59,6 +60,9 @@ CHEAP: dict[str, Callable[[], dict[str, Any]]] = {
     "visualmixer": lambda: {"mc_samples": 200},
     "dp-image": lambda: {"codec_epochs": 1, "steps": 2},
     "fsap": lambda: {"N": 3, "k": 1, "identity_epochs": 1},
+    "object-hiding": lambda: {"detector": ToyDetector(), "eps": 0.05, "iterations": 3},
+    "region-blur": lambda: {"detector": ToyDetector(), "strengths": (1.0, 4.0)},
+    "region-mosaic": lambda: {"detector": ToyDetector(), "strengths": (2, 4)},
 }
 
 NAMES = sorted(methods.available())

@@ -27,7 +27,8 @@ class Experiment:
 #: The registry of experiment functions (:class:`privis.registry.Registry`), each with a ``description``.
 REGISTRY: Registry[ExperimentFn] = Registry("experiment", tuple(
     f"privis.experiments.{m}" for m in ("veil_tables", "demo", "visualmixer_tables", "perturbation_tables",
-                                        "leaderboard", "dp_image_tables", "fsap_tables")))
+                                        "leaderboard", "dp_image_tables", "fsap_tables",
+                                        "object_hiding_tables")))
 
 
 def register_experiment(name: str, description: str) -> Callable[[ExperimentFn], ExperimentFn]:

@@ -101,12 +101,13 @@ def _watch(proc: Any, timeout: float, limit_mb: float) -> str | None:
 
 def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None = None, n: int | None = None,
               threads: int = 2) -> Any:
-    """Benchmark ``method_names`` (default: every registered method) at ``sizes``; returns a ``Result``."""
+    """Benchmark ``method_names`` (default: every registered method protecting against classification) at
+    ``sizes``; returns a ``Result``."""
     from privis import methods
     from privis.errors import InvalidInputError
     from privis.results import Result
 
-    names = method_names or methods.REGISTRY.list()
+    names = method_names or [n for n, cls in methods.available().items() if cls.task == "classification"]
     for name in names:
         methods.get(name)  # an unknown name: the error lists the methods
     sizes = sizes or list(SIZES)

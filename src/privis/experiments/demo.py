@@ -130,7 +130,7 @@ def demo(*, data: str | None = None, seed: int = 0, quick: bool = False, size: s
     protected_cols: dict[str, Tensor] = {}
     recovered_cols: dict[str, Tensor] = {}
     rows: list[dict[str, Any]] = []
-    names = list(methods.available())
+    names = [n for n, cls in methods.available().items() if cls.task == "classification"]
     for name in progress(names, total=len(names), desc="demo: methods", unit="method"):
         try:
             protected = protect_for_attack(setup, name, dict(method_params.get(name, {})))

@@ -50,6 +50,7 @@ from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES, DatasetSpec, parse_s
 from privis.errors import InvalidInputError
 from privis.identity import ClassifierIdentity, iss_and_fppsr, protection_success_rate
 from privis.methods.base import Protector
+from privis.methods.object_hiding import DetectorProtector
 from privis.privacy import DPImageBounds
 from privis.report import image_grid_png
 from privis.results import Figure, Result
@@ -338,9 +339,20 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
 
 
 def evaluate(method: str, cfg: EvalConfig) -> Result:
-    """``privis evaluate METHOD``: build the protector from ``cfg.params`` and run the protocol."""
+    """``privis evaluate METHOD``: build the protector from ``cfg.params`` and run the protocol.
+
+    A method that hides objects from a detector (:class:`~privis.methods.object_hiding.DetectorProtector`) is
+    evaluated by its own protocol instead (:func:`privis.experiments.object_hiding_tables.evaluate_hiding`:
+    hide and keep ratios on held-out built-in scenes, ``cfg.test_size`` of them; ``data``, ``train_size`` and
+    the model settings do not apply).
+    """
     # checks the parameters before any data is loaded; a random_state among cfg.params wins over cfg.seed
     protector = methods.create(method, **{"random_state": cfg.seed, **cfg.params})
+    if isinstance(protector, DetectorProtector):
+        from privis.experiments.object_hiding_tables import evaluate_hiding  # deferred: scenes load on use
+
+        return evaluate_hiding(protector, seed=cfg.seed, test_size=cfg.test_size,
+                               detector_given="detector" in cfg.params)
     first, *others = [a.strip() for a in cfg.augment.split(",")]
     return evaluate_protector(protector, cfg, augment=protector.training_augmentation(first),
                               extra_augments={a: protector.training_augmentation(a) for a in others})

@@ -278,7 +278,8 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
         train_size, test_size, aux_size: owner's training slice, test slice (members/non-members and victims)
             and the attacker's auxiliary slice (digits: at most 847, 450 and the rest of its 1,347 training images).
         attack_size: protected test images each restoration attack works on.
-        only: restrict to these methods (default: every registered method).
+        only: restrict to these methods (default: every registered method protecting against classification,
+            ``task == "classification"``).
         faces: real faces of the identity columns (step 7); None: :data:`LEADERBOARD_FACES`, or 0 when ``quick``;
             0 leaves the columns out.
     """
@@ -288,7 +289,7 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     data, train, aux, test, n_attack = setup.data, setup.train, setup.aux, setup.test, setup.attack_size
     victims, victim_labels = setup.victims()
     registry = methods.available()
-    names = list(only) if only else list(registry)
+    names = list(only) if only else [n for n, cls in registry.items() if cls.task == "classification"]
     attack_names = list(attacks.available())
     service_epochs = setup.cfg.epochs or auto_epochs(len(train))
 

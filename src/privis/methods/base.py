@@ -417,6 +417,10 @@ class Protector(ParamsMixin):
     #: ``transform(images, labels=None, *, ids=None)`` takes ``ids``: ``(B,)`` int64 item ids, from which (with
     #: ``random_state``) it derives each item's randomness, so the engine's batching cannot change an output.
     accepts_ids: ClassVar[bool] = False
+    #: What the method protects against: ``"classification"`` (a model trained on or applied to the output
+    #: classifies; the shared evaluation protocol, the leaderboard, the demo and the bench run these) or
+    #: ``"detection"`` (it hides objects from a detector: evaluated on detection scenes instead).
+    task: ClassVar[str] = "classification"
 
     def fit(self, images: Tensor, labels: Tensor | None = None) -> Protector:
         """Nothing to learn by default; the parameters, images and labels are checked (as ``transform``

@@ -3,8 +3,8 @@
 The report is one file: tables as HTML, images and plots as inline base64 PNG, no external assets.
 """
 
-from privis.report.figures import image_grid_png, labelled_grid_png, line_plot_png, scatter_png, stack_png
+from privis.report.figures import draw_boxes, image_grid_png, labelled_grid_png, line_plot_png, scatter_png, stack_png
 from privis.report.html import render_html, save_report
 
-__all__ = ["image_grid_png", "labelled_grid_png", "line_plot_png", "render_html", "save_report", "scatter_png",
-           "stack_png"]
+__all__ = ["draw_boxes", "image_grid_png", "labelled_grid_png", "line_plot_png", "render_html", "save_report",
+           "scatter_png", "stack_png"]

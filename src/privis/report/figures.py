@@ -6,6 +6,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 from torch import Tensor
 
@@ -34,6 +35,41 @@ def _grid(columns: Mapping[str, Tensor], max_rows: int, scale: int, pad: int = 2
             y, x = pad + i * (cell_h + pad), pad + j * (cell_w + pad)
             grid[y:y + cell_h, x:x + cell_w] = tile
     return grid, cell_w + pad
+
+
+def draw_boxes(images: Tensor, boxes: Sequence[Tensor], marked: Sequence[Tensor] | None = None, *,
+               width: int = 1) -> Tensor:
+    """Copies of ``images`` with box outlines drawn in: green, or red where ``marked`` (e.g. private objects).
+
+    Args:
+        images: ``(N, C, H, W)`` in ``[0, 1]`` (grey is drawn as RGB).
+        boxes: per image, ``(K, 4)`` pixel ``xyxy`` boxes (e.g. a detector's detections).
+        marked: per image, ``(K,)`` bool: boxes drawn red instead of green; None: all green.
+        width: outline thickness in pixels.
+
+    Returns:
+        ``(N, 3, H, W)`` float32 in ``[0, 1]``, for :func:`image_grid_png`.
+
+    Examples:
+        >>> import torch
+        >>> out = draw_boxes(torch.zeros(1, 1, 8, 8), [torch.tensor([[2.0, 2, 6, 6]])], [torch.tensor([True])])
+        >>> out.shape, out[0, :, 2, 3].tolist(), out[0, :, 4, 4].tolist()  # red edge, untouched inside
+        (torch.Size([1, 3, 8, 8]), [1.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    """
+    out = images.detach().float().expand(-1, 3, -1, -1).clone()
+    h, w = out.shape[-2:]
+    for i, image_boxes in enumerate(boxes):
+        red = marked[i].tolist() if marked is not None else [False] * len(image_boxes)
+        for (x1, y1, x2, y2), is_red in zip(image_boxes.detach().cpu().round().long().tolist(), red, strict=True):
+            x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            colour = torch.tensor([1.0, 0.0, 0.0] if is_red else [0.0, 1.0, 0.0], device=out.device)[:, None, None]
+            rows, cols = slice(y1, y2), slice(x1, x2)
+            for ys, xs in ((slice(y1, min(y2, y1 + width)), cols), (slice(max(y1, y2 - width), y2), cols),
+                           (rows, slice(x1, min(x2, x1 + width))), (rows, slice(max(x1, x2 - width), x2))):
+                out[i, :, ys, xs] = colour
+    return out
 
 
 def image_grid_png(columns: Mapping[str, Tensor], *, max_rows: int = 8, scale: int = 0) -> bytes:
