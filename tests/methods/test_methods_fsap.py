@@ -83,3 +83,13 @@ def test_fits_its_own_identity_model_from_labels_and_refuses_without_them(digits
     assert isinstance(fsap.identity_objective(), ClassifierIdentity)
     with pytest.raises(InvalidInputError, match="needs labels"):
         FSAP().fit(x)
+
+
+def test_images_that_keep_their_identity_are_named_in_one_warning_with_the_pixel_space_hint() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 8, 8)
+    labels = torch.arange(6) % 2
+    fsap = FSAP(N=1, k=6, identity_epochs=1, random_state=0).fit(x, labels)  # thesis rates, pixel space
+    with pytest.warns(UserWarning, match=r"did not reach the identity loss tau = 0.8.*try lambda_I=0.05"):
+        fsap.transform(x)
+    assert fsap.diagnostics()["stop_reached_fraction"] < 1.0

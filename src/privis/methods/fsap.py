@@ -19,6 +19,7 @@ lambda_I = 0.02, lambda_P = 0.008`` (Section 5.5.1.2), with pSp + StyleGAN2 as t
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -298,7 +299,22 @@ class FSAP(Protector):
             iterations[start:start + x.shape[0]] = taken.cpu()
             losses[start:start + x.shape[0]] = final.cpu()
         self._stats = (iterations, losses)
+        self._warn_if_identity_kept(losses, pixel_space=m.codec is None)
         return out
+
+    def _warn_if_identity_kept(self, losses: Tensor, *, pixel_space: bool) -> None:
+        """One warning line when images leave without reaching ``tau``: a user must not take them as de-identified."""
+        reached = float((losses > float(self.tau)).float().mean()) if losses.numel() else 1.0
+        if reached >= 1.0:
+            return
+        hint = ""
+        undo = int(self.k) * len(ATTRIBUTE_PARTS) * float(self.lambda_P)
+        if pixel_space and self.variant == "both" and undo >= float(self.lambda_I):
+            hint = (f"; in pixel space k * {len(ATTRIBUTE_PARTS)} * lambda_P = {undo:g} undoes each identity step "
+                    f"lambda_I = {float(self.lambda_I):g}: try lambda_I=0.05 lambda_P=0.002")
+        warnings.warn(f"fsap: {1 - reached:.0%} of the images did not reach the identity loss tau = "
+                      f"{float(self.tau):g} within N = {int(self.N)} iterations and may still be recognised{hint}",
+                      UserWarning, stacklevel=3)
 
     @staticmethod
     def _identity_for(m: _Models, x: Tensor) -> IdentityModel:
