@@ -431,7 +431,10 @@ def add_client_routes(app: Any, generator: Path) -> None:
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+        # cross-origin isolation lets ONNX Runtime Web use WebAssembly threads (SharedArrayBuffer)
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
+                            headers={"Cross-Origin-Opener-Policy": "same-origin",
+                                     "Cross-Origin-Embedder-Policy": "require-corp"})
 
     @app.get("/client/generator.onnx", include_in_schema=False)
     def generator_file() -> FileResponse:

@@ -76,7 +76,9 @@ async function init() {
     state.backend = await chooseBackend(new URLSearchParams(location.search).get("ep"));
     await loadScript(VENDOR + (state.backend === "webgpu" ? "ort.webgpu.min.js" : "ort.wasm.min.js"));
     ort.env.wasm.wasmPaths = new URL(VENDOR, location.href).href;
-    ort.env.wasm.numThreads = self.crossOriginIsolated ? 0 : 1;  // threads need cross-origin isolation
+    // threads need cross-origin isolation (the server sends COOP/COEP); ONNX Runtime's default otherwise
+    ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, Math.ceil((navigator.hardwareConcurrency || 2) / 2)) : 1;
+    window.privis.threads = ort.env.wasm.numThreads;
     const providers = state.backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
     state.session = await ort.InferenceSession.create("/client/generator.onnx", { executionProviders: providers });
   } catch (e) {
