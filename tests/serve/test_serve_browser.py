@@ -188,8 +188,8 @@ def test_browser_protects_in_the_page_and_sends_only_protected_images(models_dir
     assert len(messages) == 4, messages
     assert "notes.txt: unsupported file" in messages[0]
     assert "big.png: image too large" in messages[1] and str(MAX_PIXELS) in messages[1]
-    assert "HTTP 422" in messages[2] and "wrong_size" in messages[2]
-    assert "unreachable" in messages[3]
+    assert messages[2].startswith("small.png: ") and "HTTP 422" in messages[2] and "wrong_size" in messages[2]
+    assert messages[3].startswith(f"{files[0].name}: ") and "unreachable" in messages[3]
     # the Python pipeline classifies its own protected images the same way (server restarted in-process)
     python_classes = _python_classes(models_dir, files)
     assert [r["className"] for r in shown] == python_classes

@@ -260,7 +260,9 @@ async function handleFile(file) {
     const form = new FormData();
     form.append("images", await encodePng(planes, channels, width, height), `protected-${index}.png`);
     const t0 = performance.now();
-    const body = await serverJSON("/v1/predict", { method: "POST", body: form });
+    const body = await serverJSON("/v1/predict", { method: "POST", body: form }).catch((e) => {
+      throw e instanceof UserError ? new UserError(`${file.name}: ${e.message}`) : e;
+    });
     const roundTripMs = performance.now() - t0;
     const p = body.predictions[0];
     const confidence = p.confidences[p.class_index];
