@@ -9,6 +9,7 @@ need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)  # vendors the browser client's runtime (scripts/vendor-web.sh)
 if command -v apt-get >/dev/null 2>&1 && [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
   if $SUDO true 2>/dev/null || [ "$(id -u)" -eq 0 ]; then
