@@ -8,7 +8,7 @@
 // that PNG to /v1/predict under a neutral file name. The original file is read locally and never sent.
 "use strict";
 
-const TYPES = ["image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"];
+const TYPES = ["image/png", "image/jpeg", "image/bmp", "image/x-ms-bmp", "image/gif", "image/webp"];
 const VENDOR = "/static/vendor/";
 
 const state = { info: null, session: null, backend: null, count: 0 };
