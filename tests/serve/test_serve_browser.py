@@ -87,6 +87,14 @@ def test_page_and_generator_are_served_only_with_client(models_dir):
     assert result.exit_code == 2 and "--client and --generator go together" in result.output
 
 
+def test_client_without_vendored_runtime_is_one_line_naming_the_script(models_dir, tmp_path, monkeypatch):
+    import privis.serve.app as served_app
+
+    monkeypatch.setattr(served_app, "STATIC_DIR", tmp_path)
+    with pytest.raises(InvalidInputError, match=r"not installed .* run scripts/vendor-web.sh"):
+        create_app(models_dir / "model.pt", client_generator=models_dir / "gen.onnx")
+
+
 def test_request_log_records_hashes_not_images(models_dir, tmp_path):
     log = tmp_path / "requests.jsonl"
     client = TestClient(create_app(models_dir / "model.pt", request_log=log))
