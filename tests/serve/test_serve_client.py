@@ -33,6 +33,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(proc: subprocess.Popen, base: str, timeout: float = 90) -> None:
+    """Wait until the ``privis serve`` process ``proc`` answers ``/v1/health`` at ``base``; fail if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
+        try:
+            if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "server did not come up"
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A served classifier, a generator checkpoint and ONNX file, and four 8x8 grey PNG files."""
@@ -165,16 +179,7 @@ def test_privis_serve_command_runs_a_server(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.2)
+        wait_healthy(proc, base)
         image = png_bytes(torch.rand(1, SIZE, SIZE))
         r = httpx.post(f"{base}/v1/predict", files=[("images", ("a.png", image, "image/png"))], timeout=30)
         assert r.status_code == 200 and len(r.json()["predictions"]) == 1

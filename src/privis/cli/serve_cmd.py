@@ -7,6 +7,7 @@ Workflow::
     privis train --data 'fashion-mnist:train[:10000]' --model lenet5 --out target.pt
     privis train-generator --data 'fashion-mnist:train[:10000]' --target target.pt --out gen.pt --epochs 12
     privis serve --model target.pt                      # the provider: the unchanged classifier
+    privis serve --model target.pt --client --generator gen.onnx   # + the browser client at /
     privis client --generator gen.pt --server http://127.0.0.1:8000 a.png b.png   # the user
     privis export --generator gen.pt --onnx gen.onnx --torchscript gen.ts      # for on-device use
 """
@@ -62,9 +63,17 @@ def register(app: typer.Typer) -> None:
         max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Largest W*H an image may declare.")] = (
             4096 * 4096),
         max_files: Annotated[int, typer.Option("--max-files", min=1, help="Most images per request.")] = 256,
+        client: Annotated[bool, typer.Option("--client", help="Also serve the browser client at / (protects "
+                                             "images in the browser; needs --generator).")] = False,
+        generator: Annotated[Path | None, typer.Option("--generator", help="ONNX generator the browser client "
+                                                       "runs (privis export --onnx); with --client.")] = None,
+        request_log: Annotated[Path | None, typer.Option("--request-log", help="Append one JSON line per "
+                                                         "received upload (hashes and sizes, never pixels).")
+                               ] = None,
     ) -> None:
         """Serve an unchanged classifier over HTTP: POST /v1/predict, GET /v1/health, GET /v1/model,
-        OpenAPI at /openapi.json.
+        OpenAPI at /openapi.json; with ``--client --generator GEN.onnx`` also the browser client at /, which
+        protects images on the user's machine and sends only the protected images.
 
         The model is loaded and the address bound before anything is printed: a generator checkpoint, a port
         in use or an address that cannot be bound ends the command with one line (exit 2 or 1) and no
@@ -75,14 +84,20 @@ def register(app: typer.Typer) -> None:
 
         from privis.serve.app import create_app
 
-        api = create_app(model, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, max_files=max_files)
+        if client != (generator is not None):
+            raise InvalidInputError("--client and --generator go together: the browser client runs the generator "
+                                    "given by --generator (an .onnx file)")
+        check_paths({"--request-log": request_log}, files=(model, generator))
+        api = create_app(model, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, max_files=max_files,
+                         client_generator=generator, request_log=request_log)
         sock = listen(host, port)
         try:
             served = api.state.served
             bound = sock.getsockname()[1]
             shown = f"[{host}]" if ":" in host else host
             say(f"serving {served.arch or 'model'} from {model} ({served.channels}x{served.image_size[0]}x"
-                f"{served.image_size[1]}, {len(served.class_names)} classes) on http://{shown}:{bound}")
+                f"{served.image_size[1]}, {len(served.class_names)} classes) on http://{shown}:{bound}"
+                + (f"; browser client at http://{shown}:{bound}/" if client else ""))
             config = uvicorn.Config(api, host=host, port=bound, log_level="warning", limit_concurrency=256,
                                     timeout_keep_alive=5)
             uvicorn.Server(config).run(sockets=[sock])

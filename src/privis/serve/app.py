@@ -12,7 +12,16 @@ TorchScript classifier behind a small JSON API (FastAPI):
   by convention) -> per image: class index, class name and the softmax confidences;
 - ``GET /v1/health``: liveness;
 - ``GET /v1/model``: the expected input (height, width, channels), the classes and the server's limits;
-- ``GET /openapi.json``: the OpenAPI description (FastAPI's).
+- ``GET /openapi.json``: the OpenAPI description (FastAPI's);
+- with ``client_generator`` only (``privis serve --client``): ``GET /`` the browser client (a static page
+  that protects images *in the browser* with the exported generator, ONNX Runtime Web, and sends only the
+  protected image to ``/v1/predict``), ``GET /static/...`` its script, style and vendored runtime, and
+  ``GET /client/generator.onnx`` the generator file. Without it none of these routes exist.
+
+``request_log`` appends one JSON line per received upload: time, file name, byte count, SHA-256 of the
+bytes and, when the image decodes, its size, channels and the SHA-256 of its 8-bit pixels (``C, H, W``
+order), or the rejection code. No image is ever stored: the log lets a test or an auditor check which images
+reached the server (e.g. that no original did) without keeping them.
 
 The server never dies on input and never answers a bad request with a 5xx. Every rejection is a 4xx with
 the body ``{"error": {"code": ..., "message": ...}}`` naming the problem:
@@ -49,8 +58,10 @@ oversubscribed and the event loop stays free to answer health checks.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -62,7 +73,8 @@ import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -80,6 +92,10 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 DEFAULT_MAX_FILES = 256
 #: Decoders a request may reach (Pillow format names).
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+#: The browser client's files (``privis serve --client``) and the runtime vendored by ``scripts/vendor-web.sh``.
+STATIC_DIR = Path(__file__).parent / "static"
+VENDOR_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+                "ort.webgpu.min.js", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 #: Pixel modes whose meaning is unambiguous without alpha (as :func:`privis.data.read_image` accepts).
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -335,6 +351,99 @@ class BodyLimitMiddleware:
                 await self._reply(send, 413, "upload_too_large", limit_msg)
 
 
+# ------------------------------------------------------------------------------------------ request log
+
+
+class RequestLog:
+    """Append-only JSON-lines log of received uploads: hashes and sizes, never pixels.
+
+    One line per file, written with a single ``write`` on a file opened in append mode (lines from
+    concurrent requests do not interleave). Fields: ``time`` (Unix seconds), ``filename``, ``bytes``,
+    ``sha256`` (of the uploaded bytes), then either ``channels``, ``height``, ``width`` and ``pixels_sha256``
+    (SHA-256 of the decoded image quantised to 8 bits, ``uint8`` in ``(C, H, W)`` order) or ``error`` (the
+    rejection code).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch()
+        except OSError as exc:
+            raise InvalidInputError(f"{path}: cannot write the request log ({exc.strerror or exc})") from None
+
+    def record(self, name: str, data: bytes, pixels: np.ndarray | None, error: str | None) -> None:
+        """Log one upload: ``pixels`` the decoded ``(C, H, W)`` image in ``[0, 1]``, or None with ``error``."""
+        entry: dict[str, Any] = {"time": time.time(), "filename": name, "bytes": len(data),
+                                 "sha256": hashlib.sha256(data).hexdigest()}
+        if pixels is not None:
+            quantised = np.round(pixels * 255.0).astype(np.uint8)
+            entry.update(channels=int(pixels.shape[0]), height=int(pixels.shape[1]), width=int(pixels.shape[2]),
+                         pixels_sha256=pixels_sha256(quantised))
+        else:
+            entry["error"] = error
+        line = (json.dumps(entry) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+
+def pixels_sha256(image: np.ndarray) -> str:
+    """SHA-256 of an 8-bit image ``(C, H, W)`` ``uint8`` (C-contiguous bytes), as :class:`RequestLog` writes it."""
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise InvalidInputError(f"pixels_sha256 expects a uint8 (C, H, W) array, got {image.dtype} {image.shape}")
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ the client page
+
+
+def check_client_generator(path: str | Path, served: ServedModel) -> Path:
+    """Check the browser client can be served: the vendored runtime is installed and ``path`` is an ONNX
+    generator mapping the served model's input ``(1, C, H, W)`` to an image of the same shape.
+
+    Raises:
+        InvalidInputError: missing runtime files (names ``scripts/vendor-web.sh``), a file that is not
+            ``.onnx``, not loadable, or not an image-to-image generator for this model's input.
+    """
+    from privis.serve.client import load_generator, protect_images
+
+    missing = [f for f in VENDOR_FILES if not (STATIC_DIR / "vendor" / f).is_file()]
+    if missing:
+        raise InvalidInputError(f"the browser client's runtime is not installed ({STATIC_DIR / 'vendor'} lacks "
+                                f"{missing[0]}): run scripts/vendor-web.sh (needs npm) or scripts/setup.sh")
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise InvalidInputError(f"{path}: the browser client runs an ONNX generator; export one with "
+                                "`privis export --generator GEN.pt --onnx GEN.onnx`")
+    probe = torch.zeros(served.channels, *served.image_size)
+    protect_images([probe], load_generator(path))
+    return path
+
+
+def add_client_routes(app: Any, generator: Path) -> None:
+    """Serve the browser client at ``/``, its assets at ``/static`` and ``generator`` at
+    ``/client/generator.onnx``."""
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        # cross-origin isolation lets ONNX Runtime Web use WebAssembly threads (SharedArrayBuffer)
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
+                            headers={"Cross-Origin-Opener-Policy": "same-origin",
+                                     "Cross-Origin-Embedder-Policy": "require-corp"})
+
+    @app.get("/client/generator.onnx", include_in_schema=False)
+    def generator_file() -> FileResponse:
+        return FileResponse(generator, media_type="application/octet-stream",
+                            headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
 # ------------------------------------------------------------------------------------------ the app
 
 
@@ -394,6 +503,8 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_files: int = DEFAULT_MAX_FILES,
     class_names: list[str] | None = None,
+    client_generator: str | Path | None = None,
+    request_log: str | Path | None = None,
 ) -> Any:
     """Build the FastAPI application serving the classifier at ``model_path`` unchanged.
 
@@ -403,17 +514,23 @@ def create_app(
         max_pixels: largest ``width * height`` an image header may declare.
         max_files: most images per request.
         class_names: names for the outputs when the checkpoint has none.
+        client_generator: an ONNX generator (``privis export --onnx``): also serve the browser client at
+            ``/`` with this generator (see the module docstring); None serves the API only.
+        request_log: append a :class:`RequestLog` line per received upload to this file.
 
     Returns:
         The ASGI app (FastAPI), ready for ``uvicorn.run``.
 
     Raises:
-        InvalidInputError: bad limits or an unusable checkpoint.
+        InvalidInputError: bad limits, an unusable checkpoint, or an unusable client generator or runtime
+            (:func:`check_client_generator`).
     """
     for value, what in ((max_upload_bytes, "max_upload_bytes"), (max_pixels, "max_pixels"),
                         (max_files, "max_files")):
         check_int(value, what)
     served = load_served_model(model_path, class_names=class_names)
+    page_generator = None if client_generator is None else check_client_generator(client_generator, served)
+    log = None if request_log is None else RequestLog(request_log)
     started_at = time.time()
 
     errors: dict[int | str, dict[str, Any]] = {
@@ -457,8 +574,17 @@ def create_app(
 
     def infer(names: list[str], blobs: list[bytes]) -> PredictResponse:
         t0 = time.perf_counter()
-        arrays = [decode_image(n, b, max_pixels=max_pixels, channels=served.channels, size=served.image_size)
-                  for n, b in zip(names, blobs, strict=True)]
+        arrays = []
+        for n, b in zip(names, blobs, strict=True):
+            try:
+                arrays.append(decode_image(n, b, max_pixels=max_pixels, channels=served.channels,
+                                           size=served.image_size))
+            except ApiError as exc:
+                if log is not None:
+                    log.record(n, b, None, exc.code)
+                raise
+            if log is not None:
+                log.record(n, b, arrays[-1], None)
         probs = served.probabilities(torch.from_numpy(np.stack(arrays)))
         top = probs.argmax(dim=1).tolist()
         preds = [Prediction(filename=n, class_index=int(k), class_name=served.class_names[k], confidences=p)
@@ -500,6 +626,8 @@ def create_app(
             await form.close()
         return await run_in_threadpool(infer, names, blobs)
 
+    if page_generator is not None:
+        add_client_routes(app, page_generator)
     app.state.served = served
     app.state.limits = {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels, "max_files": max_files}
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_upload_bytes)
