@@ -89,7 +89,7 @@ async function init() {
   const { channels, input_size: [h, w], num_classes: k } = state.info;
   setStatus(`Ready: the generator runs in this browser (${state.backend === "webgpu" ? "WebGPU" : "WebAssembly"}); ` +
             `the server's model takes ${w}×${h} ${channels === 1 ? "grey" : "RGB"} images, ${k} classes.`);
-  $("accepts").textContent = `PNG, JPEG, BMP, GIF or WebP, ${w}×${h} pixels, up to ${state.info.max_upload_bytes} bytes`;
+  $("accepts").textContent = `PNG, JPEG, BMP, GIF or WebP, ${w}×${h} pixels, up to ${formatBytes(state.info.max_upload_bytes)}`;
   $("files").disabled = false;
   window.privis.ready = true;
 }
@@ -114,6 +114,15 @@ async function decode(file) {
   ctx.drawImage(bitmap, 0, 0);
   bitmap.close();
   return ctx.getImageData(0, 0, width, height, { colorSpace: "srgb" });
+}
+
+// A byte count as people read it: 8388608 -> "8 MiB", 1536 -> "1.5 KiB", 700 -> "700 bytes".
+function formatBytes(n) {
+  const units = [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]];
+  for (const [unit, size] of units) {
+    if (n >= size) return `${Number((n / size).toFixed(1))} ${unit}`;
+  }
+  return `${n} bytes`;
 }
 
 // RGBA bytes -> canonical (1, C, H, W) float32 in [0, 1]; grey uses Pillow's "L" conversion (ITU-R 601-2).
@@ -245,8 +254,8 @@ async function handleFile(file) {
                           "BMP, GIF or WebP image");
     }
     if (file.size > state.info.max_upload_bytes) {
-      throw new UserError(`${file.name}: image too large: ${file.size} bytes; the server accepts at most ` +
-                          `${state.info.max_upload_bytes} bytes`);
+      throw new UserError(`${file.name}: image too large: ${formatBytes(file.size)}; the server accepts at most ` +
+                          `${formatBytes(state.info.max_upload_bytes)}`);
     }
     const image = await decode(file);
     const { width, height } = image;
