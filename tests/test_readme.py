@@ -29,6 +29,7 @@ EXPENSIVE: dict[str, str] = {
     "16 minutes each (the suite covers these commands on small data in tests/cli/)",
     r"\bprivis serve\b": "serves until stopped (tests/cli/test_cli_serve.py starts and stops one)",
     r"\bprivis client\b": "needs a running server and a trained generator",
+    r"\bprivis export\b": "needs the generator trained above (the suite exports one in tests/cli/)",
 }
 #: Shells the README's commands must run in, as a user starts them, minus their start-up files.
 SHELLS = {"bash": ["bash", "--noprofile", "--norc", "-e"], "zsh": ["zsh", "-f", "-e"]}
