@@ -241,17 +241,19 @@ def fsap_table3(*, data: str | None = None, seed: int = 0, quick: bool = False, 
 
 @dataclass
 class Faces:
-    """Real faces grouped by shape (LFW crops upscaled, the astronaut), dlib's models and the HOG detector."""
+    """Real faces grouped by shape (LFW crops upscaled, the astronaut), dlib's models and its HOG and MMOD
+    detectors."""
 
     groups: list[Tensor]
     port: IdentityModel
     dlib: IdentityModel
     detector: Any
+    mmod: Any
 
 
 def faces(count: int) -> Faces:
     """``count`` real faces (:func:`privis.identity.alignment.sample_faces`: the astronaut, then LFW crops),
-    stacked per shape; the dlib recognisers (torch port and dlib itself) and dlib's HOG detector."""
+    stacked per shape; the dlib recognisers (torch port and dlib itself) and dlib's HOG and MMOD detectors."""
     from privis.detectors import REGISTRY as DETECTORS
     from privis.identity.alignment import sample_faces
     from privis.identity.dlib_identity import DlibIdentity, DlibResNetIdentity
@@ -261,17 +263,17 @@ def faces(count: int) -> Faces:
     for face in found:
         by_shape.setdefault(tuple(face.shape[1:]), []).append(face)
     return Faces([torch.cat(v) for v in by_shape.values()], DlibResNetIdentity().eval(), DlibIdentity(),
-                 DETECTORS.create("dlib-hog"))
+                 DETECTORS.create("dlib-hog"), DETECTORS.create("dlib-mmod"))
 
 
 def face_row(f: Faces, originals: Sequence[Tensor], protected: Sequence[Tensor], *,
              landmarks: bool = True) -> dict[str, float]:
-    """SPR under dlib (0.6, black-box) and the torch port, SDR (HOG), MSE and, optionally, landmark distances,
+    """SPR under dlib (0.6, black-box) and the torch port, SDR (HOG, MMOD), MSE and, optionally, landmark distances,
     over every group of faces (weighted by faces)."""
     from privis.identity.face_metrics import detected, landmark_distances
 
     n = sum(x.shape[0] for x in originals)
-    row: dict[str, float] = {"spr_dlib": 0.0, "spr_port": 0.0, "sdr_hog": 0.0, "mse": 0.0}
+    row: dict[str, float] = {"spr_dlib": 0.0, "spr_port": 0.0, "sdr_hog": 0.0, "sdr_mmod": 0.0, "mse": 0.0}
     marks: dict[str, float] = {}
     for x, y in zip(originals, protected, strict=True):
         w = x.shape[0] / n
@@ -279,6 +281,7 @@ def face_row(f: Faces, originals: Sequence[Tensor], protected: Sequence[Tensor],
             model.locate(x)  # type: ignore[operator]  # the thesis' attacker: the original face's position
             row[key] += w * protection_success_rate(model, x, y)
         row["sdr_hog"] += w * float(detected(f.detector, y).float().mean())
+        row["sdr_mmod"] += w * float(detected(f.mmod, y).float().mean())
         row["mse"] += w * float(cast(Tensor, metrics.mse(y, x)).mean())
         if landmarks:
             d = landmark_distances(x, y)
@@ -316,7 +319,8 @@ def fsap_faces(*, data: str | None = None, seed: int = 0, quick: bool = False, f
         params = {"codec_epochs": 1} if quick and name == "dp-image" else FACE_PARAMS.get(name, {})
         releases[name] = [methods.create(name, random_state=seed, **params).fit(x).transform(x) for x in xs]
         rows.append({"method": name, **face_row(f, xs, releases[name]), "seconds": time.perf_counter() - t0})
-    summary = {f"{r['method']}.{k}": r[k] for r in rows for k in ("spr_dlib", "spr_port", "sdr_hog", "mse")}
+    summary = {f"{r['method']}.{k}": r[k] for r in rows for k in ("spr_dlib", "spr_port", "sdr_hog", "sdr_mmod",
+                                                                              "mse")}
     summary["faces"] = float(sum(x.shape[0] for x in xs))
     first = xs[-1][:6]  # the LFW group (or the astronaut alone)
     grid = {"original": first, **{name: out[-1][:6] for name, out in releases.items()}}
@@ -324,11 +328,12 @@ def fsap_faces(*, data: str | None = None, seed: int = 0, quick: bool = False, f
         "fsap-faces", summary=summary, tables={"real faces (Tables 5.2-5.3 analogue)": rows},
         config={"faces": summary["faces"], "N": N, "seed": seed, "quick": quick,
                 "identity_optimised": "dlib-resnet (torch port, white-box)", "spr_threshold": 0.6,
-                "detector": "dlib-hog", "other_params": FACE_PARAMS, "citation": references.FSAP},
+                "detectors": ["dlib-hog", "dlib-mmod"], "other_params": FACE_PARAMS, "citation": references.FSAP},
         notes=["FSAP runs in pixel space against privis' torch port of dlib's face ResNet (white-box); spr_dlib is "
                "measured by dlib itself (black-box), both at distance 0.6, at the landmarks found on the original.",
-               "sdr_hog: share of protected images where dlib's HOG detector finds a face (Eq. 5.12); landmark "
-               "distances: mean pixel distance of dlib's 68 landmarks per region, fitted in the original's face box.",
+               "sdr_hog, sdr_mmod: share of protected images where dlib's HOG / MMOD detector finds a face "
+               "(Eq. 5.12); landmark distances: mean pixel distance of dlib's 68 landmarks per region, fitted in "
+               "the original's face box.",
                "The original row is the reference (SPR 0, SDR 1 by construction of the face sample)."],
         figures=[Figure(" | ".join(grid), image_grid_png(grid, max_rows=6))],
         seconds=time.perf_counter() - t_start)

@@ -99,6 +99,7 @@ GLOSSARY: dict[str, Term] = {
     "spr_dlib": _acc("SPR under dlib's face recogniser (distance 0.6)", "higher", PRIVACY),
     "spr_port": _acc("SPR under privis' torch port of dlib's recogniser (0.6)", "higher", PRIVACY),
     "sdr_hog": _acc("Face detection rate after protection, dlib HOG (SDR)", "", PRIVACY),
+    "sdr_mmod": _acc("Face detection rate after protection, dlib MMOD (SDR)", "", PRIVACY),
     "face_match_protected": _acc("Faces dlib still matches to the original, protected", "lower", PRIVACY),
     "face_match_recovered": _acc("Faces dlib still matches to the original, after the filter attack", "lower",
                                  PRIVACY),
