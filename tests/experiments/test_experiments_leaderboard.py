@@ -40,3 +40,16 @@ def test_quick_leaderboard_covers_every_method_and_attack(quick_leaderboard):
     assert titles[0].startswith("privacy-utility")
     assert sum("best recovery" in t for t in titles) == len(names)
     assert result.summary["methods"] == len(names)
+
+
+def test_face_identity_counts_dlib_matches_and_takes_method_parameters(monkeypatch):
+    from privis.experiments import fsap_tables
+    from privis.experiments.leaderboard import face_identity
+
+    real = fsap_tables.faces(3)
+    real.groups = [g for g in real.groups if g.shape[-1] < 512]  # two LFW faces; the 512 px astronaut is slow
+    monkeypatch.setattr(fsap_tables, "faces", lambda count: real)
+    rows = face_identity(["noise"], count=2, seed=0, method_params={"noise": {"sigma": 0.001}})
+    assert [r["method"] for r in rows] == ["noise"] and rows[0]["status"] == "ok" and rows[0]["faces"] == 2
+    # imperceptible noise leaves every face recognisable, protected and after the filter attack
+    assert rows[0]["face_match_protected"] == 1.0 and rows[0]["face_match_recovered"] == 1.0

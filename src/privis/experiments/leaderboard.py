@@ -212,16 +212,20 @@ def run_attack(attack: str, method: str, *, data: str | None = None, params: dic
 LEADERBOARD_FACES = 12
 
 
-def face_identity(names: list[str], *, count: int, seed: int) -> list[dict[str, Any]]:
+def face_identity(names: list[str], *, count: int, seed: int,
+                  method_params: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Per method: how often dlib's recogniser still matches protected and filter-restored faces to their originals
-    (step 7 of the module notes); one row per method with ``status`` ``ok`` or ``n/a`` and the reason."""
+    (step 7 of the module notes); one row per method with ``status`` ``ok`` or ``n/a`` and the reason.
+    ``method_params`` (method -> parameters, e.g. :data:`QUICK_METHOD_PARAMS`) override the defaults."""
     from privis.experiments.fsap_tables import FACE_PARAMS, faces
     from privis.identity import identity_similarity
 
     f = faces(count)
     rows: list[dict[str, Any]] = []
     for name in names:
-        params: dict[str, Any] = {"identity_model": f.port} if name == "fsap" else dict(FACE_PARAMS.get(name, {}))
+        params: dict[str, Any] = {**FACE_PARAMS.get(name, {}), **(method_params or {}).get(name, {})}
+        if name == "fsap":
+            params["identity_model"] = f.port
         matched = {"protected": 0.0, "recovered": 0.0}
         t0 = time.perf_counter()
         try:
@@ -416,7 +420,8 @@ def leaderboard(*, data: str | None = None, seed: int = 0, quick: bool = False, 
     face_count = (0 if quick else LEADERBOARD_FACES) if faces is None else faces
     tables = {"leaderboard": board, "attacks": rows, "keyspace": keyspace_rows}
     if face_count > 0:
-        face_rows = face_identity(names, count=face_count, seed=seed)
+        face_rows = face_identity(names, count=face_count, seed=seed,
+                                  method_params=QUICK_METHOD_PARAMS if quick else None)
         tables["face identity"] = face_rows
         for entry, face_row in zip(board, face_rows, strict=True):
             entry.update({k: face_row[k] for k in ("face_match_protected", "face_match_recovered")})

@@ -312,7 +312,8 @@ class FSAP(Protector):
         if pixel_space and self.variant == "both" and undo >= float(self.lambda_I):
             hint = (f"; in pixel space k * {len(ATTRIBUTE_PARTS)} * lambda_P = {undo:g} undoes each identity step "
                     f"lambda_I = {float(self.lambda_I):g}: try lambda_I=0.05 lambda_P=0.002")
-        warnings.warn(f"fsap: {1 - reached:.0%} of the images did not reach the identity loss tau = "
+        kept = int((losses <= float(self.tau)).sum())
+        warnings.warn(f"fsap: {kept} of {losses.numel()} images did not reach the identity loss tau = "
                       f"{float(self.tau):g} within N = {int(self.N)} iterations and may still be recognised{hint}",
                       UserWarning, stacklevel=3)
 
