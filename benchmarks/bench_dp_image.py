@@ -15,17 +15,14 @@ Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dp_image.py [--n 256] 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
+from isolated import emit, in_fresh_process
 from privis.experiments.perturbation_tables import load_average
-from privis.fsutil import atomic_write_text
 from privis.latent import ConvAutoencoder, LatentCodec, load_codec
 from privis.methods.dp_image import DPImage
 from privis.sysinfo import peak_rss_mb
@@ -67,11 +64,6 @@ def _worker(kind: str, codec_path: str | None, n: int, steps: int, threads: int,
             "latent_iterations_per_second": n * steps / seconds, "peak_rss_mb": peak_rss_mb()}
 
 
-def run(*args: object) -> dict:
-    """:func:`_worker` in a fresh process, so that its peak memory is its own."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_worker, *args).result()
-
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,18 +75,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    rows = {kind: run(kind, args.codec, args.n_ref if kind == "reference" else args.n, args.steps, args.threads,
-                      args.seed) for kind in ("privis", "privis-ids", "reference")}
+    rows = {kind: in_fresh_process(_worker, kind, args.codec, args.n_ref if kind == "reference" else args.n,
+                                   args.steps, args.threads, args.seed)
+            for kind in ("privis", "privis-ids", "reference")}
     ref = rows["reference"]["latent_iterations_per_second"]
     report = {"codec": args.codec or "ConvAutoencoder() 1x28x28, latent (8, 64)", "steps": args.steps,
               "threads": args.threads, "load_average": load_average(), **rows,
               "ratio_privis_to_reference": rows["privis"]["latent_iterations_per_second"] / ref,
               "ratio_privis_ids_to_reference": rows["privis-ids"]["latent_iterations_per_second"] / ref}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        atomic_write_text(args.json, text + "\n")
-    return report
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,14 @@ Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_fsap.py [--n 256] [--n
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
+from isolated import emit, in_fresh_process
 from privis.experiments.perturbation_tables import load_average
-from privis.fsutil import atomic_write_text
 from privis.identity import AttributeModel, ClassifierIdentity, IdentityModel
 from privis.methods.fsap import FSAP, id_loss
 from privis.models import create_seeded, freeze
@@ -83,11 +80,6 @@ def _worker(kind: str, n: int, iterations: int, threads: int, seed: int) -> dict
             "peak_rss_mb": peak_rss_mb()}
 
 
-def run(*args: object) -> dict:
-    """:func:`_worker` in a fresh process, so that its peak memory is its own."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_worker, *args).result()
-
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,18 +90,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    rows = {kind: run(kind, args.n_ref if kind == "reference" else args.n, args.iterations, args.threads, args.seed)
+    rows = {kind: in_fresh_process(_worker, kind, args.n_ref if kind == "reference" else args.n, args.iterations,
+                                   args.threads, args.seed)
             for kind in ("privis", "reference")}
     report = {"images": "1x28x28 grey, pixel space", "identity_model": "lenet5 penultimate (seeded, untrained)",
               "k": K, "lambda_I": LAMBDA_I, "lambda_P": LAMBDA_P, "iterations": args.iterations,
               "threads": args.threads, "load_average": load_average(), **rows,
               "ratio_privis_to_reference": rows["privis"]["images_per_second"]
               / rows["reference"]["images_per_second"]}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        atomic_write_text(args.json, text + "\n")
-    return report
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -18,21 +18,18 @@ Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_object_hiding.py --det
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from isolated import emit, in_fresh_process
 from privis.detectors import Detector, region_targets
 from privis.detectors.scene_detector import load_scene_detector
 from privis.detectors.scenes import make_scenes
 from privis.experiments.perturbation_tables import load_average
-from privis.fsutil import atomic_write_text
 from privis.methods.object_hiding import ObjectHiding
 from privis.metrics.hiding import hiding_ratios
 from privis.sysinfo import peak_rss_mb
@@ -88,11 +85,6 @@ def _worker(kind: str, detector_path: str, n: int, batch: int, eps: float, itera
             "peak_memory_mb": memory}
 
 
-def run(*args: object) -> dict:
-    """:func:`_worker` in a fresh process, so that its peak memory is its own."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_worker, *args).result()
-
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,17 +99,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    rows = {kind: run(kind, args.detector, args.n_ref if kind == "reference" else args.n, args.batch,
-                      args.eps, args.iterations, args.threads, args.device, args.seed)
+    rows = {kind: in_fresh_process(_worker, kind, args.detector, args.n_ref if kind == "reference" else args.n,
+                                   args.batch, args.eps, args.iterations, args.threads, args.device, args.seed)
             for kind in ("privis", "reference")}
     report = {"detector": Path(args.detector).name, "eps": args.eps, "iterations": args.iterations,
               "threads": args.threads, "device": args.device, "load_average": load_average(), **rows,
               "ratio_privis_to_reference": rows["privis"]["images_per_second"] / rows["reference"]["images_per_second"]}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        atomic_write_text(args.json, text + "\n")
-    return report
+    return emit(report, args.json)
 
 
 if __name__ == "__main__":
