@@ -64,3 +64,21 @@ def test_evaluate_adds_spr_keys_only_for_a_method_with_an_identity_objective():
     assert 0 <= summary["spr"] <= 1 and summary["mse_mean"] > 0
     blur = evaluate("blur", EvalConfig(data="digits", train_size=120, test_size=40, epochs=1)).summary
     assert not {"spr", "spr_heldout", "mse_mean"} & set(blur)
+
+
+def test_protect_faces_fits_each_group_with_identity_labels_and_names_refused_groups():
+    from privis.errors import PrivisError
+    from privis.experiments.fsap_tables import protect_faces
+
+    gen = torch.Generator().manual_seed(0)
+    one, triple = torch.rand(1, 1, 16, 16, generator=gen), torch.rand(3, 1, 16, 16, generator=gen)
+    # the perturbation generator needs labels (one class per face) and at least three images per fit
+    kept, out, note = protect_faces("perturbation", [one, triple], seed=0,
+                                    params={"epochs": 1, "classifier_epochs": 1})
+    assert kept == [1] and len(out) == 1 and out[0].shape == triple.shape
+    assert "1 face(s) of (1, 16, 16)" in note and "at least 3 images" in note
+    # Veil trains its local model on the identity labels
+    kept, out, note = protect_faces("veil", [triple], seed=0, params={"steps": 2, "local_epochs": 1})
+    assert kept == [0] and note == "" and not torch.equal(out[0], triple)
+    with pytest.raises(PrivisError, match="at least 3 images"):
+        protect_faces("perturbation", [one], seed=0, params={"epochs": 1, "classifier_epochs": 1})

@@ -180,3 +180,13 @@ def test_register_optimizer_adds_a_name() -> None:
     model = create("lenet5", num_classes=2, image_size=12)
     train(model, images, labels, epochs=1, optimizer="test-rmsprop")
     assert "test-rmsprop" in available_optimizers()
+
+
+def test_one_image_for_a_batchnorm_model_is_refused_in_one_line():
+    vgg = create("vgg", num_classes=2, in_channels=1, image_size=16)
+    one, label = torch.rand(1, 1, 16, 16), torch.tensor([0])
+    with pytest.raises(InvalidInputError, match="BatchNorm .* 1 image"):
+        train(vgg, one, label, epochs=1)
+    # without BatchNorm one image trains
+    lenet = create("lenet5", num_classes=2, in_channels=1, image_size=16)
+    assert len(train(lenet, one, label, epochs=1).loss) == 1

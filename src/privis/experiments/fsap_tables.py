@@ -46,6 +46,8 @@ THESIS_RATES = (0.02, 0.008)
 STRONG_RATES = (0.05, 0.002)
 #: The other methods of the Table 5.2 analogue, at their defaults.
 OTHER_METHODS = ("blur", "pixelate", "noise", "dp-image", "visualmixer")
+#: The other methods of the real-face comparison: every classification method but FSAP.
+FACE_OTHER_METHODS = (*OTHER_METHODS, "veil", "perturbation", "instahide")
 #: Parameters of other methods on real faces, where a default would train too long for a few faces: DP-Image's
 #: stand-in codec trains on the faces being protected.
 FACE_PARAMS: dict[str, dict[str, Any]] = {"dp-image": {"codec_epochs": 2}}
@@ -266,6 +268,11 @@ def faces(count: int) -> Faces:
                  DETECTORS.create("dlib-hog"), DETECTORS.create("dlib-mmod"))
 
 
+def face_total(groups: Sequence[Tensor]) -> float:
+    """The number of faces in ``groups``."""
+    return float(sum(x.shape[0] for x in groups))
+
+
 def face_row(f: Faces, originals: Sequence[Tensor], protected: Sequence[Tensor], *,
              landmarks: bool = True) -> dict[str, float]:
     """SPR under dlib (0.6, black-box) and the torch port, SDR (HOG, MMOD), MSE and, optionally, landmark distances,
@@ -298,30 +305,72 @@ def face_fsap(f: Faces, x: Tensor, *, seed: int, **params: Any) -> Tensor:
     return FSAP(identity_model=f.port, random_state=seed, **params).fit(x).transform(x)
 
 
+def protect_faces(name: str, groups: Sequence[Tensor], *, seed: int,
+                  params: dict[str, Any] | None = None) -> tuple[list[int], list[Tensor], str]:
+    """Protect each group of faces with a fresh ``name`` protector fitted on that group, each face its own
+    identity class (labels ``0 .. n-1``: the owner's task is telling the people apart, which Veil's local model
+    and the perturbation generator's classifier train on; methods without labels ignore them).
+
+    Returns:
+        the indices of the groups the method protected, their protected images, and a note naming the groups it
+        refused and why (``""`` when none was refused; e.g. a generator that needs two images per fit).
+
+    Raises:
+        PrivisError: the method refused every group (the message of the last refusal).
+    """
+    from privis.errors import PrivisError
+
+    kept: list[int] = []
+    out: list[Tensor] = []
+    refused: list[str] = []
+    last: PrivisError | None = None
+    for i, x in enumerate(groups):
+        try:
+            labels = torch.arange(x.shape[0])
+            out.append(methods.create(name, random_state=seed, **(params or {})).fit(x, labels).transform(x))
+            kept.append(i)
+        except PrivisError as exc:
+            last = exc
+            refused.append(f"{x.shape[0]} face(s) of {tuple(x.shape[1:])}: {exc}")
+    if last is not None and not kept:
+        raise last
+    return kept, out, "; ".join(f"not protected: {r}" for r in refused)
+
+
 @register_experiment("fsap-faces", "FSAP on real faces (LFW crops upscaled for dlib, astronaut): SPR under dlib at 0.6 "
                      "and the torch port, SDR (dlib HOG), landmark distances, MSE, for FSAP and every other method.")
 def fsap_faces(*, data: str | None = None, seed: int = 0, quick: bool = False, faces_count: int = 20,
-               N: int = 100) -> Result:
+               N: int = 100, only: Sequence[str] | None = None) -> Result:
+    """``only``: restrict to these methods (``fsap`` stands for both FSAP rows); default FSAP and
+    :data:`FACE_OTHER_METHODS`."""
     t_start = time.perf_counter()
     if quick:
         faces_count, N = 2, 2
     f = faces(faces_count)
     xs = f.groups
-    rows: list[dict[str, Any]] = [{"method": "original", **face_row(f, xs, xs), "seconds": 0.0}]
+    rows: list[dict[str, Any]] = [{"method": "original", **face_row(f, xs, xs), "faces": face_total(xs),
+                                   "seconds": 0.0}]
     releases: dict[str, list[Tensor]] = {}
-    for label, rates in (("fsap", THESIS_RATES), (f"fsap (lambda_I={STRONG_RATES[0]}, lambda_P={STRONG_RATES[1]})",
-                                                  STRONG_RATES)):
-        t0 = time.perf_counter()
-        releases[label] = [face_fsap(f, x, seed=seed, N=N, lambda_I=rates[0], lambda_P=rates[1]) for x in xs]
-        rows.append({"method": label, **face_row(f, xs, releases[label]), "seconds": time.perf_counter() - t0})
-    for name in OTHER_METHODS:
+    chosen = list(only) if only else ["fsap", *FACE_OTHER_METHODS]
+    if "fsap" in chosen:
+        for label, rates in (("fsap", THESIS_RATES),
+                             (f"fsap (lambda_I={STRONG_RATES[0]}, lambda_P={STRONG_RATES[1]})", STRONG_RATES)):
+            t0 = time.perf_counter()
+            releases[label] = [face_fsap(f, x, seed=seed, N=N, lambda_I=rates[0], lambda_P=rates[1]) for x in xs]
+            rows.append({"method": label, **face_row(f, xs, releases[label]), "faces": face_total(xs),
+                         "seconds": time.perf_counter() - t0})
+    for name in (m for m in chosen if m != "fsap"):
         t0 = time.perf_counter()
         params = {"codec_epochs": 1} if quick and name == "dp-image" else FACE_PARAMS.get(name, {})
-        releases[name] = [methods.create(name, random_state=seed, **params).fit(x).transform(x) for x in xs]
-        rows.append({"method": name, **face_row(f, xs, releases[name]), "seconds": time.perf_counter() - t0})
+        kept, out, note = protect_faces(name, xs, seed=seed, params=params)
+        originals = [xs[i] for i in kept]
+        if kept[-1] == len(xs) - 1:  # the grid shows the last group
+            releases[name] = out
+        rows.append({"method": name, **face_row(f, originals, out), "faces": face_total(originals),
+                     "seconds": time.perf_counter() - t0, **({"note": note} if note else {})})
     summary = {f"{r['method']}.{k}": r[k] for r in rows for k in ("spr_dlib", "spr_port", "sdr_hog", "sdr_mmod",
                                                                               "mse")}
-    summary["faces"] = float(sum(x.shape[0] for x in xs))
+    summary["faces"] = face_total(xs)
     first = xs[-1][:6]  # the LFW group (or the astronaut alone)
     grid = {"original": first, **{name: out[-1][:6] for name, out in releases.items()}}
     return Result(

@@ -217,7 +217,7 @@ def face_identity(names: list[str], *, count: int, seed: int,
     """Per method: how often dlib's recogniser still matches protected and filter-restored faces to their originals
     (step 7 of the module notes); one row per method with ``status`` ``ok`` or ``n/a`` and the reason.
     ``method_params`` (method -> parameters, e.g. :data:`QUICK_METHOD_PARAMS`) override the defaults."""
-    from privis.experiments.fsap_tables import FACE_PARAMS, faces
+    from privis.experiments.fsap_tables import FACE_PARAMS, face_total, faces, protect_faces
     from privis.identity import identity_similarity
 
     f = faces(count)
@@ -229,21 +229,22 @@ def face_identity(names: list[str], *, count: int, seed: int,
         matched = {"protected": 0.0, "recovered": 0.0}
         t0 = time.perf_counter()
         try:
-            for x in f.groups:
-                y = methods.create(name, random_state=seed, **params).fit(x).transform(x)
-                recovered = attacks.create("filters").run(x, y, context=AttackContext(method=name)).recovered
-                f.dlib.locate(x)  # type: ignore[operator]  # the original face's position
-                for key, images in (("protected", y), ("recovered", recovered)):
-                    same = f.dlib.same_identity(identity_similarity(f.dlib, x, cast(Tensor, images)))
-                    matched[key] += float(same.float().sum())
+            kept, protected, note = protect_faces(name, f.groups, seed=seed, params=params)
         except PrivisError as exc:
             rows.append({"method": name, "status": "n/a", "face_match_protected": None,
                          "face_match_recovered": None, "note": str(exc)})
             continue
-        total = float(sum(x.shape[0] for x in f.groups))
+        originals = [f.groups[i] for i in kept]
+        for x, y in zip(originals, protected, strict=True):
+            recovered = attacks.create("filters").run(x, y, context=AttackContext(method=name)).recovered
+            f.dlib.locate(x)  # type: ignore[operator]  # the original face's position
+            for key, images in (("protected", y), ("recovered", recovered)):
+                same = f.dlib.same_identity(identity_similarity(f.dlib, x, cast(Tensor, images)))
+                matched[key] += float(same.float().sum())
+        total = face_total(originals)
         rows.append({"method": name, "status": "ok", "face_match_protected": matched["protected"] / total,
                      "face_match_recovered": matched["recovered"] / total, "faces": total,
-                     "seconds": round(time.perf_counter() - t0, 1)})
+                     "seconds": round(time.perf_counter() - t0, 1), **({"note": note} if note else {})})
     return rows
 
 

@@ -87,6 +87,7 @@ from privis.methods.base import (
     model_param,
     seed_param,
 )
+from privis.models.training import index_batches
 from privis.models.unet import UNetPerturbation
 from privis.progress import progress
 from privis.random import default_device, resolve_seed
@@ -292,11 +293,9 @@ def train_generator(
     n = images.shape[0]
     for epoch in range(1, epochs + 1):
         generator.train()
-        order = torch.randperm(n, generator=rng)
         sums: dict[str, float] = {}
-        starts = range(0, n, batch_size)
-        for start in progress(starts, total=len(starts), desc=f"perturbation generator {epoch}/{epochs}"):
-            idx = order[start:start + batch_size]
+        batches = index_batches(n, batch_size, rng)
+        for idx in progress(batches, total=len(batches), desc=f"perturbation generator {epoch}/{epochs}"):
             x = images[idx].to(device)
             y = labels[idx].to(device)
             if augment:
@@ -501,7 +500,7 @@ class ProtectivePerturbation(Protector):
         """Obtain the frozen classifiers and train the generator by Algorithm 1 on ``(images, labels)``.
 
         Args:
-            images: ``(N, C, H, W)`` canonical fitting images (at least 2).
+            images: ``(N, C, H, W)`` canonical fitting images (at least 3).
             labels: ``(N,)`` class labels (Algorithm 1 needs ``Y``; required unless ``epochs=0`` and both
                 classifiers and the generator are given).
 
@@ -515,6 +514,9 @@ class ProtectivePerturbation(Protector):
         labels = check_labels(labels, images.shape[0])
         if labels is None and self.epochs > 0:
             raise InvalidInputError("ProtectivePerturbation.fit needs labels: Algorithm 1 trains on (X, Y)")
+        if self.epochs > 0 and images.shape[0] < 3:  # BatchNorm trains on batches of 2 or more; one is held out
+            raise InvalidInputError(f"ProtectivePerturbation.fit needs at least 3 images (2 to train the generator, "
+                                    f"1 to validate it), got {images.shape[0]}")
         seed = resolve_seed(self.random_state)
         device = default_device()
         num_classes = int(labels.max()) + 1 if labels is not None else 0
@@ -533,8 +535,6 @@ class ProtectivePerturbation(Protector):
         if self.epochs > 0:
             assert labels is not None  # refused above: training needs labels
             n = images.shape[0]
-            if n < 2:
-                raise InvalidInputError(f"ProtectivePerturbation.fit needs at least 2 images, got {n}")
             n_val = min(n - 1, max(1, round(self.val_fraction * n)))
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
             tr, va = order[n_val:], order[:n_val]

@@ -101,7 +101,7 @@ def num_classes_of(model: nn.Module, example: Tensor | None = None) -> int | Non
     return int(out.shape[-1])
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[Tensor]:
+def index_batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[Tensor]:
     """Index batches over ``range(n)``, shuffled when a generator is given.
 
     A trailing batch of one sample is merged into the previous batch: BatchNorm cannot train on one
@@ -164,7 +164,8 @@ def train(
         A :class:`TrainHistory`.
 
     Raises:
-        InvalidInputError: bad tensors (shape, NaN, range, label out of range, length mismatch) or settings.
+        InvalidInputError: bad tensors (shape, NaN, range, label out of range, length mismatch), settings, or
+            one training image for a model with BatchNorm.
         FloatingPointError: the loss became NaN or infinite (lower ``lr``).
 
     Examples:
@@ -187,6 +188,10 @@ def train(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise InvalidInputError(f"epochs must be an int >= 0, got {epochs!r}")
     batch_size = check_int(batch_size, "batch_size")
+    if epochs > 0 and images.shape[0] < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                                   for m in model.modules()):
+        raise InvalidInputError(f"{type(model).__name__} has BatchNorm layers, which cannot train on "
+                                f"{images.shape[0]} image(s): give at least 2")
     if augment is not None and not callable(augment):
         raise InvalidInputError(f"augment must be callable, got {type(augment).__name__}")
     seed = resolve_seed(seed)
@@ -214,7 +219,7 @@ def train(
                 model.train()
                 history.lr.append(float(opt.param_groups[0]["lr"]))
                 total_loss, correct, seen = 0.0, 0, 0
-                batches = _batches(images.shape[0], batch_size, generator)
+                batches = index_batches(images.shape[0], batch_size, generator)
                 for index in progress(batches, total=len(batches), desc=f"{desc} {epoch + 1}/{epochs}"):
                     x = images[index].to(device, non_blocking=True)
                     y = labels[index].to(device, non_blocking=True)
@@ -255,7 +260,7 @@ def _predict_checked(model: nn.Module, images: Tensor, batch_size: int, device: 
     outputs: list[Tensor] = []
     try:
         with torch.no_grad():
-            for index in _batches(images.shape[0], batch_size, None):
+            for index in index_batches(images.shape[0], batch_size, None):
                 outputs.append(model(images[index].to(target)).float().cpu())
     finally:
         model.train(was_training)
