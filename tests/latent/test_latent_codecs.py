@@ -26,6 +26,24 @@ def test_autoencoder_groups_come_coarse_to_fine_at_any_size(shape):
     assert not torch.equal(codec.decode(moved), codec.decode(z))
 
 
+def test_autoencoder_heads_stay_small_on_large_images_and_leave_small_ones_alone():
+    # up to 32 x 32 every map is within the cap: the same weights, the same outputs as an uncapped codec
+    torch.manual_seed(0)
+    capped = ConvAutoencoder(3, 32, 32, groups=(1, 1, 2), group_size=4, base=4).eval()
+    uncapped = ConvAutoencoder(3, 32, 32, groups=(1, 1, 2), group_size=4, base=4, head_size=None).eval()
+    uncapped.load_state_dict(capped.state_dict())
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(capped.decode(capped.encode(x)), uncapped.decode(uncapped.encode(x)))
+    # a 512 x 512 RGB codec at the defaults: the fine map (256 x 256 x 16) is pooled to 16 x 16 for its head
+    big = ConvAutoencoder(3, 512, 512)
+    assert sum(p.numel() for p in big.parameters()) < 10_000_000
+    assert sum(p.numel() for p in ConvAutoencoder(3, 512, 512, head_size=None).parameters()) > 500_000_000
+    z = big.encode(torch.rand(1, 3, 512, 512))
+    assert z.shape == (1, 8, 64) and big.decode(z).shape == (1, 3, 512, 512)
+    with pytest.raises(InvalidInputError, match="head_size"):
+        ConvAutoencoder(1, 8, 8, head_size=0)
+
+
 def test_shape_and_value_errors_name_the_expected_shape():
     codec = ConvAutoencoder(1, 8, 8, groups=(1, 1, 1), group_size=2, base=4)
     with pytest.raises(InvalidInputError, match=r"expects images of shape \(N, 1, 8, 8\), got \(2, 1, 9, 9\)"):

@@ -61,6 +61,22 @@ def test_codec_files_round_trip(codec, images, tmp_path):
     assert loaded.lipschitz_bound == codec.lipschitz_bound
 
 
+def test_an_autoencoder_saved_before_the_heads_cap_still_loads(tmp_path):
+    import json
+
+    torch.manual_seed(0)
+    old = ConvAutoencoder(1, 40, 40, groups=(1, 1, 1), group_size=2, base=4, head_size=None).eval()
+    path = save_codec(old, tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=True)
+    config = json.loads(payload["config"])
+    del config["head_size"]  # the format written before the cap existed
+    payload["config"] = json.dumps(config)
+    torch.save(payload, path)
+    loaded = load_codec(path)
+    x = torch.rand(2, 1, 40, 40)
+    assert torch.equal(loaded.decode(loaded.encode(x)), old.decode(old.encode(x)))
+
+
 def test_bad_codec_files_are_refused_by_name(tmp_path):
     with pytest.raises(InvalidInputError, match="codec file not found"):
         load_codec(tmp_path / "missing.pt")

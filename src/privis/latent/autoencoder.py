@@ -65,6 +65,11 @@ class ConvAutoencoder(LatentCodec):
         group_size: ``D``, values per group (``>= 1``; default 64, so ``d = G D = 512``).
         base: channels of the largest feature map (``>= 4``; default 16); the smaller maps have 2 and 4 times
             as many.
+        head_size: the largest side of a feature map the linear heads read and the decoder's linear inputs
+            write (``>= 1``; default 16): a larger map is average-pooled to at most ``head_size x head_size``
+            before its head and its decoder input is upsampled (bilinear) back, so the linear layers stay small
+            on large images (a 512 x 512 RGB image would otherwise need about 700 million weights). Images up to
+            32 x 32 are unaffected. None: no cap (codecs saved before the cap existed load this way).
 
     Raises:
         InvalidInputError: any argument outside its range.
@@ -79,17 +84,20 @@ class ConvAutoencoder(LatentCodec):
     """
 
     def __init__(self, channels: int = 1, height: int = 28, width: int = 28, *,
-                 groups: tuple[int, int, int] | list[int] = (2, 2, 4), group_size: int = 64, base: int = 16) -> None:
+                 groups: tuple[int, int, int] | list[int] = (2, 2, 4), group_size: int = 64, base: int = 16,
+                 head_size: int | None = 16) -> None:
         super().__init__()
         c, h, w = check_codec_shape(channels, height, width)
         counts = tuple(groups)
         if len(counts) != 3 or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in counts):
             raise InvalidInputError(f"groups must be three integers >= 1 (coarse, medium, fine), got {groups!r}")
-        for key, value, low in (("group_size", group_size, 1), ("base", base, 4)):
+        for key, value, low in (("group_size", group_size, 1), ("base", base, 4), ("head_size", head_size, 1)):
+            if key == "head_size" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InvalidInputError(f"{key} must be an integer >= {low}, got {value!r}")
         self.config = {"channels": c, "height": h, "width": w, "groups": list(counts), "group_size": group_size,
-                       "base": base}
+                       "base": base, "head_size": head_size}
         self.image_shape = (c, h, w)
         self.latent_shape = (sum(counts), group_size)
         self.group_names = tuple(f"{scale}-{i}" for scale, k in zip(_SCALES, counts, strict=True) for i in range(k))
@@ -106,7 +114,9 @@ class ConvAutoencoder(LatentCodec):
         self.stem = nn.Sequential(nn.Conv2d(c, base, 3, 1, 1), nn.ReLU(inplace=True))
         self.down = nn.ModuleList([block(base, widths[0], 2), block(widths[0], widths[1], 2),
                                    block(widths[1], widths[2], 2)])
-        flat = [wd * sh * sw for wd, (sh, sw) in zip(widths, self._sizes, strict=True)]
+        cap = head_size or max(h, w)
+        self._head_sizes = [(min(sh, cap), min(sw, cap)) for sh, sw in self._sizes]
+        flat = [wd * sh * sw for wd, (sh, sw) in zip(widths, self._head_sizes, strict=True)]
         # heads and decoder inputs, indexed coarse, medium, fine (scale 2, 1, 0)
         self.heads = nn.ModuleList([nn.Linear(flat[s], k * group_size)
                                     for s, k in zip((2, 1, 0), counts, strict=True)])
@@ -122,17 +132,29 @@ class ConvAutoencoder(LatentCodec):
             h = stage(h)
             maps.append(h)
         n, d = images.shape[0], self.latent_shape[1]
-        parts = [head(maps[s].flatten(1)).reshape(n, -1, d) for head, s in zip(self.heads, (2, 1, 0), strict=True)]
+        parts = [head(self._pooled(maps[s], s).flatten(1)).reshape(n, -1, d)
+                 for head, s in zip(self.heads, (2, 1, 0), strict=True)]
         return torch.cat(parts, dim=1)
 
+    def _pooled(self, feature_map: Tensor, scale: int) -> Tensor:
+        """The feature map of ``scale`` average-pooled to the heads' size (itself when it is that size)."""
+        size = self._head_sizes[scale]
+        return feature_map if size == self._sizes[scale] else F.adaptive_avg_pool2d(feature_map, size)
+
+    def _injected(self, index: int, part: Tensor, scale: int) -> Tensor:
+        """Decoder input ``index`` of the latent groups ``part`` as a map of ``scale``'s size."""
+        n, size = part.shape[0], self._head_sizes[scale]
+        injected = self.inject[index](part.flatten(1)).reshape(n, self._widths[scale], *size)
+        if size == self._sizes[scale]:
+            return injected
+        return F.interpolate(injected, size=self._sizes[scale], mode="bilinear", align_corners=False)
+
     def _decode(self, latents: Tensor) -> Tensor:
-        n = latents.shape[0]
         parts = torch.split(latents, list(self._counts), dim=1)
-        sizes = [self._sizes[s] for s in (2, 1, 0)]
-        widths = [self._widths[s] for s in (2, 1, 0)]
-        h = self.inject[0](parts[0].flatten(1)).reshape(n, widths[0], *sizes[0])
+        scales = (2, 1, 0)
+        h = self._injected(0, parts[0], scales[0])
         for i in (1, 2):
-            injected = self.inject[i](parts[i].flatten(1)).reshape(n, widths[i], *sizes[i])
-            h = self.up[i - 1](F.interpolate(h, size=sizes[i], mode="nearest")) + injected
+            size = self._sizes[scales[i]]
+            h = self.up[i - 1](F.interpolate(h, size=size, mode="nearest")) + self._injected(i, parts[i], scales[i])
         h = self.up[2](F.interpolate(h, size=self.image_shape[1:], mode="nearest"))
         return torch.sigmoid(self.out(h))

@@ -201,7 +201,10 @@ def load_codec(path: str | Path, device: torch.device | str | None = None) -> La
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT or payload.get("kind") not in CODECS:
         raise InvalidInputError(f"{path}: not a privis codec file (train one with privis train-codec)")
     try:
-        codec = CODECS[payload["kind"]](**json.loads(payload["config"]))
+        config = json.loads(payload["config"])
+        if payload["kind"] == "autoencoder":
+            config.setdefault("head_size", None)  # saved before the heads' cap existed: uncapped
+        codec = CODECS[payload["kind"]](**config)
         codec.load_state_dict(payload["state_dict"])
     except (InvalidInputError, RuntimeError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"{path}: the weights do not fit a {payload['kind']} codec "
