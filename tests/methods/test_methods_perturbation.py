@@ -225,6 +225,9 @@ def test_fp16_needs_cuda(digits_train, digits_lenet, digits_aux):
     pp.precision = "fp16"  # set after fitting: refused by transform too
     with pytest.raises(InvalidInputError, match="precision='fp16'"):
         pp.transform(digits_train.images[:4])
+    pp.precision = "fp8"
+    with pytest.raises(InvalidInputError, match="unknown precision 'fp8'"):
+        pp.transform(digits_train.images[:4])
 
 
 def test_cuda_chunks_fill_the_free_memory_and_cpu_chunks_are_pixel_bounded(monkeypatch):

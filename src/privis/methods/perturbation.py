@@ -368,8 +368,12 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``precision`` for a generator on ``device`` (None: plain float32).
 
     Raises:
-        InvalidInputError: ``"fp16"`` on a device other than CUDA (CPU float16 convolutions are slow or missing).
+        InvalidInputError: an unknown precision, or ``"fp16"`` on a device other than CUDA (CPU float16
+            convolutions are slow or missing).
     """
+    if precision not in _PRECISION_DTYPES:
+        raise InvalidInputError(f"perturbation: unknown precision {precision!r} (use one of "
+                                f"{', '.join(_PRECISION_DTYPES)})")
     dtype = _PRECISION_DTYPES[precision]
     if dtype is torch.float16 and device.type != "cuda":
         raise InvalidInputError(f"perturbation: precision='fp16' needs the generator on a CUDA device, not "
