@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,7 @@ from privis import methods, metrics, models
 from privis.errors import InvalidInputError
 from privis.methods.base import NotFittedError
 from privis.methods.perturbation import (
+    BF16_TOLERANCE,
     ProtectivePerturbation,
     aux_loss_term,
     crop_flip,
@@ -18,6 +21,7 @@ from privis.methods.perturbation import (
     perturbation_loss,
     ssim_loss_term,
     train_generator,
+    transform_chunk_size,
 )
 from privis.models.unet import UNetPerturbation
 
@@ -174,13 +178,69 @@ def test_trains_its_own_classifiers_and_saves_the_generator(tmp_path, digits_tra
         torch.testing.assert_close(gen(digits_test.images), pp.transform(digits_test.images))
 
 
-def test_transform_in_pixel_bounded_chunks_gives_the_same_images(monkeypatch, digits_train, digits_test, digits_lenet,
-                                                                  digits_aux):
-    pp = _small(target_model=digits_lenet, aux_model=digits_aux, epochs=1)
-    pp.fit(digits_train.images[:N_FIT], digits_train.labels[:N_FIT])
+@pytest.fixture(scope="module")
+def one_epoch(digits_train, digits_lenet, digits_aux):
+    """A generator trained for one epoch (fp32), shared by the transform tests that do not change it."""
+    return _small(target_model=digits_lenet, aux_model=digits_aux, epochs=1).fit(digits_train.images[:N_FIT],
+                                                                                 digits_train.labels[:N_FIT])
+
+
+def test_transform_in_pixel_bounded_chunks_gives_the_same_images(monkeypatch, digits_test, one_epoch):
+    pp = one_epoch
     whole = pp.transform(digits_test.images)
     monkeypatch.setattr(perturbation_module, "_CHUNK_PIXELS", 7 * 8 * 8)  # 7 digits per chunk: a ragged last chunk
     torch.testing.assert_close(pp.transform(digits_test.images), whole)
+
+
+def test_bf16_transform_is_within_tolerance_of_fp32_and_fp32_is_unchanged(digits_test, one_epoch):
+    """precision="bf16" (CPU autocast, the code path of CUDA's fp16/bf16): pixels within BF16_TOLERANCE of
+    fp32, the same |SSIM| to the originals and the same target accuracy; fp32 is exactly the plain chunked
+    float32 forward pass (no autocast)."""
+    pp = copy.copy(one_epoch)  # a shallow copy shares the fitted models; its precision is its own
+    x, y = digits_test.images, digits_test.labels
+    fp32 = pp.transform(x, y)
+    fp32_diag = pp.diagnostics()
+    step = transform_chunk_size(x.shape, torch.device("cpu"), width=4, batch_size=pp.batch_size)
+    with torch.no_grad():
+        plain = torch.cat([pp.generator_(x[i:i + step].contiguous(memory_format=torch.channels_last))
+                           for i in range(0, len(x), step)])
+    assert torch.equal(fp32, plain)
+    pp.set_params(precision="bf16")
+    bf16 = pp.transform(x, y)
+    assert bf16.dtype == torch.float32 and float(bf16.min()) >= 0 and float(bf16.max()) <= 1
+    diff = float((bf16 - fp32).abs().max())
+    assert 0 < diff <= BF16_TOLERANCE  # 0 would mean autocast did not engage
+    assert float(metrics.ssim(bf16, fp32, win_size=7).mean()) > 0.999
+    abs_ssim = [float(metrics.ssim(out, x, win_size=7).abs().mean()) for out in (fp32, bf16)]
+    assert abs(abs_ssim[0] - abs_ssim[1]) < 0.01
+    assert abs(pp.diagnostics()["target_acc_protected"] - fp32_diag["target_acc_protected"]) <= 0.01
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for generators off CUDA")
+def test_fp16_needs_cuda(digits_train, digits_lenet, digits_aux):
+    with pytest.raises(InvalidInputError, match="precision='fp16' needs the generator on a CUDA device"):
+        _small(target_model=digits_lenet, aux_model=digits_aux, precision="fp16").fit(digits_train.images,
+                                                                                      digits_train.labels)
+    pp = _small(target_model=digits_lenet, aux_model=digits_aux, epochs=0).fit(digits_train.images[:8])
+    pp.precision = "fp16"  # set after fitting: refused by transform too
+    with pytest.raises(InvalidInputError, match="precision='fp16'"):
+        pp.transform(digits_train.images[:4])
+    pp.precision = "fp8"
+    with pytest.raises(InvalidInputError, match="unknown precision 'fp8'"):
+        pp.transform(digits_train.images[:4])
+
+
+def test_cuda_chunks_fill_the_free_memory_and_cpu_chunks_are_pixel_bounded(monkeypatch):
+    cuda = torch.device("cuda")  # only the device's type matters: the free memory is monkeypatched
+    monkeypatch.setattr(perturbation_module, "available_memory_bytes", lambda device: 8 * 2**30)
+    # 30 x 30 pads to 32 x 32: 1024 px x width 16 x 16 channels x 4 bytes = 1 MiB per image; half of 8 GiB
+    assert transform_chunk_size((10**6, 3, 30, 30), cuda, width=16, batch_size=8) == 4096
+    assert transform_chunk_size((10**6, 3, 30, 30), cuda, width=16, batch_size=8, dtype=torch.bfloat16) == 8192
+    assert transform_chunk_size((100, 3, 30, 30), cuda, width=16, batch_size=8) == 100  # never past N
+    assert transform_chunk_size((5, 3, 4096, 4096), cuda, width=64, batch_size=8) == 1  # at least one image
+    cpu = torch.device("cpu")
+    assert transform_chunk_size((10**6, 3, 32, 32), cpu, width=16, batch_size=8) == 256
+    assert transform_chunk_size((10**6, 3, 224, 224), cpu, width=16, batch_size=512) == 20
 
 
 def test_registry_errors_and_not_fitted(digits_train):

@@ -7,7 +7,8 @@ each exported file reproduces PyTorch's output before it is trusted:
 
 - ONNX (:func:`export_onnx`), through torch's TorchScript-based exporter (the ``torch.export`` exporter
   needs ``onnxscript``, not a dependency), with batch, height and width left dynamic, so the file takes
-  any image size as the U-Net does; run with ONNX Runtime (:func:`onnx_session`, :func:`run_onnx`).
+  any image size as the U-Net does; run with ONNX Runtime (:func:`onnx_session`, :func:`run_onnx`), on
+  its CUDA provider when the installed build has one (``onnxruntime-gpu``), else on the CPU.
 - TorchScript (:func:`export_torchscript_module`): ``torch.jit.script`` (sizes stay dynamic), falling back
   to a trace (fixed to the example's image size) for models that cannot be scripted. The file carries the
   same JSON metadata as :func:`privis.models.export_torchscript`, so :func:`privis.models.load_checkpoint`
@@ -48,6 +49,9 @@ from privis.models.training import model_device
 #: Input and output names of exported graphs.
 INPUT_NAME = "images"
 OUTPUT_NAME = "output"
+#: ONNX Runtime's execution providers privis picks between (:func:`onnx_providers`).
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
 #: Default largest absolute difference tolerated between an export and PyTorch (outputs are in [0, 1]).
 DEFAULT_ATOL = 1e-4
 
@@ -149,17 +153,56 @@ def export_torchscript_module(model: nn.Module, path: str | Path, example: Tenso
     return save_torchscript_module(module, model, path, how=how), how
 
 
-def onnx_session(path: str | Path, *, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU ``InferenceSession`` for ``path`` (``threads``: intra-op threads, default
-    ``torch.get_num_threads()``, so both runtimes use the same cores).
-
-    Raises:
-        InvalidInputError: onnxruntime is missing, or the file is not a loadable ONNX model.
-    """
+def _import_onnxruntime() -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise InvalidInputError("ONNX Runtime is not installed: pip install onnxruntime") from exc
+    return ort
+
+
+def onnx_providers(device: str | torch.device | None = None) -> list[Any]:
+    """ONNX Runtime execution providers for ``device``, in ONNX Runtime's priority order.
+
+    Args:
+        device: ``"cuda"``/``"cuda:N"``: ``CUDAExecutionProvider`` on GPU ``N`` (0 by default) when
+            ``onnxruntime.get_available_providers()`` lists it (the ``onnxruntime-gpu`` build), else the
+            CPU with a ``RuntimeWarning``; ``"cpu"``: the CPU; None: CUDA when listed, else the CPU.
+            ``CPUExecutionProvider`` always comes last, for the operators CUDA lacks.
+
+    Returns:
+        ``["CPUExecutionProvider"]`` or ``[("CUDAExecutionProvider", {"device_id": N}), "CPUExecutionProvider"]``
+        (the ``providers`` argument of ``onnxruntime.InferenceSession``).
+
+    Raises:
+        InvalidInputError: a device other than CPU or CUDA, or onnxruntime missing.
+    """
+    dev = None if device is None else torch.device(device)
+    if dev is not None and dev.type not in ("cpu", "cuda"):
+        raise InvalidInputError(f"ONNX Runtime runs on cpu or cuda here, not {dev.type}")
+    if dev is None or dev.type == "cuda":
+        if CUDA_PROVIDER in _import_onnxruntime().get_available_providers():
+            return [(CUDA_PROVIDER, {"device_id": 0 if dev is None or dev.index is None else dev.index}), CPU_PROVIDER]
+        if dev is not None:
+            warnings.warn(f"ONNX Runtime lists no {CUDA_PROVIDER} (it needs the onnxruntime-gpu build): the "
+                          "model runs on the CPU", RuntimeWarning, stacklevel=2)
+    return [CPU_PROVIDER]
+
+
+def onnx_session(path: str | Path, *, threads: int | None = None, device: str | torch.device | None = None) -> Any:
+    """An ONNX Runtime ``InferenceSession`` for ``path`` on the providers :func:`onnx_providers` picks for
+    ``device`` (None: CUDA when ONNX Runtime has it, else the CPU; ``session.get_providers()`` tells which).
+
+    Args:
+        path: an ``.onnx`` file.
+        threads: intra-op CPU threads, default ``torch.get_num_threads()``, so both runtimes use the same cores.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or None, see :func:`onnx_providers`.
+
+    Raises:
+        InvalidInputError: onnxruntime is missing, a bad device, or the file is not a loadable ONNX model.
+    """
+    ort = _import_onnxruntime()
+    providers = onnx_providers(device)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -168,7 +211,7 @@ def onnx_session(path: str | Path, *, threads: int | None = None) -> Any:
     if not path.is_file():
         raise InvalidInputError(f"{path}: ONNX file not found")
     try:
-        return ort.InferenceSession(os.fspath(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(os.fspath(path), sess_options=options, providers=providers)
     except Exception as exc:
         raise InvalidInputError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from exc
 
@@ -203,7 +246,7 @@ def check_parity(model: nn.Module, inputs: Sequence[Tensor], *, onnx_path: str |
         model.train(was_training)
     runners: dict[str, Any] = {}
     if onnx_path is not None:
-        session = onnx_session(onnx_path)
+        session = onnx_session(onnx_path, device="cpu")  # float32 on the CPU: CUDA kernels may round (TF32)
         runners["onnx"] = lambda x: run_onnx(session, x)
     if torchscript_path is not None:
         with _quiet_export():
