@@ -7,6 +7,7 @@ import torch
 
 from privis import methods, metrics, models
 from privis.errors import InvalidInputError
+from privis.methods import veil as veil_module
 from privis.methods.base import NotFittedError
 from privis.methods.veil import (
     Veil,
@@ -117,6 +118,19 @@ def test_masked_stopping_matches_the_per_sample_loop(digits_lenet, digits_test):
                                                    compile=True)
     assert torch.equal(sparse, out) and torch.equal(sparse_stats.steps, stats.steps)
     assert torch.equal(sparse_stats.reached, stats.reached)
+
+
+def test_cpu_chunks_give_each_sample_its_own_result(digits_lenet, digits_test, monkeypatch):
+    """On the CPU the batch runs in chunks (cache); samples are independent, so chunking changes nothing."""
+    feats, x, start = _flipped(digits_lenet, digits_test, 10, seed=6)
+    kwargs = dict(alpha=0.999, beta=0.001, steps=20, stop_loss=2.0, step_size=0.05)
+    whole, whole_stats = gradient_iteration(start, x, feats, **kwargs)
+    monkeypatch.setattr(veil_module, "CPU_CHUNK_ELEMENTS", 3 * x[0].numel())  # chunks of 3, 3, 3 and 1
+    chunked, chunked_stats = gradient_iteration(start, x, feats, **kwargs)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    for name in ("steps", "reached"):
+        assert torch.equal(getattr(chunked_stats, name), getattr(whole_stats, name))
+    assert torch.allclose(chunked_stats.final_loss, whole_stats.final_loss, atol=1e-4)
 
 
 def test_bf16_autocast_stays_within_the_documented_tolerance_of_fp32(digits_lenet, digits_test):
