@@ -230,9 +230,10 @@ def gradient_iteration(
         taken[rows] += active
         if optimizer == "adam":
             assert m is not None and v is not None  # allocated above for adam
-            m.mul_(b1).add_((1 - b1) * grad)
-            v.mul_(b2).add_((1 - b2) * grad.square())
-            update = step_size * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
+            # Adam with the operations (and so the rounding) of Eq. (3)'s usual form, in place where possible
+            m.mul_(b1).add_(grad.mul(1 - b1))
+            v.mul_(b2).add_(grad.square().mul_(1 - b2))
+            update = m.div(1 - b1**t).mul_(step_size).div_(v.div(1 - b2**t).sqrt_().add_(eps))
         else:
             update = step_size * grad
         # stopped samples keep their iterate (a where, not a product: a non-finite update cannot leak in)
