@@ -7,6 +7,7 @@ import torch
 
 from privis import methods, metrics, models
 from privis.errors import InvalidInputError
+from privis.methods import veil as veil_module
 from privis.methods.base import NotFittedError
 from privis.methods.veil import (
     Veil,
@@ -42,10 +43,14 @@ def test_signed_round_trip():
     assert torch.allclose(to_canonical(to_signed(x)), x, atol=1e-7)
 
 
+def _flipped(model, dataset, n, *, seed):
+    """F = the model's logits, the first ``n`` images in [-1, 1] and their Eq. (1) flips."""
+    x = to_signed(dataset.images[:n])
+    return FeatureExtractor(model, "logits").eval(), x, random_pixel_flip(x, 0.5, torch.Generator().manual_seed(seed))
+
+
 def test_gia_lowers_feature_distance(digits_lenet, digits_test):
-    feats = FeatureExtractor(digits_lenet, "logits").eval()
-    x = to_signed(digits_test.images[:64])
-    start = random_pixel_flip(x, 0.5, torch.Generator().manual_seed(0))
+    feats, x, start = _flipped(digits_lenet, digits_test, 64, seed=0)
     with torch.no_grad():
         target = feats(to_canonical(x.clone()))
         before = (feats(to_canonical(start.clone())) - target).abs().sum(1)
@@ -62,20 +67,111 @@ def test_gia_lowers_feature_distance(digits_lenet, digits_test):
 
 def test_gia_sample_trajectory_independent_of_batch(digits_lenet, digits_test):
     """Per-sample early stopping and element-wise Adam: a sample's result ignores its batch-mates."""
-    feats = FeatureExtractor(digits_lenet, "logits").eval()
-    x = to_signed(digits_test.images[:16])
-    start = random_pixel_flip(x, 0.5, torch.Generator().manual_seed(3))
+    feats, x, start = _flipped(digits_lenet, digits_test, 16, seed=3)
     kwargs = dict(alpha=0.999, beta=0.001, steps=60, stop_loss=0.3, step_size=0.02)
     batch, _ = gradient_iteration(start, x, feats, **kwargs)
     alone, _ = gradient_iteration(start[5:6], x[5:6], feats, **kwargs)
     assert torch.allclose(batch[5:6], alone, atol=1e-5)
 
 
+def _per_sample_reference(start, target, feats, *, steps, xi, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Eq. (2) with Adam, one sample at a time, stopping with a Python ``break``: the loop that the batched,
+    masked iteration must reproduce. Returns the iterates and the number of updates of each sample."""
+    outs, taken = [], []
+    for i in range(start.shape[0]):
+        x, target_i = start[i:i + 1].clone(), target[i:i + 1]
+        with torch.no_grad():
+            target_features = feats(to_canonical(target_i.clone()))
+        m, v, k = torch.zeros_like(x), torch.zeros_like(x), 0
+        for t in range(1, steps + 1):
+            xg = x.clone().requires_grad_(True)
+            feat = feats(((xg + 1.0) * 0.5).contiguous(memory_format=torch.channels_last))
+            loss = (0.999 * (feat - target_features).abs().sum()
+                    - 0.001 * ((xg - target_i).square().sum() + 1e-12).sqrt())
+            if loss < xi:
+                break
+            (g,) = torch.autograd.grad(loss, xg)
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g.square()
+            x = (x - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)).clamp(-1.0, 1.0)
+            k += 1
+        outs.append(x)
+        taken.append(k)
+    return torch.cat(outs), torch.tensor(taken)
+
+
+def test_masked_stopping_matches_the_per_sample_loop(digits_lenet, digits_test):
+    """Stopped samples are masked (and the batch compacted now and then), never updated again: each
+    sample ends exactly where a loop over that sample alone, breaking at ``L < xi``, ends."""
+    feats, x, start = _flipped(digits_lenet, digits_test, 12, seed=4)
+    kwargs = dict(alpha=0.999, beta=0.001, steps=30, step_size=0.05)
+    # xi: the median loss after all T steps, so that some samples stop early and some never stop
+    _, unstopped = gradient_iteration(start, x, feats, **kwargs, stop_loss=float("-inf"))
+    xi = float(unstopped.final_loss.median())
+    out, stats = gradient_iteration(start, x, feats, **kwargs, stop_loss=xi)
+    ref, ref_taken = _per_sample_reference(start, x, feats, steps=30, xi=xi, lr=0.05)
+    assert 0 < int((stats.steps < 30).sum()) < 12
+    assert torch.equal(stats.steps, ref_taken)
+    assert torch.allclose(out, ref, atol=1e-5)
+    # the host looks at the mask every step on the CPU; looking less often (as on CUDA) changes nothing,
+    # and compile is a CUDA-only option that leaves the CPU path as it is
+    sparse, sparse_stats = gradient_iteration(start, x, feats, **kwargs, stop_loss=xi, check_every=7,
+                                                   compile=True)
+    assert torch.equal(sparse, out) and torch.equal(sparse_stats.steps, stats.steps)
+    assert torch.equal(sparse_stats.reached, stats.reached)
+
+
+def test_cpu_chunks_give_each_sample_its_own_result(digits_lenet, digits_test, monkeypatch):
+    """On the CPU the batch runs in chunks (cache); samples are independent, so chunking changes nothing."""
+    feats, x, start = _flipped(digits_lenet, digits_test, 10, seed=6)
+    kwargs = dict(alpha=0.999, beta=0.001, steps=20, stop_loss=2.0, step_size=0.05)
+    whole, whole_stats = gradient_iteration(start, x, feats, **kwargs)
+    monkeypatch.setattr(veil_module, "CPU_CHUNK_ELEMENTS", 3 * x[0].numel())  # chunks of 3, 3, 3 and 1
+    chunked, chunked_stats = gradient_iteration(start, x, feats, **kwargs)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    for name in ("steps", "reached"):
+        assert torch.equal(getattr(chunked_stats, name), getattr(whole_stats, name))
+    assert torch.allclose(chunked_stats.final_loss, whole_stats.final_loss, atol=1e-4)
+
+
+def test_bf16_autocast_stays_within_the_documented_tolerance_of_fp32(digits_lenet, digits_test):
+    """precision="bf16" (CPU autocast): the tolerance stated in gradient_iteration's docstring."""
+    feats, x, start = _flipped(digits_lenet, digits_test, 64, seed=5)
+    kwargs = dict(alpha=0.999, beta=0.001, steps=100, stop_loss=0.3, step_size=0.05)
+    fp32, s32 = gradient_iteration(start, x, feats, **kwargs)
+    bf16, s16 = gradient_iteration(start, x, feats, **kwargs, precision="bf16")
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)  # autocast really ran
+    diff = (bf16 - fp32).abs()
+    assert float(diff.mean()) < 0.1
+    assert float(diff.flatten().quantile(0.99)) <= 1.0
+    assert abs(float(s16.reached.float().mean()) - float(s32.reached.float().mean())) <= 0.05
+    assert abs(float(s16.final_loss.mean()) / float(s32.final_loss.mean()) - 1) <= 0.02
+    assert (s16.final_loss[s16.reached] < 0.3).all()
+
+
+def test_precision_is_checked(digits_lenet, digits_test):
+    feats = FeatureExtractor(digits_lenet, "logits").eval()
+    x = to_signed(digits_test.images[:2])
+    with pytest.raises(InvalidInputError, match="precision"):
+        gradient_iteration(x, x, feats, alpha=1.0, beta=0.0, steps=1, stop_loss=0.0, step_size=0.1,
+                           precision="fp8")
+    with pytest.raises(InvalidInputError, match="precision"):
+        Veil(local_model=digits_lenet, precision="int8").fit(digits_test.images)
+
+
+def test_veil_output_follows_the_input_device(digits_lenet, digits_test, device):
+    images = digits_test.images[:8].to(device)
+    veil = Veil(local_model=digits_lenet, steps=3, random_state=0).fit(images)
+    out = veil.transform(images)
+    assert out.device == images.device and out.dtype == torch.float32
+    feats = veil.features_
+    start, stats = gradient_iteration(to_signed(images), to_signed(images), feats, alpha=1.0, beta=0.0,
+                                      steps=2, stop_loss=-1.0, step_size=0.1)
+    assert start.device == images.device and stats.steps.device == models.model_device(veil.local_model_)
+
+
 def test_sgd_step_rule_is_eq3(digits_lenet, digits_test):
     """One SGD step equals x - lr * grad L exactly (Eq. 3)."""
-    feats = FeatureExtractor(digits_lenet, "logits").eval()
-    x = to_signed(digits_test.images[:4])
-    start = random_pixel_flip(x, 0.5, torch.Generator().manual_seed(0))
+    feats, x, start = _flipped(digits_lenet, digits_test, 4, seed=0)
     out, _ = gradient_iteration(start, x, feats, alpha=1.0, beta=0.0, steps=1, stop_loss=-1.0, step_size=0.01,
                                 optimizer="sgd")
     xs = start.clone().requires_grad_(True)
