@@ -19,12 +19,13 @@ from privis.experiments.bounds import (
 )
 
 
-def test_linear_flops_forward_and_backward_match_the_closed_form():
+def test_linear_flops_forward_and_backward_match_the_closed_form(device):
     """Forward: 2 N I O. The gradient taken with autograd.grad on a leaf input (as gradient-iteration methods
-    take theirs) adds 2 N I O for the input and 2 N I O for the weight."""
+    take theirs; on CUDA the backward runs on autograd's device thread) adds 2 N I O for the input and
+    2 N I O for the weight."""
     n, i, o = 5, 12, 7
-    layer = torch.nn.Linear(i, o)
-    x = torch.rand(n, i, requires_grad=True)
+    layer = torch.nn.Linear(i, o).to(device)
+    x = torch.rand(n, i, device=device, requires_grad=True)
     assert count_flops(layer, x)[1] == 2 * n * i * o
 
     def forward_backward() -> tuple[torch.Tensor, ...]:

@@ -124,16 +124,11 @@ def _measure(method: str, size: str, device: str, work: dict[str, Any], threads:
         import torch
 
         from privis import methods
-        from privis.experiments.bounds import count_flops
+        from privis.experiments.bounds import count_flops, synchronize
         from privis.sysinfo import peak_rss_mb
 
         torch.set_num_threads(threads)
         dev = torch.device(device)
-
-        def sync() -> None:
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-
         c, h, w = SIZES[size]
         n, batch = work["n"], work["batch"]
         gen = torch.Generator().manual_seed(0)
@@ -151,14 +146,14 @@ def _measure(method: str, size: str, device: str, work: dict[str, Any], threads:
         images = torch.rand((n, c, h, w), generator=gen).to(dev)
         # The FLOP count doubles as the warm-up call: lazy initialisation is not throughput.
         _, flops = count_flops(protector.transform, images[:COUNT_IMAGES])
-        sync()
+        synchronize(dev)
         done, start, t0 = 0, 0, time.perf_counter()
         while done < n or time.perf_counter() - t0 < work["min_seconds"]:
             chunk = images[start:start + batch]
             protector.transform(chunk)
             done += chunk.shape[0]
             start = 0 if start + batch >= n else start + batch
-        sync()
+        synchronize(dev)
         seconds = time.perf_counter() - t0
         peak_device = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
         queue.put({"method": method, "size": size, "device": str(dev), "n": done, "batch": batch, "seconds": seconds,

@@ -159,21 +159,24 @@ class DeviceRates:
         return {**asdict(self), "flops_per_second": self.flops_per_second}
 
 
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on a CUDA ``device`` (nothing to wait for elsewhere): a clock read after it
+    has timed the kernels, not their launches."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
 def _best_seconds(fn: Callable[[], Any], device: torch.device, min_seconds: float) -> float:
     """Shortest wall time of one ``fn()`` call over calls repeated for at least ``min_seconds`` (after one
     warm-up call), synchronising CUDA around each call."""
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     fn()
-    sync()
+    synchronize(device)
     best, spent = float("inf"), 0.0
     while spent < min_seconds or best == float("inf"):
         t0 = time.perf_counter()
         fn()
-        sync()
+        synchronize(device)
         took = time.perf_counter() - t0
         best, spent = min(best, took), spent + took
     return best
@@ -269,4 +272,5 @@ def measure_device_rates(device: torch.device | str = "cpu", *, min_seconds: flo
 
 
 __all__ = ["DeviceRates", "FLOAT32_BYTES", "count_flops", "measure_conv_rate", "measure_copy_bandwidth",
-           "measure_device_rates", "measure_matmul_rate", "min_bytes_per_image", "roofline_images_per_second"]
+           "measure_device_rates", "measure_matmul_rate", "min_bytes_per_image", "roofline_images_per_second",
+           "synchronize"]
