@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -51,3 +53,12 @@ def test_each_row_gets_the_roofline_bound_of_its_size():
     row = {"method": "x", "size": "28x28-grey", "error": "failed"}
     bench._add_bound(row, rates)
     assert "bound_ratio" not in row
+
+
+def test_a_spent_budget_skips_the_measurements_left_and_says_so():
+    start = time.perf_counter()
+    result = bench.run_bench(["noise"], sizes=["28x28-grey"], device="cpu", budget=1)
+    assert time.perf_counter() - start < 30  # the rate measurement is stopped at the budget, not at TIMEOUT
+    (row,) = result.tables["throughput"]
+    assert row["error"] == "skipped: the run's 1 s budget was spent" and "bound_ratio" not in row
+    assert "error" in result.config["rates"]

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
                                             "and image counts follow the device.")] = "auto",
         threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads per measurement.")] = 2,
         timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds one measurement may take.")] = 1800,
+        budget: Annotated[float | None, typer.Option("--budget", min=1, help="Seconds the whole run may take; "
+                                                     "measurements past it are reported as skipped.")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be measured (images, batch, "
                                               "least seconds per row) and measure nothing.")] = False,
         json_path: JsonOpt = None,
@@ -40,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
         check_paths({"--json": json_path})
         result = run_bench(method or None, sizes=size or None, n=n, threads=threads, device=device,
-                           timeout=timeout, dry_run=dry_run)
+                           timeout=timeout, budget=budget, dry_run=dry_run)
         if json_path:
             result.save_json(json_path)
         if dry_run:

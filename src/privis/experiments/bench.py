@@ -217,7 +217,8 @@ def _add_bound(row: dict[str, Any], rates: dict[str, Any]) -> None:
 
 
 def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None = None, n: int | None = None,
-              threads: int = 2, device: str = "auto", timeout: float = TIMEOUT, dry_run: bool = False) -> Any:
+              threads: int = 2, device: str = "auto", timeout: float = TIMEOUT, budget: float | None = None,
+              dry_run: bool = False) -> Any:
     """Benchmark ``method_names`` (default: every registered method protecting against classification) at
     ``sizes`` on ``device``; returns a ``Result``.
 
@@ -228,6 +229,8 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
         threads: torch intra-op threads of each measurement (and of the CPU rate measurement).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (see :func:`resolve_device`).
         timeout: seconds one measurement may take.
+        budget: seconds the whole run may take (None: no limit); measurements that would start after it are
+            rows with an ``error`` saying so, and none runs past it.
         dry_run: return the plan (table ``plan``: method, size, device, n, batch, min_seconds) without
             measuring anything; ``"cuda"`` is planned even without CUDA.
 
@@ -258,16 +261,21 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
     t_start = time.perf_counter()
     work = {(m, s): plan(m, s, where, n) for m in names for s in sizes}
     config: dict[str, Any] = {"methods": names, "sizes": sizes, "device": where, "threads": threads,
-                              "fit_images": FIT_IMAGES, "count_images": COUNT_IMAGES}
+                              "budget": budget, "fit_images": FIT_IMAGES, "count_images": COUNT_IMAGES}
     if dry_run:
         rows = [{"method": m, "size": s, "device": where, **w} for (m, s), w in work.items()]
         return Result(name="bench", tables={"plan": rows}, config=config, notes=["Dry run: nothing measured."],
                       seconds=time.perf_counter() - t_start)
-    rates = _isolated(_rates, (where, threads), timeout)
+    deadline = t_start + (budget if budget is not None else float("inf"))
+    rates = _isolated(_rates, (where, threads), min(timeout, deadline - time.perf_counter()))
     rows = []
     for (method, size), w in work.items():
-        row = {"method": method, "size": size, "device": where, "n": w["n"],
-               **_isolated(_measure, (method, size, where, w, threads), timeout)}
+        row: dict[str, Any] = {"method": method, "size": size, "device": where, "n": w["n"]}
+        left = min(timeout, deadline - time.perf_counter())
+        if left <= 0:
+            row["error"] = f"skipped: the run's {budget:.0f} s budget was spent"
+        else:
+            row.update(_isolated(_measure, (method, size, where, w, threads), left))
         _add_bound(row, rates)
         row["fit_params"] = FIT_ONLY_PARAMS.get(method, {})
         row["measure_params"] = MEASURE_PARAMS.get(method, {})
