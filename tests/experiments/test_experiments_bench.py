@@ -62,3 +62,19 @@ def test_a_spent_budget_skips_the_measurements_left_and_says_so():
     (row,) = result.tables["throughput"]
     assert row["error"] == "skipped: the run's 1 s budget was spent" and "bound_ratio" not in row
     assert "error" in result.config["rates"]
+
+
+def test_the_timed_loop_cycles_over_its_images_until_the_least_time_is_spent():
+    """The CUDA plan's loop (least images and least seconds), run in this process on the CPU."""
+    rows: list[dict] = []
+
+    class Queue:
+        put = rows.append
+
+    bench._measure("noise", "28x28-grey", "cpu", {"n": 4, "batch": 3, "min_seconds": 0.2}, torch.get_num_threads(),
+                   Queue())
+    (row,) = rows
+    assert "error" not in row, row
+    assert row["seconds"] >= 0.2 and row["n"] > 4  # batches of 3 and 1 (the rest of the 4 images), repeated
+    assert row["n"] % 4 in (0, 3) and row["images_per_second"] == row["n"] / row["seconds"]
+    assert row["flops_per_image"] == 0 and row["peak_device_mb"] is None
