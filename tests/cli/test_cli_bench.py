@@ -22,7 +22,7 @@ KEYS = {"method", "size", "device", "images_per_second", "bound_images_per_secon
 def test_bench_rows_carry_the_bound_and_its_ratio(tmp_path):
     path = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--device", "cpu", "--n", "8", "--size", "28x28-grey", "noise",
-                                 "--json", str(path)])
+                                 "--threads", "1", "--json", str(path)])
     assert result.exit_code == 0, result.output
     saved = json.loads(path.read_text())
     (row,) = saved["tables"]["throughput"]
