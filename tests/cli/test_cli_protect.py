@@ -88,7 +88,8 @@ def test_protect_ray_engine_unknown_engine_is_usage_error(tmp_path):
 
 def test_bench_writes_json(tmp_path):
     path = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "pixelate", "--size", "28x28-grey", "--n", "64", "--json", str(path)])
+    result = runner.invoke(app, ["bench", "pixelate", "--size", "28x28-grey", "--n", "64", "--threads", "1",
+                                 "--json", str(path)])
     assert result.exit_code == 0, result.output
     row = json.loads(path.read_text())["tables"]["throughput"][0]
     assert row["method"] == "pixelate" and row["n"] == 64 and row["images_per_second"] > 0 and row["peak_rss_mb"] > 50
@@ -98,7 +99,8 @@ def test_bench_writes_json(tmp_path):
 
 def test_bench_runs_every_veil_step_on_synthetic_images(tmp_path):
     path = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "veil", "--size", "28x28-grey", "--n", "4", "--json", str(path)])
+    result = runner.invoke(app, ["bench", "veil", "--size", "28x28-grey", "--n", "4", "--threads", "1",
+                                 "--json", str(path)])
     assert result.exit_code == 0, result.output
     row = json.loads(path.read_text())["tables"]["throughput"][0]
     assert row["diagnostics"]["gia_steps_mean"] == 300  # noise meets xi at once; the bench times all T steps
