@@ -78,7 +78,7 @@ Randomness and the keyed mode (beyond the paper)
     broken by the pixel's position inside the region).
 
   - the *counter scheme* (``permutations="counter"``, :mod:`~privis.methods.visualmixer.counter`), for any
-    window: the stream is replaced by three 32-bit words ``HMAC-SHA256(secret, "privis/visualmixer/counter/v1"
+    window: the stream is replaced by two 32-bit words of ``HMAC-SHA256(secret, "privis/visualmixer/counter/v1"
     || image id)``, and the sort key of every position is a keyed integer hash of (plane, position), so keys
     can be made anywhere and in any order: on a GPU, in int64 arithmetic that never overflows, with the same
     bits as on the CPU. The regions are then permuted by the sort path above.

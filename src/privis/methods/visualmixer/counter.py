@@ -3,10 +3,10 @@
 The *counter scheme* (``permutations="counter"``) draws every sort key from a keyed integer hash of its position
 instead of from a sequential generator, so keys can be made anywhere, in any order, on any device:
 
-* per image, three 32-bit words ``k`` (:func:`~privis.methods.visualmixer.keys._counter_words`: an HMAC of the
-  image id under the secret, or 96 bits of fresh entropy);
+* per image, two 32-bit words ``k`` (:func:`~privis.methods.visualmixer.keys._counter_words`: an HMAC of the
+  image id under the secret, or 64 bits of fresh entropy);
 * the key of layout position ``j`` of plane ``p`` (planes: channels, or one shared plane) is
-  ``h = p * P + j`` (``P`` layout positions) passed through three rounds ``h <- mix(h ^ k_r)`` of a 32-bit
+  ``h = p * P + j`` (``P`` layout positions) passed through two rounds ``h <- mix(h ^ k_r)`` of a 32-bit
   avalanche mix (``x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x31848bab; x ^= x >> 16`` modulo 2^32,
   the multipliers of C. Wellons' hash-prospector "lowbias32" and "triple32"). Every product is a 32-bit
   value times a 31-bit constant held in int64, so nothing overflows and CPU and CUDA give the same bits;
@@ -50,10 +50,10 @@ def _mix32(x: Tensor) -> Tensor:
 
 
 def counter_keys(words: Tensor, planes: int, size: int) -> Tensor:
-    """Sort keys ``(n, planes, size)`` int64 in ``[0, 2^32)`` from per-image keys ``words`` ``(n, 3)`` int64.
+    """Sort keys ``(n, planes, size)`` int64 in ``[0, 2^32)`` from per-image keys ``words`` ``(n, 2)`` int64.
 
-    Key ``[i, p, j]`` is ``mix(mix(mix((p * size + j) ^ k0) ^ k1) ^ k2)`` with ``k = words[i]``; computed on
-    ``words``' device.
+    Key ``[i, p, j]`` is ``mix(mix((p * size + j) ^ k0) ^ k1)`` with ``k = words[i]`` (a bijection of the
+    counter: no two positions of an image share a key); computed on ``words``' device.
     """
     n = words.shape[0]
     h = torch.arange(planes * size, dtype=torch.int64, device=words.device).expand(n, -1)
