@@ -164,3 +164,24 @@ def test_engine_records_the_scheme_and_restores_either(tmp_path) -> None:
         for path in root.rglob("*.png"):
             restored = tmp_path / f"restored-{scheme}" / path.relative_to(root)
             assert np.array_equal(np.asarray(Image.open(restored)), np.asarray(Image.open(path)))
+
+
+def test_counter_permutations_are_uniform_and_independent_across_channels() -> None:
+    from scipy.stats import chisquare
+
+    n, side = 8, 64
+    x = torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(3))  # distinct values
+    y = shuffle_regions(x, (2,), secret=seed_secret(1), permutations="counter")  # every 2x2 cell is a region
+
+    def cells(a: torch.Tensor) -> torch.Tensor:  # (n, C, cells, 4), raster order inside each cell
+        return a.reshape(n, 3, side // 2, 2, side // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, 3, -1, 4)
+
+    src = (cells(y)[..., :, None] == cells(x)[..., None, :]).int().argmax(-1)  # source of every output slot
+    code = (src * torch.tensor([64, 16, 4, 1])).sum(-1).numpy()  # one of the 24 permutations of a cell
+    for ch in range(3):
+        _, counts = np.unique(code[:, ch], return_counts=True)
+        assert counts.size == 24 and chisquare(counts).pvalue > 1e-4
+    _, rank = np.unique(code, return_inverse=True)
+    rank = rank.reshape(code.shape)
+    _, pairs = np.unique(rank[:, 0] * 24 + rank[:, 1], return_counts=True)  # two channels: independent
+    assert pairs.size == 576 and chisquare(pairs).pvalue > 1e-4
