@@ -53,6 +53,7 @@ def test_counter_keys_equal_the_python_reference_and_span_32_bits() -> None:
     for i, p, j in ((0, 0, 0), (0, 1, 49), (1, 1, 3)):
         assert int(keys[i, p, j]) == _reference_key(words[i].tolist(), p * 50 + j)
     assert int(keys.max()) >= 2**31  # the top bit is used: no sign trouble
+    assert np.array_equal(ctr.counter_keys_numpy(words.numpy(), 2, 50), keys.numpy())  # the CPU path's keys
     assert len(set(keys[0].reshape(-1).tolist())) == 100  # a bijection of the counter: no ties in an image
 
 

@@ -146,7 +146,7 @@ same float32 operations in the same order as the numpy partition, so the same de
 of every tile row and the gathers are torch operations on the device, with two host transfers per batch (the
 content ids for the per-image HMAC, and the region counts of the diagnostics); on the CPU it runs through the
 numpy sort path with the counter keys (faster there than torch's sort), giving the same output bit for bit.
-On the CPU the table scheme is 2-4 times faster than the counter scheme (about 8 times at 32x32x3), so
+On the CPU the table scheme is about twice as fast as the counter scheme (CPU time per image), so
 ``"auto"`` (the default) keeps it there and takes the counter scheme for images on a GPU. The schemes give
 different outputs for the same seed or key, and keyed outputs restore only with their own scheme: keyed mode
 therefore keeps the table scheme under ``"auto"`` on every device (outputs of earlier versions, made with it,

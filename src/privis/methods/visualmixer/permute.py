@@ -1,5 +1,6 @@
 """VisualMixer's permutations: table-driven tile permutations, sorted shuffles, the gather, and the
-functional core :func:`shuffle_regions`.
+functional core :func:`shuffle_regions` (which hands the counter scheme on a GPU to
+:mod:`~privis.methods.visualmixer.counter`).
 
 How random words become permutations is described in the package notes (:mod:`privis.methods.visualmixer`,
 "Randomness and the keyed mode"); the layouts in :class:`privis.methods.visualmixer.partition._Geometry`.
@@ -380,10 +381,12 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
 
     The functional core of :class:`~privis.methods.visualmixer.VisualMixer` (which derives ``levels``, the
     secret and the 8-bit quantisation of its keyed mode, then calls this); vectorised over the batch, run
-    on a thread pool over chunks of about a million values.
+    on the CPU on a thread pool over chunks of about a million values, or in torch on the images' device
+    (counter scheme, images not on the CPU).
 
     Args:
-        images: ``(N, C, H, W)`` float in ``[0, 1]``, any device (worked on the CPU, returned on the input's).
+        images: ``(N, C, H, W)`` float in ``[0, 1]``, any device (returned on the input's; worked on the CPU
+            except by the counter scheme on another device, which works there).
         levels: windows from coarsest to finest, halving (:func:`window_levels`), or one window (uniform
             mode: every region of the :func:`privis.metrics.regions.grid_cuts` grid is shuffled); each
             ``<= min(H, W)``.
@@ -402,9 +405,9 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
         stats: filled in with the partition's figures (:class:`ShuffleStats`).
         permutations: how random words become permutations: ``"table"`` (per-image ``PCG64`` streams, table
             lookups for windows of 2 and 4; numpy on the CPU, images on another device are moved there and
-            back) or ``"counter"`` (keys from a keyed hash of each position, :mod:`~privis.methods.visualmixer.counter`:
-            run on the images' device, the same output on every device). The two give different
-            permutations for the same secret; the package notes describe both.
+            back) or ``"counter"`` (keys from a keyed hash of each position,
+            :mod:`~privis.methods.visualmixer.counter`: run on the images' device, the same output on every
+            device). The two give different permutations for the same secret; the package notes describe both.
 
     Returns:
         ``(N, C, H, W)`` float32: every region holds the same pixel values per channel, rearranged.
@@ -461,7 +464,7 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
         rng = np.random.Generator(np.random.PCG64(seeds[j])) if seeds is not None else None
         if permutations == "counter":
             words = _counter_words(secret, chunk_ids, b - a, None) if words_all is None else words_all[a:b]
-            keys = counter.counter_keys(torch.from_numpy(words), planes, size).numpy().astype(np.uint32)
+            keys = counter.counter_keys_numpy(words, planes, size)
             _shuffle_chunk(x[a:b], out[a:b], geo, plan, planes=planes, keys=keys, rng=None, inverse=inverse)
             return
         if not fast:
