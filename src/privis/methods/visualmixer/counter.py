@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeVar
 
 import numpy as np
@@ -81,10 +82,16 @@ def content_ids(x: Tensor) -> list[bytes]:
     (the same bytes: int64 sums wrap modulo 2^64 like the numpy uint64 ones); one transfer of ``(n, C, 2)``."""
     n, c = x.shape[:2]
     q = torch.round(x.clamp(0.0, 1.0) * _QUANT_ID).to(torch.int64).reshape(n * c, -1)
-    tables = torch.from_numpy(_id_tables().view(np.int64)).to(x.device)
+    tables = _tables_on(str(x.device))
     h = torch.stack([tables[0][q].sum(-1), tables[1][q].sum(-1)], -1)
     rows = h.cpu().numpy().view(np.uint64).astype("<u8").reshape(n, c, 2)
     return [row.tobytes() for row in rows]
+
+
+@lru_cache(maxsize=8)
+def _tables_on(device: str) -> Tensor:
+    """The content-id tables as int64 on ``device`` (uploaded once)."""
+    return torch.from_numpy(_id_tables().view(np.int64)).to(device)
 
 
 @dataclass(frozen=True)
