@@ -13,6 +13,10 @@ median over median, ``speedup_cpu`` the ratio of CPU time per image (the least s
 Inputs: Fashion-MNIST test images (28 x 28 grey, repeated to the requested count) and 224 x 224 RGB crops of
 scikit-image's astronaut photograph at random offsets.
 
+``--permutations table counter`` times each permutation scheme in the same run (``auto``, the default, is
+the table scheme on the CPU and the counter scheme on a GPU); ``--device cuda`` moves the images there first
+(the timing waits for the device to finish; the reference loop always runs on the CPU).
+
 Run:  .venv/bin/python benchmarks/bench_visualmixer.py [--json benchmarks/results/visualmixer.json]
 """
 
@@ -81,22 +85,27 @@ def load_images(kind: str, n: int, seed: int) -> torch.Tensor:
     return torch.stack([photo[:, y:y + 224, x:x + 224] for y, x in zip(ys.tolist(), xs.tolist(), strict=True)])
 
 
-def _worker(side: str, kind: str, n: int, seed: int, repeat: int, queue: mp.Queue) -> None:
+def _worker(side: str, kind: str, n: int, seed: int, repeat: int, scheme: str, device: str,
+            queue: mp.Queue) -> None:
     threads = int(os.environ.get("BENCH_THREADS", "2"))
     torch.set_num_threads(threads)
     images = load_images(kind, n, seed)
-    vm = VisualMixer(n_jobs=threads).fit(images[:64])
+    vm = VisualMixer(n_jobs=threads, permutations=scheme).fit(images[:64])
+    arr = images.numpy()
+    if side == "privis":
+        images = images.to(device)
     base_rss = peak_rss_mb()
     walls, cpus, loads = [], [], []
     extra: dict = {}
     if side == "privis":
         vm.transform(images[:32])  # warm-up (geometry cache)
-    arr = images.numpy()
     for r in range(repeat):  # the machine may be shared: keep every run, report the best and the median
         loads.append(load_average())
         c0, t0 = time.process_time(), time.perf_counter()
         if side == "privis":
             vm.transform(images)
+            if images.is_cuda:
+                torch.cuda.synchronize()
         else:
             reference_visualmixer(arr, vm.levels_, np.random.default_rng(seed + r))
         walls.append(time.perf_counter() - t0)
@@ -104,7 +113,8 @@ def _worker(side: str, kind: str, n: int, seed: int, repeat: int, queue: mp.Queu
     if side == "privis":
         extra = vm.diagnostics()
     best = min(walls)
-    queue.put({"side": side, "images": kind, "n": n, "seconds": best, "images_per_second": n / best,
+    queue.put({"side": side, "images": kind, "n": n, "permutations": scheme, "device": str(images.device),
+               "seconds": best, "images_per_second": n / best,
                "images_per_second_median": n / float(np.median(walls)), "seconds_all": walls,
                "cpu_seconds_per_image": min(cpus) / n, "cpu_seconds_all": cpus, "uptime_before_runs": loads,
                "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": base_rss, "threads": threads,
@@ -112,10 +122,10 @@ def _worker(side: str, kind: str, n: int, seed: int, repeat: int, queue: mp.Queu
                                                 if k in extra}})
 
 
-def run(side: str, kind: str, n: int, seed: int, repeat: int) -> dict:
+def run(side: str, kind: str, n: int, seed: int, repeat: int, scheme: str = "auto", device: str = "cpu") -> dict:
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(side, kind, n, seed, repeat, queue))
+    proc = ctx.Process(target=_worker, args=(side, kind, n, seed, repeat, scheme, device, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -137,23 +147,28 @@ def main() -> None:
     parser.add_argument("--n224-ref", type=int, default=20, help="224x224 RGB images for the reference loop")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per side (best and median reported)")
+    parser.add_argument("--permutations", nargs="+", default=["auto"], choices=["auto", "table", "counter"],
+                        help="permutation schemes to time (one privis row each)")
+    parser.add_argument("--device", default="cpu", help="device of privis' images (cpu, cuda)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/visualmixer.json"))
     args = parser.parse_args()
     rows = []
     for kind, n, n_ref in (("28x28-grey", args.n28, args.n28_ref), ("224x224-rgb", args.n224, args.n224_ref)):
-        load_before = load_average()
-        ours = run("privis", kind, n, args.seed, args.repeat)
         ref = run("reference", kind, n_ref, args.seed, args.repeat)
-        ratio = ours["images_per_second"] / ref["images_per_second"]
-        ratio_median = ours["images_per_second_median"] / ref["images_per_second_median"]
-        ratio_cpu = ref["cpu_seconds_per_image"] / ours["cpu_seconds_per_image"]
-        rows.append({"images": kind, "privis": ours, "reference": ref, "speedup": ratio,
-                     "speedup_median": ratio_median, "speedup_cpu": ratio_cpu,
-                     "uptime_before": load_before, "uptime_after": load_average()})
-        print(f"{kind}: privis {ours['images_per_second']:.0f} img/s best, {ours['images_per_second_median']:.0f} "
-              f"median (peak {ours['peak_rss_mb']:.0f} MiB), reference {ref['images_per_second']:.1f} img/s best "
-              f"(peak {ref['peak_rss_mb']:.0f} MiB); ratio {ratio:.1f}x best/best, {ratio_median:.1f}x median, "
-              f"{ratio_cpu:.1f}x CPU time; {load_before} -> {rows[-1]['uptime_after']}")
+        for scheme in args.permutations:
+            load_before = load_average()
+            ours = run("privis", kind, n, args.seed, args.repeat, scheme, args.device)
+            ratio = ours["images_per_second"] / ref["images_per_second"]
+            ratio_median = ours["images_per_second_median"] / ref["images_per_second_median"]
+            ratio_cpu = ref["cpu_seconds_per_image"] / ours["cpu_seconds_per_image"]
+            rows.append({"images": kind, "privis": ours, "reference": ref, "speedup": ratio,
+                         "speedup_median": ratio_median, "speedup_cpu": ratio_cpu,
+                         "uptime_before": load_before, "uptime_after": load_average()})
+            print(f"{kind} ({scheme}): privis {ours['images_per_second']:.0f} img/s best, "
+                  f"{ours['images_per_second_median']:.0f} median (peak {ours['peak_rss_mb']:.0f} MiB), "
+                  f"reference {ref['images_per_second']:.1f} img/s best "
+                  f"(peak {ref['peak_rss_mb']:.0f} MiB); ratio {ratio:.1f}x best/best, {ratio_median:.1f}x median, "
+                  f"{ratio_cpu:.1f}x CPU time; {load_before} -> {rows[-1]['uptime_after']}")
     result = {"name": "bench-visualmixer", "rows": rows, "threads": int(os.environ.get("BENCH_THREADS", "2")),
               "torch": torch.__version__, "numpy": np.__version__, "cpus": os.cpu_count()}
     args.json.parent.mkdir(parents=True, exist_ok=True)

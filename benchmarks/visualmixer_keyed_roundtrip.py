@@ -7,11 +7,15 @@ shuffle changed, and the images on which two keyless runs (OS entropy) differ. D
 test set (when installed), scikit-learn digits' test split (sixteenths, finer than 8 bits), lfw-subset
 (float faces), and two generated folders: 16-bit grey PNGs (30x22) and RGB PNGs with odd sides (31x23).
 
-Run:  .venv/bin/python benchmarks/visualmixer_keyed_roundtrip.py
+``--permutations counter`` protects with the counter scheme (recorded in the manifest, from which the restore
+rebuilds it) instead of the default table scheme.
+
+Run:  .venv/bin/python benchmarks/visualmixer_keyed_roundtrip.py [--permutations table|counter]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -66,6 +70,9 @@ def expected_for(spec: str, folder: Path | None) -> Callable[[dict], np.ndarray]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--permutations", choices=["auto", "table", "counter"], default="auto")
+    scheme = parser.parse_args().permutations
     warnings.simplefilter("ignore", UserWarning)  # "stored and restored at 8 bits": that is what is measured
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -76,7 +83,7 @@ def main() -> None:
             key = generate_key(tmp / f"owner{k}.key")
             prot, rest = tmp / f"prot{k}", tmp / f"rest{k}"
             t0 = time.perf_counter()
-            protect(VisualMixer(key_file=str(key)), spec, prot, batch_size=1024)
+            protect(VisualMixer(key_file=str(key), permutations=scheme), spec, prot, batch_size=1024)
             t1 = time.perf_counter()
             n = unprotect_folder(prot, rest, key, batch_size=1024)
             t2 = time.perf_counter()
@@ -85,7 +92,7 @@ def main() -> None:
             exact = sum(np.array_equal(chw(rest / it["path"]), expected(it)) for it in items)
             changed = sum(not np.array_equal(chw(prot / it["path"]), expected(it)) for it in items)
             x = data.load(spec).images
-            keyless = [VisualMixer().fit(x).transform(x) for _ in range(2)]
+            keyless = [VisualMixer(permutations=scheme).fit(x).transform(x) for _ in range(2)]
             print(f"{spec.replace(str(tmp) + '/', '')}: {exact}/{n} restored bit-exact at 8 bits through PNG files, "
                   f"{changed} changed by the shuffle, keyless runs differ on {count(keyless[0] != keyless[1])}/"
                   f"{len(x)}; protect {t1 - t0:.1f} s, unprotect (verify + write) {t2 - t1:.1f} s")

@@ -93,3 +93,28 @@ def test_params_follow_estimator_conventions():
         GaussianNoise(sigma=-1).transform(torch.rand(1, 1, 2, 2))
     with pytest.raises(InvalidInputError):
         GaussianNoise().transform(torch.rand(2, 1, 2, 2), ids=torch.arange(3))
+
+
+def _refuse_host_copies(patch: pytest.MonkeyPatch) -> None:
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("transform copied a tensor to the host")
+
+    patch.setattr(torch.Tensor, "cpu", refuse)
+    patch.setattr(torch.Tensor, "numpy", refuse)
+
+
+@pytest.mark.parametrize(("name", "params", "ids"), [("blur", {"sigma": 1.5}, None), ("pixelate", {"block": 3}, None),
+                                                     ("noise", {"random_state": 4}, None),
+                                                     ("noise", {"random_state": 4}, [5, 1, 9])])
+def test_transform_stays_on_the_input_device_and_equals_the_cpu_path(device, monkeypatch, name, params, ids):
+    x = torch.rand(3, 3, 19, 23, generator=torch.Generator().manual_seed(1))
+    kwargs = {} if ids is None else {"ids": ids}
+    expected = methods.create(name, **params).transform(x, **kwargs)
+    with monkeypatch.context() as patch:  # no round trip of the images (or the noise) through the host
+        _refuse_host_copies(patch)
+        got = methods.create(name, **params).transform(x.to(device), **kwargs)
+    assert got.device == x.to(device).device
+    if device.type == "cpu":
+        assert torch.equal(got, expected)
+    else:  # fused multiply-adds on the GPU may round the blur's sums differently in the last bit
+        torch.testing.assert_close(got.cpu(), expected, atol=1e-5, rtol=0)

@@ -71,3 +71,18 @@ def test_huge_k_is_refused_fast_with_the_memory_estimate(monkeypatch):
         InstaHide(k=1_000_000, random_state=0).transform(images)
     assert time.perf_counter() - t0 < 1.0
     assert InstaHide(k=8, random_state=0).transform(images[:16]).shape == (16, 1, 28, 28)  # small k still runs
+
+
+def test_transform_stays_on_the_input_device_and_equals_the_cpu_path(device, monkeypatch):
+    x = torch.rand(6, 3, 9, 7, generator=torch.Generator().manual_seed(2))
+    expected = InstaHide(random_state=3).transform(x)
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("transform copied a tensor to the host")
+
+    with monkeypatch.context() as patch:  # draws are made on the CPU and moved once; the images never leave
+        patch.setattr(torch.Tensor, "cpu", refuse)
+        patch.setattr(torch.Tensor, "numpy", refuse)
+        got = InstaHide(random_state=3).transform(x.to(device))
+    assert got.device == x.to(device).device
+    torch.testing.assert_close(got.cpu(), expected, atol=0 if device.type == "cpu" else 1e-5, rtol=0)

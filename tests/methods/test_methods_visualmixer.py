@@ -387,8 +387,11 @@ def test_table_permutations_are_uniform() -> None:
 
 @pytest.mark.parametrize("params", [{}, {"window": 2}, {"ws_lower": 4, "ws_upper": 4}, {"bias_d": 3.5},
                                     {"low_vfe_window": "half"}])
-def test_every_path_keeps_regions_and_inverts_exactly(tmp_path, params) -> None:
-    # table path (coarsest window 2 or 4, with edges and padding) and the sorting path (window 8)
+@pytest.mark.parametrize("permutations", ["table", "counter"])
+def test_every_path_keeps_regions_and_inverts_exactly(tmp_path, params, permutations) -> None:
+    # table path (coarsest window 2 or 4, with edges and padding) and the sorting path (window 8); the counter
+    # scheme sorts every window
+    params = {**params, "permutations": permutations}
     key = generate_key(tmp_path / "k")
     for shape in ((3, 30, 22), (1, 28, 28), (3, 17, 33)):
         x = _coded(4, *shape, seed=5)
@@ -402,13 +405,16 @@ def test_every_path_keeps_regions_and_inverts_exactly(tmp_path, params) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:keyed VisualMixer stores:UserWarning")
-def test_batched_output_does_not_depend_on_the_batch(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("permutations", ["table", "counter"])
+def test_batched_output_does_not_depend_on_the_batch(tmp_path, monkeypatch, permutations) -> None:
     from privis.methods.visualmixer import permute as vm_module
 
     x = _coded(7, 3, 24, 20, seed=6)
     ids = [f"img-{i}" for i in range(7)]
     order = [4, 0, 6, 2, 1, 5, 3]
-    for vm in (VisualMixer(random_state=3).fit(x), VisualMixer(key_file=str(generate_key(tmp_path / "k"))).fit(x)):
+    key = str(generate_key(tmp_path / "k"))
+    for vm in (VisualMixer(random_state=3, permutations=permutations).fit(x),
+               VisualMixer(key_file=key, permutations=permutations).fit(x)):
         full = vm.transform(x, ids=ids)
         assert torch.equal(full, vm.transform(x, ids=ids))  # same seed/key, same output
         assert torch.equal(vm.transform(x[order], ids=[ids[i] for i in order]), full[order])

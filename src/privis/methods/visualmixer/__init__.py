@@ -77,6 +77,12 @@ Randomness and the keyed mode (beyond the paper)
     one per pixel and channel, are sort keys whose order is the permutation of each region (ties are
     broken by the pixel's position inside the region).
 
+  - the *counter scheme* (``permutations="counter"``, :mod:`~privis.methods.visualmixer.counter`), for any
+    window: the stream is replaced by two 32-bit words of ``HMAC-SHA256(secret, "privis/visualmixer/counter/v1"
+    || image id)``, and the sort key of every position is a keyed integer hash of (plane, position), so keys
+    can be made anywhere and in any order: on a GPU, in int64 arithmetic that never overflows, with the same
+    bits as on the CPU. The regions are then permuted by the sort path above.
+
   So the output depends only on the image, its id and the secret -- not on the batch it came in or how
   the batch is cut into chunks. ``secret`` is the 32-byte key, or
   ``SHA-256("privis/visualmixer/seed" || random_state)``. (Keyed outputs of the table path differ from
@@ -115,10 +121,11 @@ Randomness and the keyed mode (beyond the paper)
 Modules: :mod:`~privis.methods.visualmixer.keys` (key files, key check value, item tags, per-image
 streams), :mod:`~privis.methods.visualmixer.partition` (region grids of every level, statistics, the split
 test), :mod:`~privis.methods.visualmixer.permute` (permutation tables, shuffles and the functional core
-:func:`shuffle_regions`), :mod:`~privis.methods.visualmixer.service` (:class:`WindowSort`) and
+:func:`shuffle_regions`), :mod:`~privis.methods.visualmixer.counter` (the counter scheme in torch, on any
+device), :mod:`~privis.methods.visualmixer.service` (:class:`WindowSort`) and
 :mod:`~privis.methods.visualmixer.protector` (:class:`VisualMixer`, which calls :func:`shuffle_regions`).
 
-Implementation: numpy on the CPU. A batch is cut into chunks of about a million values, processed by a
+Implementation on the CPU: numpy. A batch is cut into chunks of about a million values, processed by a
 thread pool (numpy releases the GIL); no loop over regions or images on the hot path.
 
 * Statistics: the VFE map (Eq. 1-2) with 1-d contiguous passes per channel, region sums of the finest level
@@ -133,7 +140,19 @@ thread pool (numpy releases the GIL); no loop over regions or images on the hot 
   ``(random key << 32 | payload)`` 64-bit words, rows of one region and channel each (numpy's AVX2/AVX-512
   sort is about ten times faster than torch's CPU sort on short rows).
 
-Images on another device are moved to the CPU and back.
+Which scheme runs where (``permutations``). The table scheme is numpy on the CPU: images on another device
+are moved to the CPU and back. The counter scheme runs where the images are: on a GPU, the partition (the
+same float32 operations in the same order as the numpy partition, so the same decisions), the keys, the sort
+of every tile row and the gathers are torch operations on the device, with two host transfers per batch (the
+content ids for the per-image HMAC, and the region counts of the diagnostics); on the CPU it runs through the
+numpy sort path with the counter keys (faster there than torch's sort), giving the same output bit for bit.
+On the CPU the table scheme is about twice as fast as the counter scheme (CPU time per image), so
+``"auto"`` (the default) keeps it there and takes the counter scheme for images on a GPU. The schemes give
+different outputs for the same seed or key, and keyed outputs restore only with their own scheme: keyed mode
+therefore keeps the table scheme under ``"auto"`` on every device (outputs of earlier versions, made with it,
+keep restoring), and a keyed run that asks for ``"counter"`` records that choice with its public parameters,
+from which :func:`privis.engine.restore.unprotect_folder` rebuilds the protector. Seeded outputs under ``"auto"``
+therefore differ between a CPU and a GPU; pass ``permutations="counter"`` for the same output on both.
 
 Examples:
     >>> import torch

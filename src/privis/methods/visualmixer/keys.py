@@ -28,6 +28,7 @@ __all__ = ["KEY_BYTES", "content_ids", "generate_key", "id_bytes", "item_tag", "
 
 KEY_BYTES = 32
 _DOMAIN = b"privis/visualmixer/v1"
+_COUNTER_DOMAIN = b"privis/visualmixer/counter/v1"
 _SEED_DOMAIN = b"privis/visualmixer/seed"
 _KEY_CHECK_DOMAIN = b"privis/visualmixer/key-check/v1"
 _TAG_DOMAIN = b"privis/visualmixer/item-tag/v1"
@@ -208,3 +209,19 @@ def _image_keys(secret: bytes, ids: Sequence[bytes], planes: int, size: int) -> 
     out = _image_stream(secret, ids, (planes * size + 1) // 2).view(np.uint32)
     return out[:, : planes * size].reshape(n, planes, size)
 
+
+
+def _counter_words(secret: bytes | None, ids: Sequence[bytes] | None, n: int,
+                   entropy: np.random.SeedSequence | None) -> np.ndarray:
+    """Per-image keys ``(n, 2)`` int64 (each in ``[0, 2^32)``) of the counter scheme.
+
+    With a secret: the first 8 bytes of ``HMAC-SHA256(secret, "privis/visualmixer/counter/v1" || id)`` as two
+    little-endian 32-bit words (one HMAC per image, the only per-image Python work). Without: 64 bits per image
+    drawn from ``entropy`` (None: OS entropy).
+    """
+    if secret is None:
+        rng = np.random.Generator(np.random.PCG64(entropy or np.random.SeedSequence()))
+        return rng.integers(0, 1 << 32, size=(n, 2), dtype=np.int64)
+    assert ids is not None and len(ids) == n
+    raw = b"".join(hmac.digest(secret, _COUNTER_DOMAIN + ident, "sha256")[:8] for ident in ids)
+    return np.frombuffer(raw, dtype="<u4").reshape(n, 2).astype(np.int64)

@@ -315,7 +315,12 @@ def _plan(x: np.ndarray, geo: _Geometry, statistic: str, low_vfe_window: str) ->
     finals = _partition(stats, geo, low_vfe_window)
     counts = [(f & a).sum(axis=(1, 2)) for f, a in zip(finals, geo.aligned, strict=True)]
     counts += [finals[g.level][:, g.rows, g.cols].sum(1) for g in geo.groups]
+    return _ChunkPlan(finals, np.stack(counts, 1), *_region_classes(geo), vfe)
+
+
+def _region_classes(geo: _Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels per region of each size class ``(R,)`` (aligned windows per level, then edge groups) and the
+    level of each class ``(R,)``."""
     sizes = [s * s for s in geo.levels] + [g.k for g in geo.groups]
-    levels = list(range(len(geo.levels))) + [g.level for g in geo.groups]
-    return _ChunkPlan(finals, np.stack(counts, 1), np.array(sizes), np.array(levels), vfe)
+    return np.array(sizes), np.array(list(range(len(geo.levels))) + [g.level for g in geo.groups])
 

@@ -1,5 +1,6 @@
 """VisualMixer's permutations: table-driven tile permutations, sorted shuffles, the gather, and the
-functional core :func:`shuffle_regions`.
+functional core :func:`shuffle_regions` (which hands the counter scheme on a GPU to
+:mod:`~privis.methods.visualmixer.counter`).
 
 How random words become permutations is described in the package notes (:mod:`privis.methods.visualmixer`,
 "Randomness and the keyed mode"); the layouts in :class:`privis.methods.visualmixer.partition._Geometry`.
@@ -20,10 +21,13 @@ from torch import Tensor
 
 from privis.errors import InvalidInputError
 from privis.methods.base import check_images
-from privis.methods.visualmixer.keys import _image_keys, _image_stream, content_ids, id_bytes
-from privis.methods.visualmixer.partition import _ChunkPlan, _Geometry, _geometry, _plan
+from privis.methods.visualmixer import counter
+from privis.methods.visualmixer.keys import _counter_words, _image_keys, _image_stream, content_ids, id_bytes
+from privis.methods.visualmixer.partition import _ChunkPlan, _Geometry, _geometry, _plan, _region_classes
 
-__all__ = ["ShuffleStats", "shuffle_regions"]
+__all__ = ["PERMUTATIONS", "ShuffleStats", "shuffle_regions"]
+
+PERMUTATIONS = ("table", "counter")
 
 _CHUNK_VALUES = 1 << 20
 _GATHER_PIECE = 32768  # torch's parallel grain size: smaller index_select calls stay single-threaded
@@ -372,15 +376,17 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
                     low_vfe_window: str = "current", channel_shuffle: bool = True, secret: bytes | None = None,
                     ids: Sequence[Any] | Tensor | np.ndarray | None = None,
                     entropy: np.random.SeedSequence | None = None, inverse: bool = False, n_jobs: int | None = None,
-                    stats: ShuffleStats | None = None) -> Tensor:
+                    stats: ShuffleStats | None = None, permutations: str = "table") -> Tensor:
     """Partition every image into regions (Algorithm 1 lines 8-24) and permute the pixels of each region.
 
     The functional core of :class:`~privis.methods.visualmixer.VisualMixer` (which derives ``levels``, the
     secret and the 8-bit quantisation of its keyed mode, then calls this); vectorised over the batch, run
-    on a thread pool over chunks of about a million values.
+    on the CPU on a thread pool over chunks of about a million values, or in torch on the images' device
+    (counter scheme, images not on the CPU).
 
     Args:
-        images: ``(N, C, H, W)`` float in ``[0, 1]``, any device (worked on the CPU, returned on the input's).
+        images: ``(N, C, H, W)`` float in ``[0, 1]``, any device (returned on the input's; worked on the CPU
+            except by the counter scheme on another device, which works there).
         levels: windows from coarsest to finest, halving (:func:`window_levels`), or one window (uniform
             mode: every region of the :func:`privis.metrics.regions.grid_cuts` grid is shuffled); each
             ``<= min(H, W)``.
@@ -397,6 +403,11 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
         inverse: undo a shuffle made with the same secret, ids and parameters (needs ``secret``).
         n_jobs: worker threads (None: ``torch.get_num_threads()``).
         stats: filled in with the partition's figures (:class:`ShuffleStats`).
+        permutations: how random words become permutations: ``"table"`` (per-image ``PCG64`` streams, table
+            lookups for windows of 2 and 4; numpy on the CPU, images on another device are moved there and
+            back) or ``"counter"`` (keys from a keyed hash of each position,
+            :mod:`~privis.methods.visualmixer.counter`: run on the images' device, the same output on every
+            device). The two give different permutations for the same secret; the package notes describe both.
 
     Returns:
         ``(N, C, H, W)`` float32: every region holds the same pixel values per channel, rearranged.
@@ -417,20 +428,16 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
     """
     if inverse and secret is None:
         raise InvalidInputError("inverse shuffling needs the secret the images were shuffled with")
+    if permutations not in PERMUTATIONS:
+        raise InvalidInputError(f"permutations must be one of {list(PERMUTATIONS)}, got {permutations!r}")
     device = images.device if isinstance(images, Tensor) else None
+    if permutations == "counter" and device is not None and device.type != "cpu":
+        return _shuffle_regions_torch(images, levels, statistic=statistic, low_vfe_window=low_vfe_window,
+                                      channel_shuffle=channel_shuffle, secret=secret, ids=ids, entropy=entropy,
+                                      inverse=inverse, stats=stats)
     x = _checked_array(images)
     n, c, h, w = x.shape
-    levels = tuple(int(s) for s in levels)
-    if not levels or min(levels) < 1 or max(levels) > min(h, w):
-        raise InvalidInputError(f"windows {list(levels)} must lie in [1, {min(h, w)}] for {h}x{w} images")
-    geo = _geometry(h, w, levels)
-    planes = c if channel_shuffle else 1
-    id_list = None
-    if secret is not None and ids is not None:
-        given = list(ids.tolist() if isinstance(ids, (Tensor, np.ndarray)) else ids)
-        if len(given) != n:
-            raise InvalidInputError(f"ids must have one entry per image ({n}), got {len(given)}")
-        id_list = [id_bytes(v) for v in given]
+    geo, planes, id_list = _setup(x.shape, levels, channel_shuffle, secret, ids)
     out = np.empty_like(x)
     per_chunk = max(1, _CHUNK_VALUES // (c * h * w))
     starts = list(range(0, n, per_chunk))
@@ -438,7 +445,8 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
     counts: list[np.ndarray] = [np.empty(0)] * len(starts)
     vfe_before = np.zeros(n)
     plans: list[_ChunkPlan] = []
-    fast = _fast_tiles(geo)
+    fast = _fast_tiles(geo) and permutations == "table"
+    words_all = _counter_words(None, None, n, entropy) if permutations == "counter" and secret is None else None
 
     def work(j: int) -> None:
         a, b = starts[j], min(starts[j] + per_chunk, n)
@@ -454,6 +462,11 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
             if id_list is not None:  # the caller's id, bound to the content so equal ids never share a stream
                 chunk_ids = [given + b"|" + cid for given, cid in zip(id_list[a:b], chunk_ids, strict=True)]
         rng = np.random.Generator(np.random.PCG64(seeds[j])) if seeds is not None else None
+        if permutations == "counter":
+            words = _counter_words(secret, chunk_ids, b - a, None) if words_all is None else words_all[a:b]
+            keys = counter.counter_keys_numpy(words, planes, size)
+            _shuffle_chunk(x[a:b], out[a:b], geo, plan, planes=planes, keys=keys, rng=None, inverse=inverse)
+            return
         if not fast:
             if secret is not None and chunk_ids is not None:
                 keys = _image_keys(secret, chunk_ids, planes, size)
@@ -485,3 +498,45 @@ def shuffle_regions(images: Tensor, levels: Sequence[int], *, statistic: str = "
         stats.region_sizes, stats.region_levels = plans[0].sizes, plans[0].levels
         stats.vfe_before = vfe_before
     return torch.from_numpy(out).to(device)
+
+
+def _setup(shape: Sequence[int], levels: Sequence[int], channel_shuffle: bool, secret: bytes | None,
+           ids: Sequence[Any] | Tensor | np.ndarray | None) -> tuple[_Geometry, int, list[bytes] | None]:
+    """The geometry, the number of permutation planes and the typed caller ids (secret only) of a call."""
+    n, c, h, w = shape
+    levels = tuple(int(s) for s in levels)
+    if not levels or min(levels) < 1 or max(levels) > min(h, w):
+        raise InvalidInputError(f"windows {list(levels)} must lie in [1, {min(h, w)}] for {h}x{w} images")
+    id_list = None
+    if secret is not None and ids is not None:
+        given = list(ids.tolist() if isinstance(ids, (Tensor, np.ndarray)) else ids)
+        if len(given) != n:
+            raise InvalidInputError(f"ids must have one entry per image ({n}), got {len(given)}")
+        id_list = [id_bytes(v) for v in given]
+    return _geometry(h, w, levels), c if channel_shuffle else 1, id_list
+
+
+def _shuffle_regions_torch(images: Tensor, levels: Sequence[int], *, statistic: str, low_vfe_window: str,
+                           channel_shuffle: bool, secret: bytes | None, ids: Sequence[Any] | Tensor | np.ndarray | None,
+                           entropy: np.random.SeedSequence | None, inverse: bool,
+                           stats: ShuffleStats | None) -> Tensor:
+    """:func:`shuffle_regions` with ``permutations="counter"`` in torch on the images' device (any device; the
+    same output as the numpy counter path on the CPU)."""
+    x = check_images(images).detach().to(torch.float32).contiguous()
+    n = x.shape[0]
+    geo, planes, id_list = _setup(x.shape, levels, channel_shuffle, secret, ids)
+    dg = counter._on_device(geo, x.device)
+    finals, counts, vfe = counter._plan(x, geo, dg, statistic, low_vfe_window)
+    chunk_ids = None
+    if secret is not None:
+        chunk_ids = counter.content_ids(x)
+        if id_list is not None:
+            chunk_ids = [given + b"|" + cid for given, cid in zip(id_list, chunk_ids, strict=True)]
+    words = torch.from_numpy(_counter_words(secret, chunk_ids, n, entropy)).to(x.device)
+    keys = counter.counter_keys(words, planes, geo.canvas[0] * geo.canvas[1])
+    out = counter.shuffle(x, geo, finals, keys, inverse=inverse)
+    if stats is not None:
+        stats.region_counts = counts.cpu().numpy()
+        stats.region_sizes, stats.region_levels = _region_classes(geo)
+        stats.vfe_before = vfe.cpu().numpy()
+    return out

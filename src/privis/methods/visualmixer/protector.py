@@ -29,7 +29,7 @@ from privis.methods.base import (
 )
 from privis.methods.visualmixer.keys import item_tag, key_check_value, read_key, seed_secret, stored_pixels
 from privis.methods.visualmixer.partition import Statistic, _vfe_density_map, window_levels
-from privis.methods.visualmixer.permute import ShuffleStats, _checked_array, shuffle_regions
+from privis.methods.visualmixer.permute import PERMUTATIONS, ShuffleStats, _checked_array, shuffle_regions
 from privis.methods.visualmixer.service import WindowSort
 from privis.privacy import keyspace_bits_from_counts
 from privis.privacy.visualmixer_bounds import (
@@ -87,6 +87,14 @@ class VisualMixer(Protector):
             and again after unpickling; it is never pickled and never recorded next to the outputs (the
             path is not recorded either).
         n_jobs: worker threads (default: ``torch.get_num_threads()``).
+        permutations: how the permutations are drawn (see the module notes): ``"table"`` (per-image ``PCG64``
+            streams and permutation tables, numpy on the CPU: the fastest on a CPU; images on a GPU are moved
+            to the CPU and back), ``"counter"`` (sort keys from a keyed hash of each position: everything runs
+            on the images' device, with the same output on the CPU and on CUDA), or ``"auto"``: ``"counter"``
+            for images on a GPU or other device, ``"table"`` for images on the CPU and always in keyed mode (so
+            a keyed output restores on any device, as outputs of earlier versions do). The two schemes give
+            different outputs for the same seed or key; a keyed output restores with the scheme it was made
+            with, which the engine records with the parameters.
         random_state: None draws permutations from OS entropy; an int makes every image's permutation a
             function of the image (or its id) and the seed.
 
@@ -124,6 +132,8 @@ class VisualMixer(Protector):
         "channel_shuffle": bool_param("independent permutations per channel (the paper)"),
         "key_file": path_param("32-byte key file of the keyed, invertible mode (none: not keyed)", optional=True),
         "n_jobs": int_param("worker threads (none: torch's thread count)", ge=1, le=1024, optional=True),
+        "permutations": choice_param("permutation scheme: table (numpy, CPU), counter (on the images' device) "
+                                     "or auto", ("auto", *PERMUTATIONS)),
         "random_state": seed_param(),
     }
     private_params = frozenset({"key_file"})
@@ -150,6 +160,7 @@ class VisualMixer(Protector):
         channel_shuffle: bool = True,
         key_file: str | None = None,
         n_jobs: int | None = None,
+        permutations: Literal["auto", "table", "counter"] = "auto",
         random_state: int | None = None,
     ) -> None:
         self.target_vfe = target_vfe
@@ -171,6 +182,7 @@ class VisualMixer(Protector):
         self.channel_shuffle = channel_shuffle
         self.key_file = key_file
         self.n_jobs = n_jobs
+        self.permutations = permutations
         self.random_state = random_state
 
     # -------------------------------------------------------------------------------- fitting
@@ -279,9 +291,12 @@ class VisualMixer(Protector):
             raise InvalidInputError("inverse_transform needs the keyed mode (key_file=...); without a key the "
                                     "permutations are not recoverable")
         if self.keyed_:  # the 8-bit values a file stores (see the package notes)
-            images = torch.from_numpy(self._stored_values(_checked_array(images), note=not inverse))
+            images = self._stored_values(check_images(images).detach().float(), note=not inverse)
         elif not isinstance(images, Tensor) or images.ndim != 4:
             check_images(images)  # raises the precise error before the shape is used
+        scheme = getattr(self, "permutations", "auto")  # protectors pickled before the parameter existed
+        if scheme == "auto":
+            scheme = "counter" if images.device.type != "cpu" and not self.keyed_ else "table"
         h, w = images.shape[-2:]
         levels = self._levels(int(h), int(w))
         self._calls += 1
@@ -289,24 +304,27 @@ class VisualMixer(Protector):
         out = shuffle_regions(images, levels, statistic=self.statistic_, low_vfe_window=self.low_vfe_window,
                               channel_shuffle=self.channel_shuffle, secret=self._secret(), ids=ids,
                               entropy=np.random.SeedSequence(self._entropy.entropy, spawn_key=(self._calls,)),
-                              inverse=inverse, n_jobs=self.n_jobs, stats=stats)
+                              inverse=inverse, n_jobs=self.n_jobs, stats=stats, permutations=scheme)
         if not inverse:
             self._record(out[:16].cpu().numpy(), stats, levels, images.shape[1] if self.channel_shuffle else 1)
         return out.to(device)
 
-    def _stored_values(self, x: np.ndarray, *, note: bool) -> np.ndarray:
-        """``round(255 x) / 255`` as a new float32 array: the keyed mode shuffles what an 8-bit file stores.
+    def _stored_values(self, x: Tensor, *, note: bool) -> Tensor:
+        """``round(255 x) / 255`` as a new float32 tensor on ``x``'s device (the values of :func:`stored_pixels`):
+        the keyed mode shuffles what an 8-bit file stores.
 
         With ``note``, the first batch holding finer values (16-bit or float data) gets a warning that they
         are stored and restored at 8 bits.
         """
-        levels = stored_pixels(x)
-        if note and not self._warned_depth and float(np.abs(x * np.float32(255) - levels).max(initial=0.0)) > 1e-3:
+        scaled = x.clamp(0.0, 1.0) * 255
+        levels = torch.round(scaled)
+        if (note and not self._warned_depth and x.numel()
+                and float((scaled - levels).abs().max()) > 1e-3):
             self._warned_depth = True
             warnings.warn("keyed VisualMixer stores and restores images at 8 bits: these images hold finer values "
                           "(16-bit or float data), which are rounded to round(255 x)/255 before shuffling; "
                           "the restored images are those 8-bit values", UserWarning, stacklevel=4)
-        return levels.astype(np.float32) / np.float32(255)
+        return levels / 255
 
     def _record(self, head: np.ndarray, stats: ShuffleStats, levels: tuple[int, ...], planes: int) -> None:
         """Keep the figures :meth:`diagnostics` reports (VFE after is measured on ``head``, the first 16 outputs)."""
