@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The device-relevant benchmarks on one CUDA GPU, in under 8 minutes: `privis bench --device cuda` for every
 # classification method at 224x224 RGB, and Veil, the perturbation generator and VisualMixer at 28x28 grey and
-# 32x32 RGB; each row with images/s, peak host and device memory and its ratio to the roofline bound.
+# 32x32 RGB at their defaults, then those three at all sizes in the configurations a GPU user picks (fp16
+# generator, bf16 CUDA-graph Veil, counter-scheme shuffles); each row with images/s, peak host and device memory
+# and its ratio to the roofline bound.
 # Writes one JSON, $OUT/gpu_check.json (OUT defaults to benchmarks/results), and prints the acceptance rows.
 # Exits non-zero when torch sees no CUDA device. `--dry-run` prints the plan (no CUDA needed, nothing measured).
 # PYTHON: the interpreter (default .venv/bin/python, else python3); this checkout's src/ is imported first.
@@ -25,11 +27,14 @@ bench() {  # privis bench on CUDA; a measurement may take 120 s, the run its --b
   "$PYTHON" -c 'import sys; from privis.cli.main import main; sys.argv[0] = "privis"; main()' \
     bench --device cuda --threads 2 --timeout 120 "${extra[@]}" "$@"
 }
-bench --size 224x224-rgb --budget 300 --json "$parts/224.json"
-bench veil perturbation visualmixer --size 28x28-grey --size 32x32-rgb --budget "$((470 - SECONDS))" \
-  --json "$parts/small.json"
+bench --size 224x224-rgb --budget 240 --json "$parts/224.json"
+bench veil perturbation visualmixer --size 28x28-grey --size 32x32-rgb --budget 120 --json "$parts/small.json"
+# the GPU configurations the methods offer: half-precision generator, bf16 + CUDA-graph Veil, counter shuffles
+bench veil perturbation visualmixer --size 28x28-grey --size 32x32-rgb --size 224x224-rgb \
+  --param perturbation.precision=fp16 --param veil.precision=bf16 --param veil.compile=true \
+  --param visualmixer.permutations=counter --budget "$((470 - SECONDS))" --json "$parts/fast.json"
 mkdir -p "$OUT"
-"$PYTHON" - "$parts/224.json" "$parts/small.json" "$OUT/gpu_check.json" <<'PY'
+"$PYTHON" - "$parts/224.json" "$parts/small.json" "$parts/fast.json" "$OUT/gpu_check.json" <<'PY'
 """Merge the parts into one JSON and print the issue's GPU acceptance rows against their targets."""
 import json
 import sys
@@ -48,7 +53,7 @@ atomic_write_text(out, json.dumps(report, indent=2) + "\n")
 targets = {("veil", "28x28-grey"): 20_000, ("veil", "224x224-rgb"): 400, ("visualmixer", "224x224-rgb"): 50_000,
            ("perturbation", "32x32-rgb"): 50_000}
 if table == "throughput":
-    print(f"{'method':<13} {'size':<12} {'images/s':>11} {'target':>8} {'met':>4} {'bound ratio':>12}")
+    print(f"{'method':<13} {'size':<12} {'images/s':>11} {'target':>8} {'met':>4} {'bound ratio':>12}  parameters")
     for row in rows:
         key = (row["method"], row["size"])
         if key in targets:
@@ -56,6 +61,7 @@ if table == "throughput":
             met = "-" if ips is None else ("yes" if ips >= targets[key] else "no")
             ratio = row.get("bound_ratio")
             print(f"{key[0]:<13} {key[1]:<12} {'-' if ips is None else f'{ips:.1f}':>11} {targets[key]:>8} "
-                  f"{met:>4} {'-' if ratio is None else f'{ratio:.3f}':>12}  {row.get('error', '')}")
+                  f"{met:>4} {'-' if ratio is None else f'{ratio:.3f}':>12}  {row.get('measure_params', {})} "
+                  f"{row.get('error', '')}")
 print(f"wrote {out} ({len(rows)} rows)")
 PY

@@ -22,12 +22,13 @@ KEYS = {"method", "size", "device", "images_per_second", "bound_images_per_secon
 def test_bench_rows_carry_the_bound_and_its_ratio(tmp_path):
     path = tmp_path / "bench.json"
     result = runner.invoke(app, ["bench", "--device", "cpu", "--n", "8", "--size", "28x28-grey", "noise",
-                                 "--threads", "1", "--json", str(path)])
+                                 "--threads", "1", "--param", "noise.sigma=0.05", "--json", str(path)])
     assert result.exit_code == 0, result.output
     saved = json.loads(path.read_text())
     (row,) = saved["tables"]["throughput"]
     assert row.keys() >= KEYS
     assert row["device"] == "cpu" and row["peak_device_mb"] is None and row["n"] >= 8
+    assert row["measure_params"] == {"sigma": 0.05}
     assert row["flops_per_image"] == 0 and row["bytes_per_image"] == 2 * 28 * 28 * 4  # noise: elementwise only
     # Uncounted elementwise FLOPs only lower the bound's FLOP side; a ratio above 1 needs a batch served
     # from a cache faster than the copy bandwidth measured on a large tensor.
@@ -45,6 +46,15 @@ def test_bench_on_cuda_without_cuda_is_one_error_line(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "sees no CUDA device" in result.output
     assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_parameters_are_checked_before_any_work(tmp_path):
+    for bad, says in ((["noise", "--param", "noise.sigma=-1"], "sigma"),
+                      (["noise", "--param", "blur.radius=2"], "not measured"),
+                      (["noise", "--param", "sigma=0.1"], "METHOD.NAME=VALUE")):
+        result = runner.invoke(app, ["bench", "--device", "cpu", *bad, "--json", str(tmp_path / "b.json")])
+        assert result.exit_code == 2 and says in result.output, result.output
+        assert result.output.strip().count("\n") == 0 and not (tmp_path / "b.json").exists()
 
 
 def test_gpu_check_script_is_executable_and_its_plan_covers_the_acceptance_rows(tmp_path):

@@ -3,11 +3,13 @@ on the CPU or a CUDA device (see :mod:`privis.experiments.bench`)."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
 
 from privis.cli.main import JsonOpt, check_paths, handle_errors
+from privis.errors import InvalidInputError
 
 _SIZES = "28x28-grey, 32x32-rgb, 224x224-rgb"
 
@@ -15,6 +17,27 @@ _SIZES = "28x28-grey, 32x32-rgb, 224x224-rgb"
 def _figure(value: Any, width: int, decimals: int = 1) -> str:
     """``value`` right-aligned in ``width`` with ``decimals``, or ``-`` when it is missing."""
     return f"{'-' if value is None else format(value, f'.{decimals}f'):>{width}}"
+
+
+def parse_method_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["veil.precision=bf16", "veil.steps=10"]`` -> ``{"veil": {"precision": "bf16", "steps": 10}}``; each
+    VALUE is read as JSON, else kept as a string.
+
+    Raises:
+        InvalidInputError: an item not of the form METHOD.NAME=VALUE.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not (sep and dot and method and name):
+            raise InvalidInputError(f"--param {item!r}: expected METHOD.NAME=VALUE, e.g. perturbation.precision=fp16")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(method, {})[name] = value
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +57,10 @@ def register(app: typer.Typer) -> None:
                                                      "measurements past it are reported as skipped.")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be measured (images, batch, "
                                               "least seconds per row) and measure nothing.")] = False,
+        param: Annotated[list[str] | None, typer.Option("--param", help="METHOD.NAME=VALUE: measure METHOD with "
+                                                        "this parameter instead of its default (VALUE as JSON, "
+                                                        "else a string), e.g. perturbation.precision=fp16; "
+                                                        "repeatable.")] = None,
         json_path: JsonOpt = None,
     ) -> None:
         """Images/s, peak host and device memory and the ratio to a roofline bound of every method at 28x28 grey,
@@ -42,7 +69,7 @@ def register(app: typer.Typer) -> None:
 
         check_paths({"--json": json_path})
         result = run_bench(method or None, sizes=size or None, n=n, threads=threads, device=device,
-                           timeout=timeout, budget=budget, dry_run=dry_run)
+                           timeout=timeout, budget=budget, dry_run=dry_run, params=parse_method_params(param or []))
         if json_path:
             result.save_json(json_path)
         if dry_run:

@@ -118,7 +118,8 @@ def _rates(device: str, threads: int, queue: Any) -> None:
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def _measure(method: str, size: str, device: str, work: dict[str, Any], threads: int, queue: Any) -> None:
+def _measure(method: str, size: str, device: str, work: dict[str, Any], threads: int, extra: dict[str, Any],
+             queue: Any) -> None:
     """Child process: fit (if needed), count FLOPs, time ``transform`` on ``work["n"]`` images, report figures."""
     try:
         import torch
@@ -132,7 +133,7 @@ def _measure(method: str, size: str, device: str, work: dict[str, Any], threads:
         c, h, w = SIZES[size]
         n, batch = work["n"], work["batch"]
         gen = torch.Generator().manual_seed(0)
-        params = {**FIT_ONLY_PARAMS.get(method, {}), **MEASURE_PARAMS.get(method, {})}
+        params = {**FIT_ONLY_PARAMS.get(method, {}), **MEASURE_PARAMS.get(method, {}), **extra}
         protector = methods.create(method, random_state=0, **params)
         fit_seconds = 0.0
         if protector.requires_fit:
@@ -218,7 +219,7 @@ def _add_bound(row: dict[str, Any], rates: dict[str, Any]) -> None:
 
 def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None = None, n: int | None = None,
               threads: int = 2, device: str = "auto", timeout: float = TIMEOUT, budget: float | None = None,
-              dry_run: bool = False) -> Any:
+              dry_run: bool = False, params: dict[str, dict[str, Any]] | None = None) -> Any:
     """Benchmark ``method_names`` (default: every registered method protecting against classification) at
     ``sizes`` on ``device``; returns a ``Result``.
 
@@ -233,6 +234,8 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
             rows with an ``error`` saying so, and none runs past it.
         dry_run: return the plan (table ``plan``: method, size, device, n, batch, min_seconds) without
             measuring anything; ``"cuda"`` is planned even without CUDA.
+        params: method -> parameters measured instead of its defaults (e.g. ``{"perturbation": {"precision":
+            "fp16"}}``: the configuration a GPU user would pick); each row records them in ``measure_params``.
 
     Returns:
         A ``Result`` whose table ``throughput`` has one row per (method, size): ``method``, ``size``,
@@ -253,6 +256,13 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
     names = method_names or [n for n, cls in methods.available().items() if cls.task == "classification"]
     for name in names:
         methods.get(name)  # an unknown name: the error lists the methods
+    extra = params or {}
+    for name in extra:
+        if name not in names:
+            raise InvalidInputError(f"parameters given for {name!r}, which is not measured (methods: "
+                                    f"{', '.join(names)})")
+        if not dry_run:  # a bad name or value: one line, before any work (a dry run may plan for absent CUDA)
+            methods.create(name, **extra[name]).validate_params()
     sizes = sizes or list(SIZES)
     bad = [s for s in sizes if s not in SIZES]
     if bad:
@@ -275,10 +285,10 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
         if left <= 0:
             row["error"] = f"skipped: the run's {budget:.0f} s budget was spent"
         else:
-            row.update(_isolated(_measure, (method, size, where, w, threads), left))
+            row.update(_isolated(_measure, (method, size, where, w, threads, extra.get(method, {})), left))
         _add_bound(row, rates)
         row["fit_params"] = FIT_ONLY_PARAMS.get(method, {})
-        row["measure_params"] = MEASURE_PARAMS.get(method, {})
+        row["measure_params"] = {**MEASURE_PARAMS.get(method, {}), **extra.get(method, {})}
         rows.append(row)
     summary: dict[str, float] = {}
     for row in rows:
