@@ -214,7 +214,7 @@ class Checkpoints:
                 self.loaded.append(name)
                 return value
         payload = make()
-        private_dir(self.root)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # a folder the user named keeps its mode
         private_dir(path.parent)
         with atomic_stream(path, "wb", private=True) as fh:
             torch.save({**payload, "spec": check}, fh)
@@ -527,6 +527,15 @@ TABLE2_QUANTITIES = [("baseline_on_original", "baseline model, original test dat
 def table2(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
            test_size: int = 2000, arch: str = "lenet5", device: str | None = None,
            checkpoint_dir: str | None = None) -> Result:
+    """Table 2 (Sec. 5.3): a baseline trained on originals and a veiled model trained on veiled training images,
+    each tested on original and on veiled test images, per dataset, with the paper's MNIST column beside.
+
+    Options as in the module docstring. Returns tables ``Table 2 (accuracy)`` (accuracies in [0, 1], mean
+    |SSIM|, share of images reaching xi), the comparison with the paper and the paper's table as published;
+    the summary holds every protocol key (:func:`~privis.experiments.evaluate.evaluate_protector`'s) per
+    dataset. Raises ``InvalidInputError`` for a bad ``arch`` or ``device``.
+    """
+
     def run() -> Result:
         rows, figures, summary, runs = [], [], {}, []
         for name in datasets_for(data):
@@ -562,6 +571,13 @@ TABLE3_QUANTITIES = [("example_1", "|SSIM| example 1"), ("example_2", "|SSIM| ex
 def table3(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
            test_size: int = 2000, arch: str = "lenet5", device: str | None = None,
            checkpoint_dir: str | None = None) -> Result:
+    """Table 3 (Sec. 5.2): |SSIM| of each veiled test image against its original (the first three test images
+    as the paper's examples 1-3, then the mean, spread and quantiles over the test set), per dataset, with the
+    paper's MNIST column beside. The veiled images are Table 2's (same setting, same checkpoint).
+
+    Options as in the module docstring. Raises ``InvalidInputError`` for a bad ``arch`` or ``device``.
+    """
+
     def run() -> Result:
         rows, figures, summary, runs = [], [], {}, []
         for name in datasets_for(data):
@@ -645,8 +661,17 @@ TABLE4_QUANTITIES = [
 def table4(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
            test_size: int = 2000, transfer_model: str | None = None, arch: str = "lenet5",
            device: str | None = None, checkpoint_dir: str | None = None) -> Result:
-    """``transfer_model``: the architecture trained on the veiled data in the transferability test (default
-    ``alexnet``, the paper's; ``lenet5`` when ``arch`` is AlexNet)."""
+    """Table 4 (Sec. 5.3) per dataset, with the paper's ORL column beside (it reports no MNIST figure here).
+
+    * Combination training: class 0 of the training images replaced by its veiled copies.
+    * Fine-tuning: a model trained without class 0, its last linear layer widened by one class and trained
+      alone (all else frozen) on the originals plus the veiled class 0.
+    * Transferability: ``transfer_model`` (default ``alexnet``, the paper's; ``lenet5`` when ``arch`` is
+      AlexNet) trained on images veiled with a local model of architecture ``arch``.
+
+    Accuracies are in [0, 1]. Other options as in the module docstring. Raises ``InvalidInputError`` for a bad
+    ``arch`` or ``device``.
+    """
     transfer_arch = transfer_model or ("lenet5" if arch == "alexnet" else "alexnet")
 
     def run() -> Result:
@@ -792,6 +817,14 @@ def table5_quantities() -> list[tuple[str, str]]:
 def table5(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
            test_size: int = 2000, arch: str = "lenet5", device: str | None = None,
            checkpoint_dir: str | None = None) -> Result:
+    """Table 5 (Sec. 5.4), the ablation: noise instead of RPF, the flip ratio p, RPF without GIA, GIA without
+    RPF and the layer of F (logits, fc2, fc1, the last convolution), each evaluated like Table 2 (one veiled
+    set and one veiled model per variant; |SSIM| of the first three test images and the test-set mean), per
+    dataset, with the paper's ORL column beside (the paper's Table 5 is ORL's, see :data:`PAPER_VALUES`).
+
+    Options as in the module docstring. Raises ``InvalidInputError`` for a bad ``arch`` or ``device``.
+    """
+
     def run() -> Result:
         tables, figures, summary, runs, ours = {}, [], {}, [], {}
         for name in datasets_for(data):
