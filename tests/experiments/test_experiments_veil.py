@@ -37,7 +37,7 @@ def test_table2_and_3_quick_on_digits():
 
 def test_table4_quick_on_digits():
     r = experiments.get("veil-table4").run(data="digits", quick=True, seed=0)
-    assert set(r.tables) == {"Combination training", "Fine-tuning training", "Transferability"}
+    assert {"Combination training", "Fine-tuning training", "Transferability"} <= set(r.tables)
     assert r.tables["Transferability"][0]["transfer_model"] == "alexnet"
     # the classes left as originals are still learnt (chance: 0.1), and the combination model reads the
     # veiled class as veiled: what it was trained on
