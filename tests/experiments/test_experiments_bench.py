@@ -72,7 +72,7 @@ def test_the_timed_loop_cycles_over_its_images_until_the_least_time_is_spent():
         put = rows.append
 
     bench._measure("noise", "28x28-grey", "cpu", {"n": 4, "batch": 3, "min_seconds": 0.2}, torch.get_num_threads(),
-                   Queue())
+                   {}, Queue())
     (row,) = rows
     assert "error" not in row, row
     assert row["seconds"] >= 0.2 and row["n"] > 4  # batches of 3 and 1 (the rest of the 4 images), repeated
