@@ -303,6 +303,8 @@ def _cheap(name: str, tmp_path: Path) -> tuple[methods.Protector, bytes | None]:
     if name == "perturbation":
         return methods.create(name, width=4, epochs=1, classifier_epochs=1, batch_size=64, use_aux=False,
                               random_state=BIG_SEED), None
+    if name == "fsap":
+        return methods.create(name, N=3, k=1, identity_epochs=1, random_state=BIG_SEED), None
     if name == "visualmixer":
         from privis.methods.visualmixer import generate_key
 
