@@ -12,16 +12,14 @@ import privis.methods.perturbation as perturbation_module
 from privis import methods, metrics, models
 from privis.errors import InvalidInputError
 from privis.methods.base import NotFittedError
-from privis.methods.perturbation import (
-    BF16_TOLERANCE,
-    ProtectivePerturbation,
+from privis.methods.perturbation import BF16_TOLERANCE, ProtectivePerturbation, transform_chunk_size
+from privis.methods.perturbation_training import (
     aux_loss_term,
     crop_flip,
     evaluate_loss,
     perturbation_loss,
     ssim_loss_term,
     train_generator,
-    transform_chunk_size,
 )
 from privis.models.unet import UNetPerturbation
 
