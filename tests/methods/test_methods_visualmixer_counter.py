@@ -127,6 +127,12 @@ def test_protector_schemes_auto_table_counter(tmp_path) -> None:
     keyed = VisualMixer(key_file=str(key), permutations="counter").fit(x)
     y = keyed.transform(x)
     assert torch.equal(keyed.inverse_transform(y), torch.round(x * 255) / 255)
+    # keyed "auto" is the counter scheme on every device: the output does not depend on where it was made
+    assert torch.equal(VisualMixer(key_file=str(key)).fit(x).transform(x), y)
+    assert keyed.public_record()["restore_params"] == {"permutations": "counter"}
+    table_keyed = VisualMixer(key_file=str(key), permutations="table").fit(x)
+    assert table_keyed.public_record()["restore_params"] == {"permutations": "table"}
+    assert not torch.equal(table_keyed.transform(x), y)
 
 
 # keyed outputs of the table scheme as privis made them before the counter scheme existed (sha256 of the float32
@@ -140,7 +146,7 @@ def test_table_scheme_outputs_of_earlier_versions_still_restore(tmp_path) -> Non
     key.write_bytes(bytes(range(32)))
     x = torch.from_numpy(np.random.default_rng(19).integers(0, 256, (3, 3, 21, 18)).astype(np.float32) / 255)
     for params, digest in _TABLE_GOLDEN.items():
-        vm = VisualMixer(key_file=str(key), **dict(params)).fit(x)
+        vm = VisualMixer(key_file=str(key), permutations="table", **dict(params)).fit(x)
         y = vm.transform(x, ids=["a", "b", "c"])
         assert hashlib.sha256(y.numpy().tobytes()).hexdigest() == digest
         assert torch.equal(vm.inverse_transform(y, ids=["a", "b", "c"]), x)
@@ -153,17 +159,27 @@ def test_engine_records_the_scheme_and_restores_either(tmp_path) -> None:
         (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(root / f"c{i % 2}" / f"{i}.png")
     key = generate_key(tmp_path / "k.key")
-    for scheme in ("counter", "auto"):
-        out = tmp_path / scheme
+    # (scheme asked for, what the manifest says after editing it as an earlier version wrote it)
+    cases = {"counter": None, "auto": None, "table": None,
+             "table-recorded-as-auto": "auto", "table-without-parameter": "absent"}
+    for case, legacy in cases.items():
+        scheme = "table" if legacy else case
+        out = tmp_path / case
         protect(VisualMixer(key_file=str(key), permutations=scheme), f"folder:{root}", out, batch_size=4)
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["extra"]["params"]["permutations"] == scheme
-        if scheme == "auto":  # a manifest written before the parameter existed restores with the table scheme
-            del manifest["extra"]["params"]["permutations"]
+        made_with = "counter" if scheme == "auto" else scheme
+        assert manifest["extra"]["public"]["restore_params"] == {"permutations": made_with}
+        if legacy:  # a manifest of an earlier version: no restore_params, "auto" or no parameter at all
+            del manifest["extra"]["public"]["restore_params"]
+            if legacy == "absent":
+                del manifest["extra"]["params"]["permutations"]
+            else:
+                manifest["extra"]["params"]["permutations"] = "auto"
             (out / "manifest.json").write_text(json.dumps(manifest))
-        assert unprotect_folder(out, tmp_path / f"restored-{scheme}", key) == 6
+        assert unprotect_folder(out, tmp_path / f"restored-{case}", key) == 6
         for path in root.rglob("*.png"):
-            restored = tmp_path / f"restored-{scheme}" / path.relative_to(root)
+            restored = tmp_path / f"restored-{case}" / path.relative_to(root)
             assert np.array_equal(np.asarray(Image.open(restored)), np.asarray(Image.open(path)))
 
 

@@ -80,6 +80,11 @@ def _keyed_protector(folder: Path, manifest: dict[str, Any], method: str | None,
     recorded_params = _dict_at(extra, "params")
     valid = set(cls._param_names())
     params = {k: v for k, v in recorded_params.items() if k in valid and k != "n_jobs"}
+    resolved = public.get("restore_params")
+    if isinstance(resolved, dict):
+        params.update({k: v for k, v in resolved.items() if k in valid})
+    else:
+        params.update(cls.legacy_restore_params(params))
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise InvalidInputError(f"{recorded} has no parameter {unknown[0]!r}; valid: {sorted(valid)}")

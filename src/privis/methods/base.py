@@ -487,8 +487,15 @@ class Protector(ParamsMixin):
 
         JSON-serialisable, and of no help to anyone undoing the protection. A keyed method records its key
         check value under ``"key_check"`` (a MAC of a fixed constant under the key), so that a restore can
-        tell a wrong key from a right one. Default: ``{}``.
+        tell a wrong key from a right one, and may record under ``"restore_params"`` the parameter values its
+        inverse needs that depend on where the run happened (a keyed restore applies them). Default: ``{}``.
         """
+        return {}
+
+    @classmethod
+    def legacy_restore_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameters a keyed restore must set for outputs whose manifest predates ``"restore_params"`` in
+        :meth:`public_record` (given the recorded public ``params``). Default: ``{}``."""
         return {}
 
     def invariants(self) -> dict[str, Any]:

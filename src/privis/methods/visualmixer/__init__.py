@@ -147,11 +147,12 @@ of every tile row and the gathers are torch operations on the device, with two h
 content ids for the per-image HMAC, and the region counts of the diagnostics); on the CPU it runs through the
 numpy sort path with the counter keys (faster there than torch's sort), giving the same output bit for bit.
 On the CPU the table scheme is about twice as fast as the counter scheme (CPU time per image), so
-``"auto"`` (the default) keeps it there and takes the counter scheme for images on a GPU. The schemes give
-different outputs for the same seed or key, and keyed outputs restore only with their own scheme: keyed mode
-therefore keeps the table scheme under ``"auto"`` on every device (outputs of earlier versions, made with it,
-keep restoring), and a keyed run that asks for ``"counter"`` records that choice with its public parameters,
-from which :func:`privis.engine.restore.unprotect_folder` rebuilds the protector. Seeded outputs under ``"auto"``
+``"auto"`` (the default) keeps unkeyed images there and takes the counter scheme for images on a GPU. The
+schemes give different outputs for the same seed or key, and keyed outputs restore only with their own
+scheme: keyed mode therefore takes the counter scheme under ``"auto"`` on every device (a keyed output is the
+same bit for bit wherever it was made, and restores anywhere) and records it next to the outputs, from which
+:func:`privis.engine.restore.unprotect_folder` rebuilds the protector; keyed outputs of earlier versions
+(table scheme, no such record) restore with the table scheme. Seeded unkeyed outputs under ``"auto"``
 therefore differ between a CPU and a GPU; pass ``permutations="counter"`` for the same output on both.
 
 Examples:

@@ -91,10 +91,13 @@ class VisualMixer(Protector):
             streams and permutation tables, numpy on the CPU: the fastest on a CPU; images on a GPU are moved
             to the CPU and back), ``"counter"`` (sort keys from a keyed hash of each position: everything runs
             on the images' device, with the same output on the CPU and on CUDA), or ``"auto"``: ``"counter"``
-            for images on a GPU or other device, ``"table"`` for images on the CPU and always in keyed mode (so
-            a keyed output restores on any device, as outputs of earlier versions do). The two schemes give
-            different outputs for the same seed or key; a keyed output restores with the scheme it was made
-            with, which the engine records with the parameters.
+            in keyed mode (on every device, so that a keyed output is the same bit for bit wherever it was made
+            and restores anywhere) and for unkeyed images on a GPU or other device; ``"table"`` for unkeyed
+            images on the CPU. The two schemes give different outputs for the same seed or key; a keyed output
+            restores only with the scheme it was made with, which the engine records next to the outputs
+            (:meth:`public_record`). Keyed outputs made before keyed ``"auto"`` meant ``"counter"`` used the
+            table scheme: ``privis unprotect`` finds that from their manifest; through Python, pass
+            ``permutations="table"`` to invert them.
         random_state: None draws permutations from OS entropy; an int makes every image's permutation a
             function of the image (or its id) and the seed.
 
@@ -294,9 +297,7 @@ class VisualMixer(Protector):
             images = self._stored_values(check_images(images).detach().float(), note=not inverse)
         elif not isinstance(images, Tensor) or images.ndim != 4:
             check_images(images)  # raises the precise error before the shape is used
-        scheme = getattr(self, "permutations", "auto")  # protectors pickled before the parameter existed
-        if scheme == "auto":
-            scheme = "counter" if images.device.type != "cpu" and not self.keyed_ else "table"
+        scheme = self._scheme(images.device)
         h, w = images.shape[-2:]
         levels = self._levels(int(h), int(w))
         self._calls += 1
@@ -308,6 +309,13 @@ class VisualMixer(Protector):
         if not inverse:
             self._record(out[:16].cpu().numpy(), stats, levels, images.shape[1] if self.channel_shuffle else 1)
         return out.to(device)
+
+    def _scheme(self, device: torch.device) -> str:
+        """The permutation scheme ``"auto"`` resolves to for images on ``device`` (see ``permutations``)."""
+        scheme = getattr(self, "permutations", "auto")  # protectors pickled before the parameter existed
+        if scheme != "auto":
+            return scheme
+        return "counter" if self.keyed_ or device.type != "cpu" else "table"
 
     def _stored_values(self, x: Tensor, *, note: bool) -> Tensor:
         """``round(255 x) / 255`` as a new float32 tensor on ``x``'s device (the values of :func:`stored_pixels`):
@@ -401,10 +409,18 @@ class VisualMixer(Protector):
         return [item_tag(key, ident, pixels) for ident, pixels in zip(ids, x, strict=True)]
 
     def public_record(self) -> dict[str, Any]:
-        """Keyed mode: ``{"key_check": key_check_value(key)}`` (never the key); else ``{}``."""
+        """Keyed mode: ``{"key_check": key_check_value(key), "restore_params": {"permutations": scheme}}`` (never
+        the key): the check value and the permutation scheme the outputs were made with; else ``{}``."""
         if self.key_file is None:
             return {}
-        return {"key_check": key_check_value(self._key_bytes())}
+        return {"key_check": key_check_value(self._key_bytes()),
+                "restore_params": {"permutations": self._scheme(torch.device("cpu"))}}
+
+    @classmethod
+    def legacy_restore_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Keyed outputs whose manifest records no ``restore_params`` were made when keyed ``"auto"`` (or a
+        version without the parameter) meant the table scheme: restore them with it."""
+        return {"permutations": "table"} if params.get("permutations", "auto") == "auto" else {}
 
     def diagnostics(self) -> dict[str, float]:
         """Figures of the last ``transform``.
