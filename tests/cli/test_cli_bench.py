@@ -39,6 +39,19 @@ def test_bench_rows_carry_the_bound_and_its_ratio(tmp_path):
     assert "ratio" in result.output and f"{row['bound_ratio']:.3f}" in result.output
 
 
+def test_bench_results_never_record_the_owners_key_path(tmp_path):
+    from privis.methods.visualmixer import generate_key
+
+    key = generate_key(tmp_path / "owner-secret.key")
+    path = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", "--device", "cpu", "--n", "8", "--size", "28x28-grey", "visualmixer",
+                                 "--threads", "1", "--param", f"visualmixer.key_file={key}", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(path.read_text())["tables"]["throughput"]
+    assert row["measure_params"]["key_file"] == "<given>" and row["images_per_second"] > 0
+    assert "owner-secret" not in path.read_text() and str(tmp_path) not in path.read_text()
+
+
 def test_bench_on_cuda_without_cuda_is_one_error_line(tmp_path):
     if torch.cuda.is_available():
         return  # the refusal only exists where CUDA does not

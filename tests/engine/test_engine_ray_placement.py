@@ -53,3 +53,35 @@ def test_a_gpu_actor_moves_its_copy_of_the_models_to_its_device(tmp_path):
     assert ProtectWorker(protector, *args).protector.model_.weight.device.type == "cpu"
     worker = ProtectWorker(protector, *args, device="meta")
     assert worker.protector.model_.weight.device.type == "meta" and worker.device.type == "meta"
+
+
+def test_protect_and_the_cli_pass_the_placement_options_to_the_ray_engine(tmp_path, monkeypatch):
+    """``workers`` unset means "Ray decides" (one actor per GPU share); an explicit 1 stays 1, and the GPU options
+    of ``privis protect`` reach the engine (Ray itself is replaced by the local engine: no cluster here)."""
+    from typer.testing import CliRunner
+
+    from privis.cli.main import app
+    from privis.engine import local, protect, ray_engine
+    from privis.methods.baselines import GaussianNoise
+
+    seen: list[dict] = []
+
+    def fake_run_ray(ctx, **options):
+        seen.append(options)
+        local.run_local(ctx)
+
+    monkeypatch.setattr(ray_engine, "run_ray", fake_run_ray)
+    state = str(tmp_path / "state")
+    protect(GaussianNoise(), "digits:test[:6]", tmp_path / "a", engine="ray", state_dir=state)
+    protect(GaussianNoise(), "digits:test[:6]", tmp_path / "b", engine="ray", workers=1, gpus_per_worker=0.5,
+            gpu_batch_size=300, state_dir=state)
+    result = CliRunner().invoke(app, ["protect", "noise", "--data", "digits:test[:6]", "--out", str(tmp_path / "c"),
+                                      "--engine", "ray", "--workers", "2", "--gpus-per-worker", "0.25",
+                                      "--state-dir", state])
+    assert result.exit_code == 0, result.output
+    assert [(s["workers"], s["gpus_per_worker"], s["gpu_batch_size"]) for s in seen] == [
+        (None, None, None), (1, 0.5, 300), (2, 0.25, None)]
+    assert len(list((tmp_path / "c").rglob("*.png"))) == 6
+    refused = CliRunner().invoke(app, ["protect", "noise", "--data", "digits:test[:6]", "--out", str(tmp_path / "d"),
+                                       "--engine", "ray", "--gpus-per-worker", "2", "--state-dir", state])
+    assert refused.exit_code == 2 and "--gpus-per-worker" in refused.output

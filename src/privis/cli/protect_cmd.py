@@ -42,8 +42,9 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--batch-size", min=1, help="Images protected and saved per batch.")
         ] = 256,
         workers: Annotated[
-            int, typer.Option("--workers", min=1, help="Reader/writer workers (local) or Ray actors (ray).")
-        ] = 1,
+            int | None, typer.Option("--workers", min=1, help="Reader/writer threads (local; default 1) or Ray "
+                                     "actors (ray; default one per GPU share on a cluster with GPUs, else 1).")
+        ] = None,
         resume: Annotated[
             bool, typer.Option("--resume", help="Continue the interrupted run writing to OUT.")
         ] = False,
@@ -66,6 +67,16 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str, typer.Option("--engine", help="local (threads) or ray (Ray Data).")] = "local",
         address: Annotated[
             str | None, typer.Option("--address", help="Ray cluster address (default: start a local cluster).")
+        ] = None,
+        gpus_per_worker: Annotated[
+            float | None, typer.Option("--gpus-per-worker", min=0.0, max=1.0,
+                                       help="ray on a cluster with GPUs: GPUs each actor holds (default 1, one "
+                                       "model copy per GPU; 0.5 puts two on each; 0 runs CPU actors).")
+        ] = None,
+        gpu_batch_size: Annotated[
+            int | None, typer.Option("--gpu-batch-size", min=1,
+                                     help="ray on a cluster with GPUs: images per whole GPU per call (each actor "
+                                     "gets its share; default sized for the device).")
         ] = None,
         state_dir: Annotated[
             Path | None,
@@ -101,7 +112,8 @@ def register(app: typer.Typer) -> None:
         summary = run_protect(
             protector, source, out, fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
             resume=resume, force=force or overwrite, skip_bad=skip_bad, output_format=output_format.lower(),
-            allow_lossy=allow_lossy, engine=engine, address=address, report=say,
+            allow_lossy=allow_lossy, engine=engine, address=address, gpus_per_worker=gpus_per_worker,
+            gpu_batch_size=gpu_batch_size, report=say,
             warn=lambda line: typer.echo(f"privis: {line}", err=True), state_dir=state_dir,
         )
         _echo_left_out(out, run_state.journal, source.ignored)

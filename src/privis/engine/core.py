@@ -36,7 +36,7 @@ from privis.methods.base import Protector
 from privis.sysinfo import peak_rss_mb
 
 __all__ = ["Group", "RunContext", "RunSummary", "batch_tags", "conform", "derive_seed", "fitted_fingerprint",
-           "ids_mode", "iter_groups", "protect_batch", "public_params"]
+           "ids_mode", "is_private_param", "iter_groups", "protect_batch", "public_params"]
 
 
 def ids_mode(protector: Protector) -> str:
@@ -88,6 +88,12 @@ def batch_tags(protector: Protector, images: Tensor, ids: list[str]) -> list[str
 _PATH_PARAMS = ("_file", "_path", "_dir")
 
 
+def is_private_param(protector: Protector | type[Protector], key: str) -> bool:
+    """Whether parameter ``key`` names the owner's files or secrets (the class's ``private_params``, or a name
+    ending in ``_file``, ``_path`` or ``_dir``): never written where others read results."""
+    return key in protector.private_params or key.endswith(_PATH_PARAMS)
+
+
 def public_params(protector: Protector, *, secret: bool = False) -> dict[str, Any]:
     """Constructor parameters as JSON values: models named by class, other objects by ``repr``.
 
@@ -98,7 +104,7 @@ def public_params(protector: Protector, *, secret: bool = False) -> dict[str, An
     """
     out: dict[str, Any] = {}
     for key, value in protector.get_params().items():
-        if key == "random_state" or (not secret and (key in protector.private_params or key.endswith(_PATH_PARAMS))):
+        if key == "random_state" or (not secret and is_private_param(protector, key)):
             continue
         if isinstance(value, nn.Module):
             out[key] = type(value).__name__

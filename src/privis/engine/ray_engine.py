@@ -270,14 +270,14 @@ def _records(batch: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     return out
 
 
-def run_ray(ctx: RunContext, *, address: str | None = None, num_cpus: int | None = None,
+def run_ray(ctx: RunContext, *, address: str | None = None, num_cpus: int | None = None, workers: int | None = None,
             gpus_per_worker: float | None = None, gpu_batch_size: int | None = None) -> None:
     """Run ``ctx`` through Ray Data (module docstring); starts a local cluster on 127.0.0.1 unless one is
     already initialised or ``address`` names one.
 
-    The actor pool is :func:`actor_options` of the cluster's resources with ``ctx.workers`` actors (on a GPU
-    cluster, ``workers=1``, ``protect``'s default, means one actor per GPU share), ``ctx.batch_size`` images
-    per CPU actor call, and ``gpus_per_worker`` / ``gpu_batch_size`` as documented there."""
+    The actor pool is :func:`actor_options` of the cluster's resources with ``workers`` actors (None: one per
+    GPU share on a GPU cluster, else 1), ``ctx.batch_size`` images per CPU actor call, and ``gpus_per_worker``
+    / ``gpu_batch_size`` as documented there."""
     t0 = time.perf_counter()
     ray = _import_ray()
     started = False
@@ -297,7 +297,7 @@ def run_ray(ctx: RunContext, *, address: str | None = None, num_cpus: int | None
         data_ctx.print_on_execution_start = False
         resources = ray.cluster_resources()
         cpus = int(resources.get("CPU", 1))
-        plan = actor_options(resources, None if ctx.workers == 1 else ctx.workers, ctx.batch_size,
+        plan = actor_options(resources, workers, ctx.batch_size,
                              gpus_per_worker=gpus_per_worker, gpu_batch_size=gpu_batch_size)
         gpu_options = {"num_gpus": plan.num_gpus} if plan.num_gpus > 0 else {}
         num_shards = max(1, min(cpus, 8))

@@ -257,11 +257,11 @@ def _refuse_jpeg(ctx: RunContext) -> None:
 
 def protect(protector: Protector, data: str | Dataset | StreamSource, out: str | Path, *,
             fit_data: str | Dataset | None = None, fit_size: int = 10_000, batch_size: int = 256,
-            workers: int = 1, resume: bool = False, force: bool = False, skip_bad: bool = False,
+            workers: int | None = None, resume: bool = False, force: bool = False, skip_bad: bool = False,
             output_format: str = "png", allow_lossy: bool = False, engine: str = "local",
-            address: str | None = None, num_cpus: int | None = None,
-            report: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None,
-            state_dir: str | Path | None = None) -> RunSummary:
+            address: str | None = None, num_cpus: int | None = None, gpus_per_worker: float | None = None,
+            gpu_batch_size: int | None = None, report: Callable[[str], None] | None = None,
+            warn: Callable[[str], None] | None = None, state_dir: str | Path | None = None) -> RunSummary:
     """Protect ``data`` with ``protector`` into the folder ``out``, streaming, crash-safe and resumable.
 
     Args:
@@ -273,7 +273,9 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         fit_data: data to fit on (spec or ``Dataset``); default: see the module docstring, step 3.
         fit_size: the most items sampled from a stream to fit on.
         batch_size: images protected per batch; memory is bounded by a few batches.
-        workers: threads in each of the reader and writer pools (local), or Ray actors (ray).
+        workers: threads in each of the reader and writer pools (local; None: 1), or Ray actors (ray; None:
+            one per GPU share on a cluster with GPUs, else 1; an int is exactly that many actors, at most one
+            per GPU share).
         resume: continue the run whose state belongs to ``out``.
         force: replace another run's outputs found in ``out`` (only files privis wrote and nobody changed).
         skip_bad: journal a bad input with its reason and go on; otherwise stop with its name.
@@ -282,6 +284,10 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         engine: ``"local"`` (threads in this process) or ``"ray"`` (Ray Data, see ``ray_engine``).
         address: Ray cluster address (``ray``); default starts a local cluster.
         num_cpus: CPUs of a local Ray cluster (default: all).
+        gpus_per_worker: ``ray`` on a cluster with GPUs: GPUs each actor holds, in ``[0, 1]`` (None: 1, one
+            model copy per GPU; 0: CPU actors); see :func:`privis.engine.ray_engine.actor_options`.
+        gpu_batch_size: ``ray`` on a cluster with GPUs: images per whole GPU per call (None: the default
+            there); an actor gets its share.
         report: called with the one-line summary at the end (also when the run stops on an error).
         warn: called with a warning line (a guessable seed); default :func:`warnings.warn`.
         state_dir: the owner-side state root (default :func:`privis.engine.state.state_root`).
@@ -309,7 +315,7 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
         >>> len(back), back.shape
         (20, (1, 8, 8))
     """
-    if batch_size < 1 or workers < 1 or fit_size < 1:
+    if batch_size < 1 or (workers is not None and workers < 1) or fit_size < 1:
         raise InvalidInputError(f"batch_size, workers and fit_size must be >= 1 (got {batch_size}, {workers}, "
                                 f"{fit_size})")
     protector.validate_params()  # every declared parameter, before anything is read or written
@@ -352,6 +358,8 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
                                fit_data=fit_data, fit_size=fit_size, batch_size=batch_size, workers=workers,
                                resume=resume, force=force, skip_bad=skip_bad, output_format=output_format,
                                allow_lossy=allow_lossy, engine=engine, address=address, num_cpus=num_cpus,
+                               ray_options={"workers": workers, "gpus_per_worker": gpus_per_worker,
+                                            "gpu_batch_size": gpu_batch_size},
                                report=report)
     finally:
         run_state.release()
@@ -359,9 +367,9 @@ def protect(protector: Protector, data: str | Dataset | StreamSource, out: str |
 
 def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_state: RunState, inputs: list[Path],
                     *, shape: tuple[int, int, int], first: str, fit_data: str | Dataset | None, fit_size: int,
-                    batch_size: int, workers: int, resume: bool, force: bool, skip_bad: bool, output_format: str,
-                    allow_lossy: bool, engine: str, address: str | None, num_cpus: int | None,
-                    report: Callable[[str], None] | None) -> RunSummary:
+                    batch_size: int, workers: int | None, resume: bool, force: bool, skip_bad: bool,
+                    output_format: str, allow_lossy: bool, engine: str, address: str | None, num_cpus: int | None,
+                    ray_options: dict[str, Any], report: Callable[[str], None] | None) -> RunSummary:
     """:func:`protect` once ``out`` is locked for this run."""
     class_dirs = source.class_dirs
     if class_dirs is None:
@@ -416,7 +424,7 @@ def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_s
                          found=source.count() + len(source.ignored), ignored=len(source.ignored))
     ctx = RunContext(protector=protector, mode=mode, seed=seed, source=source, out=out,
                      class_names=list(source.class_names), class_dirs=class_dirs, shape=shape, first=first,
-                     batch_size=batch_size, workers=workers, skip_bad=skip_bad, fmt=output_format, state=state,
+                     batch_size=batch_size, workers=workers or 1, skip_bad=skip_bad, fmt=output_format, state=state,
                      journal=None, summary=summary, report=report)  # type: ignore[arg-type]
     if output_format == "jpeg" and not allow_lossy:
         _refuse_jpeg(ctx)
@@ -442,7 +450,7 @@ def _protect_locked(protector: Protector, source: StreamSource, out: Path, run_s
             _first_batch(ctx)
             for chunk in _chunked(_targets(source, class_dirs, output_format, state), 4096):
                 ctx.journal.append([{"kind": "writing", "paths": chunk}])
-            run_ray(ctx, address=address, num_cpus=num_cpus)
+            run_ray(ctx, address=address, num_cpus=num_cpus, **ray_options)
         else:
             from privis.engine.local import run_local
 

@@ -250,6 +250,7 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
         InvalidInputError: an unknown method, size or device, or ``"cuda"`` without CUDA (unless ``dry_run``).
     """
     from privis import methods
+    from privis.engine.core import is_private_param
     from privis.errors import InvalidInputError
     from privis.results import Result
 
@@ -288,7 +289,9 @@ def run_bench(method_names: list[str] | None = None, *, sizes: list[str] | None 
             row.update(_isolated(_measure, (method, size, where, w, threads, extra.get(method, {})), left))
         _add_bound(row, rates)
         row["fit_params"] = FIT_ONLY_PARAMS.get(method, {})
-        row["measure_params"] = {**MEASURE_PARAMS.get(method, {}), **extra.get(method, {})}
+        cls = methods.available()[method]
+        row["measure_params"] = {k: "<given>" if is_private_param(cls, k) else v
+                                 for k, v in {**MEASURE_PARAMS.get(method, {}), **extra.get(method, {})}.items()}
         rows.append(row)
     summary: dict[str, float] = {}
     for row in rows:
