@@ -45,8 +45,9 @@ from privis.fsutil import atomic_write_bytes, atomic_write_text
 from privis.models.export import export_onnx, onnx_session, run_onnx
 from privis.serve.client import image_tensor, run_client
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import client_page, protect_in_page  # noqa: E402  (the tests' headless-Chromium helpers)
+
 SIZE = 32
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -91,8 +92,6 @@ def start_server(root: Path, generator: Path) -> tuple[subprocess.Popen, str]:
 
 
 def run_width(width: int, root: Path, files: list[Path], *, repeats: int, screenshot: Path | None) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
     g = models.create_seeded("unet-perturbation", 0, in_channels=3, width=width).eval()
     with torch.no_grad():
         g.outc.weight.mul_(20.0)  # a visible perturbation from random weights
@@ -100,27 +99,14 @@ def run_width(width: int, root: Path, files: list[Path], *, repeats: int, screen
     params = sum(p.numel() for p in g.parameters())
     proc, url = start_server(root, path)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.goto(f"{url}/?ep=wasm", wait_until="load")
-                page.wait_for_function("window.privis.ready || window.privis.error", timeout=60_000)
-                if page.evaluate("window.privis.error"):
-                    raise RuntimeError(page.evaluate("window.privis.error"))
-                threads = page.evaluate("window.privis.threads")
-                isolated = page.evaluate("self.crossOriginIsolated")
-                page.set_input_files("#files", [str(f) for f in files])
-                page.wait_for_function("n => window.privis.results.length === n && "
-                                       "window.privis.results.every(r => r.className || r.error)",
-                                       arg=len(files), timeout=300_000)
-                shown = page.evaluate("window.privis.results")
-                if screenshot is not None:
-                    atomic_write_bytes(screenshot, page.screenshot(full_page=False))
-                timing = {f"3x{s}x{s}": page.evaluate("([s, r]) => window.privis.timeProtect(3, s, s, r)",
-                                                      [s, repeats]) for s in (32, 224)}
-            finally:
-                browser.close()
+        with client_page(url) as page:
+            threads = page.evaluate("window.privis.threads")
+            isolated = page.evaluate("self.crossOriginIsolated")
+            shown = protect_in_page(page, files, timeout_ms=300_000)
+            if screenshot is not None:
+                atomic_write_bytes(screenshot, page.screenshot(full_page=False))
+            timing = {f"3x{s}x{s}": page.evaluate("([s, r]) => window.privis.timeProtect(3, s, s, r)",
+                                                  [s, repeats]) for s in (32, 224)}
         python = run_client(path, url, files)
     finally:
         proc.terminate()

@@ -24,7 +24,8 @@ from privis import data
 from privis.fsutil import atomic_write_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_browser import ARGS, CHROMIUM, start_server  # noqa: E402
+from bench_browser import start_server  # noqa: E402
+from browser import client_page, protect_in_page  # noqa: E402
 
 
 def privis(*args: str) -> None:
@@ -38,8 +39,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--images", type=int, default=6)
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         spec = f"fashion-mnist:train[:{args.train_size}]"
@@ -56,18 +55,9 @@ def main() -> None:
             files.append(path)
         proc, url = start_server(root, root / "gen.onnx")
         try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.goto(f"{url}/?ep=wasm", wait_until="load")
-                page.wait_for_function("window.privis.ready || window.privis.error", timeout=60_000)
-                page.set_input_files("#files", [str(f) for f in files])
-                page.wait_for_function("n => window.privis.results.length === n && "
-                                       "window.privis.results.every(r => r.className || r.error)",
-                                       arg=len(files), timeout=120_000)
-                shown = page.evaluate("window.privis.results")
+            with client_page(url) as page:
+                shown = protect_in_page(page, files, timeout_ms=120_000)
                 atomic_write_bytes(args.screenshot, page.screenshot(full_page=False))
-                browser.close()
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -27,7 +27,7 @@ from PIL import Image
 from test_serve_client import free_port, wait_healthy
 from typer.testing import CliRunner
 
-from browser import ARGS, CHROMIUM, browser_or_skip
+from browser import browser_or_skip, client_page, protect_in_page
 from privis import models
 from privis.cli.main import app as cli
 from privis.errors import InvalidInputError
@@ -111,7 +111,7 @@ def test_request_log_records_hashes_not_images(models_dir, tmp_path):
 
 
 def test_browser_protects_in_the_page_and_sends_only_protected_images(models_dir, tmp_path):
-    sync_playwright = browser_or_skip()
+    browser_or_skip()
     _vendored_or_skip()
     rng = np.random.default_rng(0)
     originals = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(2)]
@@ -132,36 +132,22 @@ def test_browser_protects_in_the_page_and_sends_only_protected_images(models_dir
                             stderr=subprocess.PIPE)
     try:
         wait_healthy(proc, url)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1100, "height": 800})
-                page.goto(f"{url}/?ep=wasm", wait_until="load")
-                page.wait_for_function("window.privis.ready || window.privis.error", timeout=30_000)
-                assert page.evaluate("window.privis.error") is None
-                assert "WebAssembly" in page.locator("#status").inner_text()
-                page.set_input_files("#files", [str(f) for f in files])
-                done = ("n => window.privis.results.length === n"
-                        " && window.privis.results.every(r => r.className || r.error)")
-                page.wait_for_function(done, arg=2, timeout=20_000)
-                shown = page.evaluate("window.privis.results")
-                cards = [page.locator(".card .prediction").nth(i).inner_text() for i in range(2)]
-                timings = [page.locator(".card .timing").nth(i).inner_text() for i in range(2)]
+        with client_page(url, width=1100, height=800, timeout_ms=30_000) as page:
+            assert "WebAssembly" in page.locator("#status").inner_text()
+            shown = protect_in_page(page, files)
+            cards = [page.locator(".card .prediction").nth(i).inner_text() for i in range(2)]
+            timings = [page.locator(".card .timing").nth(i).inner_text() for i in range(2)]
 
-                # the error cases, each a visible message
-                big = originals[0].repeat(3, 0).repeat(3, 1)  # 48x48 > MAX_PIXELS
-                page.set_input_files("#files", [
-                    {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"},
-                    {"name": "big.png", "mimeType": "image/png", "buffer": _png(big)},
-                    {"name": "small.png", "mimeType": "image/png", "buffer": _png(originals[0][:10, :10])}])
-                page.wait_for_function(done, arg=5, timeout=20_000)
-                proc.terminate()
-                proc.wait(timeout=10)
-                page.set_input_files("#files", [str(files[0])])
-                page.wait_for_function(done, arg=6, timeout=20_000)
-                messages = page.locator("#messages p").all_inner_texts()
-            finally:
-                browser.close()
+            # the error cases, each a visible message
+            big = originals[0].repeat(3, 0).repeat(3, 1)  # 48x48 > MAX_PIXELS
+            protect_in_page(page, [
+                {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"},
+                {"name": "big.png", "mimeType": "image/png", "buffer": _png(big)},
+                {"name": "small.png", "mimeType": "image/png", "buffer": _png(originals[0][:10, :10])}], total=5)
+            proc.terminate()
+            proc.wait(timeout=10)
+            protect_in_page(page, [files[0]], total=6)
+            messages = page.locator("#messages p").all_inner_texts()
     finally:
         if proc.poll() is None:
             proc.terminate()
