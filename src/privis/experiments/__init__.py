@@ -26,8 +26,8 @@ class Experiment:
 
 #: The registry of experiment functions (:class:`privis.registry.Registry`), each with a ``description``.
 REGISTRY: Registry[ExperimentFn] = Registry("experiment", tuple(
-    f"privis.experiments.{m}" for m in ("veil_tables", "demo", "visualmixer_tables", "perturbation_tables",
-                                        "leaderboard", "dp_image_tables", "fsap_tables",
+    f"privis.experiments.{m}" for m in ("veil_tables", "veil_frontier", "demo", "visualmixer_tables",
+                                        "perturbation_tables", "leaderboard", "dp_image_tables", "fsap_tables",
                                         "object_hiding_tables")))
 
 

@@ -1,4 +1,4 @@
-"""Veil Privacy experiments reproducing Tables 2-5 of the paper, plus the accuracy-vs-|SSIM| frontier.
+"""Veil Privacy experiments reproducing Tables 2-5 of the paper (the frontier: :mod:`.veil_frontier`).
 
 Pang, Ma, Li, Zhou & Yao, "Veil Privacy on Visual Data: Concealing Privacy for Humans, Unveiling for DNNs",
 ECCV 2024 (Tables 2-5, Sections 5.2-5.4).
@@ -63,7 +63,7 @@ from privis.experiments.evaluate import (
 from privis.experiments.veil_paper import DIFFERENT_DATA, PAPER_COLUMN, PAPER_NOTES, PAPER_VALUES
 from privis.methods.veil import Veil
 from privis.random import default_device
-from privis.report import image_grid_png, scatter_png
+from privis.report import image_grid_png
 from privis.results import Figure, Result
 
 T = TypeVar("T")
@@ -690,59 +690,5 @@ def table5(*, data: str | None = None, seed: int = 0, quick: bool = False, train
         tables["Table 5: the paper (ORL) beside privis"] = beside_paper("table5", table5_quantities(), ours, paper)
         tables["Table 5 as published (ORL)"] = as_published("table5", "variant")
         return finish("veil-table5", runs, tables=tables, summary=summary, figures=figures, seed=seed, quick=quick)
-
-    return timed(run)
-
-
-# ------------------------------------------------------------------------------------------ frontier
-FRONTIER_VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    ("adam 0.05 (default)", {}),
-    ("adam 0.02", {"step_size": 0.02}),
-    ("adam 0.01", {"step_size": 0.01}),
-    ("sgd 0.1 (Eq. 3 as written)", {"optimizer": "sgd", "step_size": 0.1}),
-    ("adam 0.05, xi=0.1", {"stop_loss": 0.1}),
-    ("adam 0.05, T=100", {"steps": 100}),
-    ("adam 0.05, T=30", {"steps": 30}),
-    ("adam 0.05, T=10", {"steps": 10}),
-    ("RPF only (T=0)", {"steps": 0}),
-    ("adam 0.05, beta=0.01", {"beta": 0.01}),
-    ("adam 0.05, local 3 epochs", {"local_epochs": 3}),
-    ("adam 0.05, local 25 epochs", {"local_epochs": 25}),
-    ("adam 0.05, F=fc2", {"feature_layer": "fc2"}),
-    ("adam 0.05, F=conv2", {"feature_layer": "conv2"}),
-]
-
-
-@register_experiment("veil-frontier", "Veil: accuracy on originals vs |SSIM| over what the paper leaves open "
-                     "(step rule and size, T, xi, F's training and layer, augmentation).")
-def frontier(*, data: str | None = None, seed: int = 0, quick: bool = False, train_size: int = 5000,
-             test_size: int = 2000,
-             variants: list[tuple[str, dict[str, Any]]] | None = None,
-             augments: tuple[str, ...] = ("none", "sign-flip"), device: str | None = None,
-             checkpoint_dir: str | None = None) -> Result:
-    def run() -> Result:
-        name = (data or datasets_for(None)[0])
-        setup = prepare(name, seed=seed, quick=quick, train_size=train_size, test_size=test_size, arch="lenet5",
-                        device=device, checkpoint_dir=checkpoint_dir)
-        rows, figures = run_variants(setup, variants or FRONTIER_VARIANTS, seed=seed, quick=quick,
-                                     augments=tuple(augments))
-        base = rows[0]["baseline_on_original"]
-        for row in rows:
-            row["meets_both_targets"] = bool(row["acc_on_original"] >= base - 0.05 and row["ssim_mean"] <= 0.05)
-        points = [{"ssim_mean": r["ssim_mean"], "acc_on_original": r["acc_on_original"],
-                   "label": f"{r['variant']} / {r['augment']}"} for r in rows]
-        figures.insert(0, Figure("frontier: accuracy on originals vs |SSIM|", scatter_png(
-            points, x="ssim_mean", y="acc_on_original", hlines={"baseline - 0.05": base - 0.05},
-            vlines={"|SSIM| = 0.05": 0.05})))
-        ok = [r for r in rows if r["meets_both_targets"]]
-        best = max(ok or rows, key=lambda r: (r["acc_on_original"] - 4 * max(0.0, r["ssim_mean"] - 0.05)))
-        summary = {"baseline_acc_original": base, "points": len(rows), "points_meeting_both": len(ok),
-                   "best_acc_on_original": best["acc_on_original"], "best_ssim_mean": best["ssim_mean"]}
-        return Result("veil-frontier", summary=summary, tables={f"frontier ({name})": rows},
-                      notes=[f"best point: {best['variant']} with augmentation {best['augment']}"],
-                      config={"seed": seed, "quick": quick, "data": name, "train_size": setup.cfg.train_size,
-                              "test_size": setup.cfg.test_size,
-                              "checkpoint_key": setup.store.key if setup.store.root is not None else None},
-                      figures=figures)
 
     return timed(run)
