@@ -120,7 +120,8 @@ def test_bad_inputs_are_refused_in_one_line():
         (lambda: codec.encode_semantic(x + 2), "images"),
         (lambda: codec.encode_stochastic(x, z_sem=z[:1]), "1 codes for 2 images"),
         (lambda: codec.encode_stochastic(x, steps=0), "steps"),
-        (lambda: codec.decode_semantic(z[:, :3], torch.zeros(2, 1, 8, 8)), "z_sem must have shape"),
+        (lambda: codec.decode_semantic(z[:, :3], torch.zeros(2, 1, 8, 8)), r"shape \(N, 16\), got \(2, 3\)"),
+        (lambda: codec.decode_semantic(z * math.inf, torch.zeros(2, 1, 8, 8)), "z_sem contains NaN"),
         (lambda: codec.decode_semantic(z, torch.zeros(3, 1, 8, 8)), "x_T must be"),
         (lambda: codec.decode_semantic(z, torch.full((2, 1, 8, 8), math.nan)), "x_T contains NaN"),
         (lambda: codec.decode_semantic(z, torch.zeros(2, 1, 8, 8), steps=101), "at most timesteps"),
@@ -129,11 +130,14 @@ def test_bad_inputs_are_refused_in_one_line():
         (lambda: DiffusionAutoencoder(image_shape=(1, 8)), "image_shape"),
         (lambda: DiffusionAutoencoder(base=2), "base"),
         (lambda: DiffusionAutoencoder(steps=0), "steps"),
+        (lambda: setattr(codec, "steps", 101), "at most timesteps"),
     ]
     for call, words in cases:
         with pytest.raises(InvalidInputError, match=words) as info:
             call()
         assert "\n" not in str(info.value)
+    codec.steps = 7  # what a saved codec records
+    assert codec.steps == 7 and codec.config["steps"] == 7
 
 
 def test_outputs_do_not_depend_on_the_batch(device):

@@ -137,20 +137,31 @@ class DiffusionCodec(LatentCodec):
     """
 
     semantic_dim: int
-    steps: int
     timesteps: int
     alpha_bar: Tensor
+    config: dict[str, Any]
 
     def _setup(self, semantic_dim: int, timesteps: int, steps: int) -> None:
         self.semantic_dim = check_int(semantic_dim, "semantic_dim")
         self.timesteps = check_int(timesteps, "timesteps", minimum=2)
-        ddim_timesteps(self.timesteps, steps)  # validates steps
-        self.steps = int(steps)
+        self.config = {}
+        self.steps = steps
         self.latent_shape = (1, self.semantic_dim)
         self.group_names = ("semantic",)
         self.register_buffer("alpha_bar", linear_alpha_bar(self.timesteps).float(), persistent=False)
         self._alpha_bar = linear_alpha_bar(self.timesteps).tolist()
         self.density = LatentDensity(self.semantic_dim)
+
+    @property
+    def steps(self) -> int:
+        """Default DDIM steps (``1 .. timesteps``); setting it also updates :attr:`config` (what is saved)."""
+        return self._default_steps
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        ddim_timesteps(self.timesteps, value)  # validates
+        self._default_steps = int(value)
+        self.config["steps"] = self._default_steps
 
     def _semantic(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -193,11 +204,16 @@ class DiffusionCodec(LatentCodec):
         return ddim_timesteps(self.timesteps, self.steps if steps is None else steps)
 
     def _check_z(self, z_sem: Any, n: int | None = None) -> Tensor:
-        z = self.check_latents(z_sem[:, None] if isinstance(z_sem, Tensor) and z_sem.dim() == 2 else z_sem,
-                               name="z_sem")[:, 0]
-        if n is not None and z.shape[0] != n:
-            raise InvalidInputError(f"z_sem has {z.shape[0]} codes for {n} images")
-        return z
+        """``z_sem`` when it is a finite floating ``(N, D)`` tensor (``N == n`` when given)."""
+        if (not isinstance(z_sem, Tensor) or not z_sem.is_floating_point() or z_sem.dim() != 2
+                or z_sem.shape[1] != self.semantic_dim):
+            got = tuple(z_sem.shape) if isinstance(z_sem, Tensor) else type(z_sem).__name__
+            raise InvalidInputError(f"z_sem must be a floating tensor of shape (N, {self.semantic_dim}), got {got}")
+        if not bool(torch.isfinite(z_sem).all()):
+            raise InvalidInputError("z_sem contains NaN or infinite values")
+        if n is not None and z_sem.shape[0] != n:
+            raise InvalidInputError(f"z_sem has {z_sem.shape[0]} codes for {n} images")
+        return z_sem
 
     @torch.no_grad()
     def encode_stochastic(self, images: Tensor, z_sem: Tensor | None = None, steps: int | None = None) -> Tensor:
@@ -437,8 +453,8 @@ class DiffusionAutoencoder(DiffusionCodec):
         self.image_shape = (c, h, w)
         base = check_int(base, "base", minimum=4)
         self._setup(semantic_dim, timesteps, steps)
-        self.config = {"image_shape": [c, h, w], "semantic_dim": self.semantic_dim, "base": base,
-                       "timesteps": self.timesteps, "steps": self.steps}
+        self.config.update({"image_shape": [c, h, w], "semantic_dim": self.semantic_dim, "base": base,
+                            "timesteps": self.timesteps, "steps": self.steps})
         self.encoder = _SemanticEncoder(c, h, w, base, self.semantic_dim)
         self.noise = _NoisePredictor(c, base, self.semantic_dim)
 
@@ -523,8 +539,7 @@ class TorchScriptDiffusionAutoencoder(DiffusionCodec):
         self.alpha_bar = self.alpha_bar.to(device)
         self.density.to(device)
         #: the declaration :func:`save_torchscript_diffae` writes to ``diffae.json``
-        self.config: dict[str, Any] = {"image_shape": list(self.image_shape), "timesteps": self.timesteps,
-                                       "steps": self.steps}
+        self.config.update({"image_shape": list(self.image_shape), "timesteps": self.timesteps, "steps": self.steps})
 
     def _semantic(self, x: Tensor) -> Tensor:
         return self.encoder(x)

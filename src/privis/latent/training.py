@@ -87,7 +87,7 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
     Args:
         images: ``(N, C, H, W)`` float32 in ``[0, 1]`` (``C`` 1 or 3, ``H, W >= 4``); the codec is trained on
             their device.
-        kind: ``"autoencoder"`` or ``"contractive"`` (:data:`CODECS`).
+        kind: ``"autoencoder"``, ``"contractive"`` or ``"diffae"`` (:data:`CODECS`).
         epochs: passes over ``images`` (``>= 1``).
         batch_size: images per step (``>= 1``).
         lr: Adam's initial learning rate (``> 0``), decayed to 0 by a cosine schedule.
