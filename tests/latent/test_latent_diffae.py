@@ -55,7 +55,7 @@ def test_schedule_and_timesteps_follow_ho_et_al():
         ddim_timesteps(100, 0)
 
 
-def test_ddim_with_a_perfect_noise_predictor_is_exact_both_ways():
+def test_ddim_with_a_perfect_noise_predictor_recovers_x0_from_any_start():
     alpha_bar = linear_alpha_bar(1000).tolist()
     seq = ddim_timesteps(1000, 20)
     gen = torch.Generator().manual_seed(0)
@@ -68,25 +68,28 @@ def test_ddim_with_a_perfect_noise_predictor_is_exact_both_ways():
     a_T = alpha_bar[seq[-1]]
     x_T = math.sqrt(a_T) * x0 + math.sqrt(1 - a_T) * noise
     torch.testing.assert_close(ddim_decode(oracle, x_T, alpha_bar, seq), x0, rtol=0, atol=1e-10)
-    # inversion: the first step's noise is the oracle's at t = 0, kept by every later step (closed form)
-    eps0 = x0 * (1 - math.sqrt(alpha_bar[0])) / math.sqrt(1 - alpha_bar[0])
     inverted = ddim_invert(oracle, x0, alpha_bar, seq)
-    torch.testing.assert_close(inverted, math.sqrt(a_T) * x0 + math.sqrt(1 - a_T) * eps0, rtol=0, atol=1e-10)
     torch.testing.assert_close(ddim_decode(oracle, inverted, alpha_bar, seq), x0, rtol=0, atol=1e-10)
+    # every intermediate state is on the trajectory sqrt(a) x0 + sqrt(1 - a) noise (Eq. 6.5)
+    states: list[Tensor] = []
+    ddim_decode(lambda x, t: states.append(x) or oracle(x, t), x_T, alpha_bar, seq)
+    for x, t in zip(states, reversed(seq), strict=True):
+        torch.testing.assert_close(x, math.sqrt(alpha_bar[t]) * x0 + math.sqrt(1 - alpha_bar[t]) * noise,
+                                   rtol=0, atol=1e-10)
 
 
-def test_ddim_inversion_inverts_decoding_when_the_prediction_does_not_move():
+def test_ddim_inversion_undoes_decoding_when_the_prediction_depends_on_t_only():
     alpha_bar = linear_alpha_bar(100).tolist()
     seq = ddim_timesteps(100, 7)
     gen = torch.Generator().manual_seed(1)
-    fixed = torch.randn(3, 2, 5, 5, generator=gen, dtype=torch.float64)
+    per_t = {t: torch.randn(3, 2, 5, 5, generator=gen, dtype=torch.float64) for t in seq}
     x_T = torch.randn(3, 2, 5, 5, generator=gen, dtype=torch.float64)
 
-    def constant(x: Tensor, t: int) -> Tensor:
-        return fixed
+    def by_t(x: Tensor, t: int) -> Tensor:
+        return per_t[t]
 
-    x0 = ddim_decode(constant, x_T, alpha_bar, seq)
-    torch.testing.assert_close(ddim_invert(constant, x0, alpha_bar, seq), x_T, rtol=0, atol=1e-10)
+    x0 = ddim_decode(by_t, x_T, alpha_bar, seq)
+    torch.testing.assert_close(ddim_invert(by_t, x0, alpha_bar, seq), x_T, rtol=0, atol=1e-10)
     assert not torch.allclose(x0, x_T)
 
 
