@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,14 @@ def _load(path: Path, role: str, device: torch.device) -> torch.jit.ScriptModule
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InvalidInputError(f"{path}: not a TorchScript {role} ({first})") from exc
     return module.eval()
+
+
+def probe(call: Callable[[], Any], failure: str) -> Any:
+    """``call()``; whatever it raises becomes an :class:`InvalidInputError` ``"{failure}: <first line>"``."""
+    try:
+        return call()
+    except Exception as exc:  # whatever the scripted code raises on a wrong input
+        raise InvalidInputError(f"{failure}: {(str(exc).strip().splitlines() or [''])[0]}") from exc
 
 
 class TorchScriptCodec(LatentCodec):
@@ -83,13 +91,10 @@ class TorchScriptCodec(LatentCodec):
                                                                                          device)
         self.encoder.to(device)
         self.decoder.to(device)
-        probe = torch.full((2, *self.image_shape), 0.5, device=device)
+        grey = torch.full((2, *self.image_shape), 0.5, device=device)
         with torch.inference_mode():
-            try:
-                latents = self._encode(probe)
-            except Exception as exc:  # whatever the scripted code raises on a wrong input
-                raise InvalidInputError(f"the encoder fails on a (2, {', '.join(map(str, self.image_shape))}) "
-                                        f"batch: {(str(exc).strip().splitlines() or [''])[0]}") from exc
+            latents = probe(lambda: self._encode(grey),
+                            f"the encoder fails on a (2, {', '.join(map(str, self.image_shape))}) batch")
             if not isinstance(latents, Tensor) or latents.dim() != 3 or latents.shape[0] != 2:
                 got = tuple(latents.shape) if isinstance(latents, Tensor) else type(latents).__name__
                 raise InvalidInputError(f"the encoder must return (N, G, D) latents, got {got} for N=2")
@@ -97,11 +102,8 @@ class TorchScriptCodec(LatentCodec):
             if latent_shape is not None and tuple(int(v) for v in latent_shape) != found:
                 raise InvalidInputError(f"declared latent_shape {tuple(latent_shape)} but the encoder emits {found}")
             self.latent_shape = found
-            try:
-                images = self._decode(latents)
-            except Exception as exc:
-                raise InvalidInputError(f"the decoder fails on the encoder's (2, {found[0]}, {found[1]}) latents: "
-                                        f"{(str(exc).strip().splitlines() or [''])[0]}") from exc
+            images = probe(lambda: self._decode(latents),
+                           f"the decoder fails on the encoder's (2, {found[0]}, {found[1]}) latents")
             if not isinstance(images, Tensor) or tuple(images.shape) != (2, *self.image_shape):
                 got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
                 raise InvalidInputError(f"the decoder must return (N, {', '.join(map(str, self.image_shape))}) "

@@ -1,11 +1,14 @@
 """Train, evaluate, save and load privis codecs.
 
-- :func:`train_codec`: fit a :class:`~privis.latent.autoencoder.ConvAutoencoder` (``kind="autoencoder"``) or a
-  :class:`~privis.latent.contractive.ContractiveCodec` (``kind="contractive"``) to canonical images, seeded
-  (weights, batch order), the caller's global RNG untouched, with a progress bar;
+- :func:`train_codec`: fit a :class:`~privis.latent.autoencoder.ConvAutoencoder` (``kind="autoencoder"``), a
+  :class:`~privis.latent.contractive.ContractiveCodec` (``kind="contractive"``) or a
+  :class:`~privis.latent.diffae.DiffusionAutoencoder` (``kind="diffae"``: its own denoising loss, then a density
+  of its training codes) to canonical images, seeded (weights, batch order, noise), the caller's global RNG
+  untouched, with a progress bar;
 - :func:`train_codec_on`: the above on a dataset spec, scored on held-out images, as a :class:`~privis.results.Result`
   (what ``privis train-codec`` runs);
-- :func:`codec_quality`: mean |SSIM| and PSNR of ``decode(encode(x))`` against ``x`` (:mod:`privis.metrics`);
+- :func:`codec_quality`: mean |SSIM| and PSNR of ``decode(encode(x))`` against ``x`` (:mod:`privis.metrics`; for a
+  diffusion codec, of its decoding of ``(z_bar, x_T)``);
 - :func:`save_codec` / :func:`load_codec`: one file of plain data (``kind``, constructor ``config``, state dict,
   ``extra``) written atomically and read with ``torch.load(weights_only=True)``, so opening a codec never
   runs pickled code (as :mod:`privis.models.checkpoint`); a TorchScript encoder/decoder pair is a directory
@@ -34,6 +37,14 @@ from privis.fsutil import atomic_write_bytes
 from privis.latent.autoencoder import ConvAutoencoder
 from privis.latent.base import LatentCodec
 from privis.latent.contractive import ContractiveCodec
+from privis.latent.diffae import (
+    DIFFAE_CONFIG_FILE,
+    DiffusionAutoencoder,
+    DiffusionCodec,
+    TorchScriptDiffusionAutoencoder,
+    load_torchscript_diffae,
+    save_torchscript_diffae,
+)
 from privis.latent.lipschitz import measure_lipschitz
 from privis.latent.torchscript import TorchScriptCodec, load_torchscript_codec, save_torchscript_codec
 from privis.metrics import abs_ssim, psnr, ssim, ssim_window
@@ -45,7 +56,8 @@ from privis.results import Result
 __all__ = ["CODECS", "codec_quality", "load_codec", "save_codec", "train_codec", "train_codec_on"]
 
 #: Trainable codec classes by kind.
-CODECS: dict[str, type[LatentCodec]] = {"autoencoder": ConvAutoencoder, "contractive": ContractiveCodec}
+CODECS: dict[str, type[LatentCodec]] = {"autoencoder": ConvAutoencoder, "contractive": ContractiveCodec,
+                                         "diffae": DiffusionAutoencoder}
 #: Weight of ``1 - SSIM`` next to the mean squared error in the reconstruction loss.
 SSIM_WEIGHT = 0.1
 _FORMAT = "privis-codec"
@@ -56,12 +68,21 @@ def _reconstruction_loss(images: Tensor, recon: Tensor) -> Tensor:
     return F.mse_loss(recon, images) + SSIM_WEIGHT * (1.0 - ssim(recon, images, win_size=win).mean())
 
 
+def _training_loss(codec: LatentCodec, images: Tensor, generator: torch.Generator) -> Tensor:
+    """The loss :func:`train_codec` minimises: a diffusion codec's own, else the reconstruction loss."""
+    if isinstance(codec, DiffusionAutoencoder):
+        return codec.training_loss(images, generator)
+    return _reconstruction_loss(images, codec._decode(codec._encode(images)))
+
+
 def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, batch_size: int = 64,
                 lr: float = 2e-3, random_state: int | None = None, **options: Any) -> LatentCodec:
     """A codec of ``kind`` trained to reconstruct ``images`` (Adam, MSE + 0.1 (1 - SSIM), cosine schedule).
 
     A linear contractive codec (``hidden=()``, the default) starts from PCA (:meth:`ContractiveCodec.fit_pca`)
-    and is fine-tuned at a tenth of ``lr``.
+    and is fine-tuned at a tenth of ``lr``. A diffusion autoencoder minimises its denoising loss
+    (:meth:`DiffusionAutoencoder.training_loss`) instead, and then fits the density of its training codes
+    (:meth:`DiffusionAutoencoder.fit_density`, seeded with ``random_state``).
 
     Args:
         images: ``(N, C, H, W)`` float32 in ``[0, 1]`` (``C`` 1 or 3, ``H, W >= 4``); the codec is trained on
@@ -71,7 +92,9 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
         batch_size: images per step (``>= 1``).
         lr: Adam's initial learning rate (``> 0``), decayed to 0 by a cosine schedule.
         random_state: seed of the initial weights and the batch order; None draws from OS entropy.
-        **options: constructor options of the codec class (``groups``, ``group_size``, ``base``, ``hidden``).
+        **options: constructor options of the codec class (``groups``, ``group_size``, ``base``, ``hidden``;
+            ``semantic_dim``, ``base``, ``timesteps``, ``steps`` for ``"diffae"``, plus ``density``:
+            ``"gaussian"`` (default) or ``"gmm"``).
 
     Returns:
         The codec in eval mode on the images' device, gradients off.
@@ -89,8 +112,9 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
         raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
     seed = resolve_seed(random_state)
     c, h, w = images.shape[1:]
+    density = str(options.pop("density", "gaussian")) if kind == "diffae" else None
     with seeded_rng(seed):
-        codec = CODECS[kind](c, h, w, **options)
+        codec = CODECS[kind]((c, h, w), **options) if kind == "diffae" else CODECS[kind](c, h, w, **options)
     codec.to(images.device).train()
     if isinstance(codec, ContractiveCodec) and not codec.config["hidden"]:
         codec.fit_pca(images)  # the MSE optimum of a linear codec; Adam only fine-tunes it (for SSIM), gently
@@ -104,7 +128,7 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
         order = torch.randperm(n, generator=generator).to(images.device)
         for start in range(0, n, batch_size):
             batch = images[order[start:start + batch_size]]
-            loss = _reconstruction_loss(batch, codec._decode(codec._encode(batch)))
+            loss = _training_loss(codec, batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -112,6 +136,10 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
         if not math.isfinite(float(loss.detach())):
             raise InvalidInputError(f"{kind} codec training diverged (loss {float(loss.detach())}); lower lr")
     codec.eval().requires_grad_(False)
+    if isinstance(codec, DiffusionAutoencoder) and density is not None:
+        with torch.inference_mode():
+            codes = torch.cat([codec._encode(chunk)[:, 0] for chunk in images.split(512)])
+        codec.fit_density(codes, density, random_state=seed)
     return codec
 
 
@@ -127,7 +155,9 @@ def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) 
 
     Returns:
         Mean |SSIM| (scikit-image's conventions, :func:`privis.metrics.ssim_window`) and mean PSNR in dB
-        (identical reconstructions count as 100 dB rather than infinity) of ``decode(encode(x))`` against ``x``.
+        (identical reconstructions count as 100 dB rather than infinity) of ``decode(encode(x))`` against ``x``;
+        for a :class:`~privis.latent.diffae.DiffusionCodec`, of ``decode_semantic(z_bar, x_T)`` with ``x_T`` from
+        DDIM inversion (``encode_stochastic``) at the codec's ``steps``.
 
     Raises:
         InvalidInputError: images the codec refuses.
@@ -138,7 +168,11 @@ def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) 
     ssims, psnrs = [], []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device)
-        r = codec.decode(codec.encode(x))
+        if isinstance(codec, DiffusionCodec):
+            z_sem = codec.encode_semantic(x)
+            r = codec.decode_semantic(z_sem, codec.encode_stochastic(x, z_sem))
+        else:
+            r = codec.decode(codec.encode(x))
         ssims.append(torch.as_tensor(abs_ssim(x, r, win_size=win)))
         psnrs.append(torch.as_tensor(psnr(x, r)).clamp(max=100.0))
     return {"reconstruction_ssim_mean": float(torch.cat(ssims).mean()),
@@ -148,9 +182,11 @@ def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) 
 def save_codec(codec: LatentCodec, path: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
     """Write ``codec`` atomically and return the path written.
 
-    A :class:`ConvAutoencoder` or :class:`ContractiveCodec` becomes one file (``kind``, ``config``, state dict,
-    ``extra``: plain numbers and strings); a :class:`TorchScriptCodec` becomes the directory ``path`` holding
-    ``encoder.pt``, ``decoder.pt`` and ``codec.json``.
+    A :class:`ConvAutoencoder`, :class:`ContractiveCodec` or :class:`DiffusionAutoencoder` (with its fitted
+    density) becomes one file (``kind``, ``config``, state dict, ``extra``: plain numbers and strings); a
+    :class:`TorchScriptCodec` becomes the directory ``path`` holding ``encoder.pt``, ``decoder.pt`` and
+    ``codec.json``, a :class:`TorchScriptDiffusionAutoencoder` the directory of
+    :func:`~privis.latent.diffae.save_torchscript_diffae`.
 
     Raises:
         InvalidInputError: a codec of another class, or ``extra`` that is not JSON data.
@@ -158,6 +194,8 @@ def save_codec(codec: LatentCodec, path: str | Path, *, extra: dict[str, Any] | 
     path = Path(path)
     if isinstance(codec, TorchScriptCodec):
         return save_torchscript_codec(codec, path)
+    if isinstance(codec, TorchScriptDiffusionAutoencoder):
+        return save_torchscript_diffae(codec, path)
     kind = next((k for k, cls in CODECS.items() if type(codec) is cls), None)
     if kind is None:
         raise InvalidInputError(f"save_codec saves {', '.join(c.__name__ for c in CODECS.values())} or "
@@ -178,7 +216,8 @@ def load_codec(path: str | Path, device: torch.device | str | None = None) -> La
     """Load a codec written by :func:`save_codec` (a file) or a TorchScript pair (a directory).
 
     Args:
-        path: a codec file, or a directory with ``encoder.pt``, ``decoder.pt`` and ``codec.json``.
+        path: a codec file, a directory with ``encoder.pt``, ``decoder.pt`` and ``codec.json``, or one with
+            ``semantic_encoder.pt``, ``noise_model.pt`` and ``diffae.json`` (a TorchScript diffusion autoencoder).
         device: where to put it (default: the CPU).
 
     Returns:
@@ -190,6 +229,8 @@ def load_codec(path: str | Path, device: torch.device | str | None = None) -> La
     """
     path = Path(path).expanduser()
     device = torch.device(device or "cpu")
+    if path.is_dir() and (path / DIFFAE_CONFIG_FILE).is_file():
+        return load_torchscript_diffae(path, device=device)
     if path.is_dir():
         return load_torchscript_codec(path, device=device)
     if not path.is_file():
@@ -229,8 +270,8 @@ def train_codec_on(data: str, kind: str = "autoencoder", *, epochs: int = 5, see
     Returns:
         ``(codec, result)``: ``result.summary`` holds ``reconstruction_ssim_mean``,
         ``reconstruction_psnr_mean`` (held-out), ``train_seconds``, the measured ``jacobian_max`` and
-        ``pair_ratio_max`` of ``f(g(z))`` at held-out latents (:func:`measure_lipschitz`) and, for a
-        contractive codec, ``certified_bound``.
+        ``pair_ratio_max`` of ``f(g(z))`` at held-out latents (:func:`measure_lipschitz`; not for a diffusion
+        codec, whose decoding is many network passes) and, for a contractive codec, ``certified_bound``.
 
     Raises:
         InvalidInputError, DatasetError: a bad spec, missing data or bad options.
@@ -250,15 +291,20 @@ def train_codec_on(data: str, kind: str = "autoencoder", *, epochs: int = 5, see
     codec = train_codec(train_images, kind, epochs=epochs, random_state=seed, **options)
     seconds = time.perf_counter() - started
     quality = codec_quality(codec, held)
-    lipschitz = measure_lipschitz(codec, images=held[:512], samples=32, pairs=256, iterations=10,
-                                  random_state=seed)
-    summary = {**quality, "train_seconds": seconds, "jacobian_max": lipschitz.jacobian_max,
-               "pair_ratio_max": lipschitz.pair_ratio_max}
+    summary = {**quality, "train_seconds": seconds}
+    notes = []
+    if isinstance(codec, DiffusionCodec):
+        notes.append(f"reconstruction from (z_bar, x_T), x_T by DDIM inversion, {codec.steps} DDIM steps; no "
+                     f"Lipschitz estimate (each decode is {codec.steps} network passes)")
+    else:
+        lipschitz = measure_lipschitz(codec, images=held[:512], samples=32, pairs=256, iterations=10,
+                                      random_state=seed)
+        summary.update(jacobian_max=lipschitz.jacobian_max, pair_ratio_max=lipschitz.pair_ratio_max)
+        notes.append("jacobian_max and pair_ratio_max are lower bounds on the Lipschitz constant of f(g(z)) found "
+                     "by sampling (32 held-out latents, 10 power iterations; 256 pairs), not proofs")
     if codec.lipschitz_bound is not None:
         summary["certified_bound"] = float(codec.lipschitz_bound)
     config = {"data": data, "held_out": held_name, "kind": kind, "epochs": epochs, "train_images":
               int(train_images.shape[0]), "held_out_images": int(held.shape[0]), "codec": codec.config,
               "latent_shape": list(codec.latent_shape), "torch_threads": torch.get_num_threads()}
-    notes = ["jacobian_max and pair_ratio_max are lower bounds on the Lipschitz constant of f(g(z)) found by "
-             "sampling (32 held-out latents, 10 power iterations; 256 pairs), not proofs"]
     return codec, Result("train-codec", summary=summary, config=config, notes=notes, seconds=seconds)
