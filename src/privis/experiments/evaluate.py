@@ -256,14 +256,14 @@ def heldout_identity(objective: IdentityModel, cfg: EvalConfig, train: pdata.Dat
                      test: pdata.Dataset) -> IdentityModel:
     """The held-out identity model of ``spr_heldout`` (step 8 above): of :data:`HELDOUT_ARCH` (LeNet-5 when
     ``cfg.model`` is it), trained on the original training slice and calibrated on the test images; an exemplar
-    model (:func:`privis.identity.exemplar.train_exemplar_identity`, seed ``cfg.seed + 1``) when ``objective`` is
-    one (:func:`is_exemplar`), else a classifier of the labels."""
+    model (:func:`privis.identity.exemplar.train_exemplar_identity`, seed ``cfg.seed + 1``, ``cfg.epochs`` epochs
+    when set) when ``objective`` is one (:func:`is_exemplar`), else a classifier of the labels."""
     arch = HELDOUT_ARCH if cfg.model != HELDOUT_ARCH else "lenet5"
     if is_exemplar(objective):
         from privis.identity.exemplar import train_exemplar_identity  # deferred: only this objective needs it
 
-        return train_exemplar_identity(train.images, arch=arch, random_state=cfg.seed + 1,
-                                       calibrate_on=test.images)
+        return train_exemplar_identity(train.images, arch=arch, random_state=cfg.seed + 1, calibrate_on=test.images,
+                                       **({"epochs": cfg.epochs} if cfg.epochs is not None else {}))
     k = max(train.num_classes, int(train.labels.max()) + 1)
     heldout = ClassifierIdentity(train_classifier(train.images, train.labels, k, cfg, arch=arch,
                                                   desc=f"held-out identity model ({arch})").eval())
