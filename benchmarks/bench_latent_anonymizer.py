@@ -3,7 +3,8 @@
 The reference is the thesis' anonymisation written straightforwardly: the fake pool generated once (as
 privis does per batch: ``pool_ratio`` times as many codes from the codec's density, decoded with
 ``x_T ~ N(0, I)``), then for each image: its nearest fake in the attribute encoder's penultimate space, the
-DDIM inversion of its ``x_T``, ``iterations`` Adam steps (``torch.optim.Adam``) on its semantic code against
+DDIM inversion of its ``x_T``, ``iterations`` Adam steps (``torch.optim.Adam``, the step scaled per dimension
+by the spread of ``z_bar`` as privis does) on its semantic code against
 ``|cos(E_A(x_A), E_A(x_R))| + lambda_att L_att`` (IIS, Eq. 6.7-6.8), each decoding one image through the DDIM
 chain and back-propagating through it, and the release decode. privis runs the same codec, models, pool ratio,
 steps and rates on a batch of ``--n`` images (one pool, one pairing, one vectorised Adam with per-image
@@ -47,6 +48,7 @@ def reference_anonymize(images: Tensor, codec: DiffusionCodec, identity: Identit
     patches = FeatureExtractor(attributes, last_conv_layer(attributes))
     token = FeatureExtractor(attributes, penultimate_layer(attributes))
     generator = torch.Generator().manual_seed(seed)
+    scale = codec.density.scale.float()
     with torch.no_grad():
         codes = codec.sample_semantic(math.ceil(POOL_RATIO * images.shape[0]), generator)
         fake_tokens = token(codec.sample_images(codes, generator))
@@ -58,17 +60,17 @@ def reference_anonymize(images: Tensor, codec: DiffusionCodec, identity: Identit
             x_T = codec.encode_stochastic(x, steps=decode_steps)
             x_T_release = codec.encode_stochastic(x)
             reference, reference_patches = identity.embed(x), patches(x)
-        z = codes[j:j + 1].clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([z], lr=LR)
+        u = torch.zeros_like(codes[j:j + 1], requires_grad=True)  # the step in units of z_bar's spread
+        optimizer = torch.optim.Adam([u], lr=LR)
         for _ in range(iterations):
-            x_a = codec.decode_semantic(z, x_T, steps=decode_steps)
+            x_a = codec.decode_semantic(codes[j:j + 1] + scale * u, x_T, steps=decode_steps)
             loss = (nn.functional.cosine_similarity(identity.embed(x_a), reference).abs().sum()
                     + LAMBDA_ATT * (patches(x_a) - reference_patches).abs().mean())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            out[i] = codec.decode_semantic(z, x_T_release)[0]
+            out[i] = codec.decode_semantic(codes[j:j + 1] + scale * u, x_T_release)[0]
     return out
 
 
