@@ -125,6 +125,25 @@ def test_a_stopped_image_is_left_alone_by_later_steps(parts):
     assert long.diagnostics()["stop_reached_fraction"] == float((taken < 12).float().mean())
 
 
+@pytest.mark.parametrize("margin", [0.0, 0.3])
+def test_an_image_that_stopped_is_released_as_checked_past_the_margin(parts, margin):
+    x = parts[0][:N]
+    anonymizer = _fitted(parts, iterations=8, margin=margin)
+    out = anonymizer.transform(x)
+    stopped = anonymizer.iterations_per_image() < 8
+    assert bool(stopped.any())
+    identity = anonymizer.identity_objective()
+    assert bool((_cos(identity, out[stopped], x[stopped]) < identity.threshold - margin).all())
+
+
+def test_fewer_decode_steps_while_optimising_still_release_with_the_codecs_steps(parts):
+    x = parts[0][:4]
+    anonymizer = _fitted(parts, iterations=2, decode_steps=2)
+    out = anonymizer.transform(x)
+    assert out.shape == x.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert not torch.equal(out, _fitted(parts, iterations=2).transform(x))
+
+
 def test_each_image_is_optimised_independently_of_the_batch(parts):
     anonymizer = _fitted(parts, iterations=6)
     m = anonymizer.models_
@@ -194,6 +213,7 @@ def test_last_conv_layer_names_the_last_convolution():
     ({"pool_ratio": 0.5}, "pool_ratio"),
     ({"scheme": "swap"}, "scheme"),
     ({"iterations": -1}, "iterations"),
+    ({"margin": -0.1}, "margin"),
     ({"identity_model": nn.Linear(2, 2)}, "IdentityModel"),
     ({"codec": DiffusionAutoencoder(image_shape=(1, 12, 12), semantic_dim=4, base=4, timesteps=10, steps=2)},
      "expects images of shape"),

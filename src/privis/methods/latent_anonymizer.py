@@ -153,9 +153,11 @@ class LatentAnonymizer(Protector):
     4. *Release*: ``decode_semantic(z_A, x_T)`` with the codec's DDIM steps.
 
     **Per-image stopping** (privis' criterion; the thesis states none). Before every step (and after the last)
-    an image is checked with the optimised identity model ``E_A``: IIS stops it once ``E_A`` no longer matches
-    ``x_A`` to its real source (``not same_identity(score(E_A(x_R), E_A(x_A)))``); IRS once, in addition,
-    ``E_A`` matches ``x_A`` to its paired fake (the identity is *replaced*, not just removed). A stopped
+    an image is checked with the optimised identity model ``E_A``: IIS stops it once ``E_A`` clearly no longer
+    matches ``x_A`` to its real source (cosine ``< threshold - margin``; for a distance model
+    ``> threshold + margin``); IRS once, in addition, ``E_A`` matches ``x_A`` to its paired fake (at the
+    plain threshold: the identity is *replaced*, not just removed). The ``margin`` makes the release robust
+    to other recognisers (a held-out identity model) and leaves ``L_att`` steps to act. A stopped
     image's ``z_A`` is frozen where the check passed: it leaves the computation (the batch shrinks, Adam's
     moments with it), so neither later steps nor the other images of the batch change it. With
     ``decode_steps`` equal to the codec's steps (the default) the released image is exactly the one checked.
@@ -191,6 +193,8 @@ class LatentAnonymizer(Protector):
         lambda_att: weight of ``L_att`` next to ``L_id``.
         decode_steps: DDIM steps of the decoding inside the optimisation (fewer than the codec's is faster,
             and the released image then differs from the checked one); None: the codec's steps.
+        margin: how far past the identity model's threshold (similarity units) the source match must fall
+            before an image stops (``>= 0``).
         batch_size: images anonymised together (the pool and the optimisation are per batch).
         random_state: seed of the models fit trains, of the fake pool and of its noise maps; None: OS entropy.
 
@@ -225,6 +229,8 @@ class LatentAnonymizer(Protector):
         "lambda_att": float_param("weight of the attribute loss L_att", ge=0, le=1e6),
         "decode_steps": int_param("DDIM steps while optimising (none: the codec's)", ge=1, le=100_000,
                                   optional=True),
+        "margin": float_param("stop an image once its similarity to the source is this far past the identity "
+                              "model's threshold", ge=0, le=1e3),
         "batch_size": int_param("images anonymised together (pool and pairing per batch)", ge=1, le=65_536),
         "random_state": seed_param(),
     }
@@ -235,9 +241,10 @@ class LatentAnonymizer(Protector):
 
     def __init__(self, codec: str | Path | LatentCodec | None = None, codec_epochs: int = 10,
                  identity_model: IdentityModel | None = None, identity_epochs: int = 30,
-                 attribute_model: nn.Module | None = None, attribute_epochs: int = 5, scheme: str = "iis",
+                 attribute_model: nn.Module | None = None, attribute_epochs: int = 20, scheme: str = "iis",
                  pool_ratio: float = 2.0, iterations: int = 30, lr: float = 0.05, lambda_att: float = 1.0,
-                 decode_steps: int | None = None, batch_size: int = 256, random_state: int | None = None) -> None:
+                 decode_steps: int | None = None, margin: float = 0.0, batch_size: int = 256,
+                 random_state: int | None = None) -> None:
         self.codec = codec
         self.codec_epochs = codec_epochs
         self.identity_model = identity_model
@@ -250,6 +257,7 @@ class LatentAnonymizer(Protector):
         self.lr = lr
         self.lambda_att = lambda_att
         self.decode_steps = decode_steps
+        self.margin = margin
         self.batch_size = batch_size
         self.random_state = random_state
 
@@ -400,8 +408,14 @@ class LatentAnonymizer(Protector):
         index = pair_nearest(m.token(x), m.token(pool_images))
         return codes[index.to(codes.device)], pool_images[index]
 
-    def _matched(self, identity: IdentityModel, reference: Tensor, embedded: Tensor) -> Tensor:
-        return identity.same_identity(identity.score(reference, embedded))
+    @staticmethod
+    def _matched(identity: IdentityModel, reference: Tensor, embedded: Tensor, margin: float = 0.0) -> Tensor:
+        """Which pairs ``identity`` matches with its threshold moved ``margin`` towards "different" (a cosine
+        threshold lowered, a distance threshold raised): ``~_matched(..., margin)`` is a clear non-match."""
+        scores = identity.score(reference, embedded)
+        if identity.metric == "cosine":
+            return scores >= identity.threshold - margin
+        return scores <= identity.threshold + margin
 
     def _optimise(self, m: _Models, x: Tensor, x_T: Tensor, z_start: Tensor,
                   x_fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -428,7 +442,7 @@ class LatentAnonymizer(Protector):
             code = z[rows].requires_grad_(True)
             decoded = codec.decode_semantic(code, x_T[rows], steps=steps).to(x.device)
             embedded = identity.embed(decoded)
-            done = ~self._matched(identity, ref_id[rows], embedded.detach())
+            done = ~self._matched(identity, ref_id[rows], embedded.detach(), float(self.margin))
             if irs:
                 done &= self._matched(identity, target_id[rows], embedded.detach())
             done = done.to(z.device)
