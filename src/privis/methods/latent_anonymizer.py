@@ -390,8 +390,9 @@ class LatentAnonymizer(Protector):
                 z_fake, x_fake = self._paired_fakes(m, x, generator)
                 z_real = m.codec.encode_semantic(x)
                 x_T = m.codec.encode_stochastic(x, z_real)
-                steps = self._decode_steps(m.codec)
-                x_T_opt = x_T if steps == m.codec.steps else m.codec.encode_stochastic(x, z_real, steps=steps)
+                opt_steps = self._decode_steps(m.codec)
+                x_T_opt = (x_T if opt_steps == m.codec.steps
+                           else m.codec.encode_stochastic(x, z_real, steps=opt_steps))
             z, steps, met = self._optimise(m, x, x_T_opt, z_fake, x_fake)
             with torch.no_grad():
                 released = m.codec.decode_semantic(z, x_T).to(images.device)
