@@ -235,8 +235,7 @@ class LatentAnonymizer(Protector):
         "lr": float_param("Adam learning rate, in standard deviations of z_bar per dimension", gt=0, le=1e3),
         "lambda_att": float_param("weight of the attribute loss L_att", ge=0, le=1e6),
         "decode_steps": int_param("DDIM steps while optimising, at most the codec's (none: the codec's)", ge=1,
-                                  le=100_000,
-                                  optional=True),
+                                  le=100_000, optional=True),
         "margin": float_param("stop an image once its similarity to the source is this far past the identity "
                               "model's threshold", ge=0, le=1e3),
         "batch_size": int_param("images anonymised together (pool and pairing per batch)", ge=1, le=65_536),
