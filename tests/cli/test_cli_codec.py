@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from privis.cli.main import app
-from privis.latent import ContractiveCodec, load_codec
+from privis.latent import ContractiveCodec, DiffusionAutoencoder, load_codec
 
 runner = CliRunner()
 
@@ -46,3 +46,27 @@ def test_train_codec_refuses_bad_kind_and_data_before_work(tmp_path):
     assert res.exit_code == 2 and "--kind must be one of autoencoder, contractive" in res.output
     res = _run("train-codec", "--data", "nosuch", "--out", out)
     assert res.exit_code == 2 and not out.exists()
+
+
+def test_train_codec_diffae_reports_reconstruction_from_both_codes(tmp_path):
+    out, report = tmp_path / "diffae.pt", tmp_path / "diffae.json"
+    res = _run("train-codec", "--data", "digits:train[:32]", "--out", out, "--kind", "diffae", "--epochs", 1,
+               "--test-size", 8, "--steps", 3, "--base", 4, "--density", "gaussian", "--json", report)
+    assert res.exit_code == 0, res.output
+    codec = load_codec(out)
+    assert isinstance(codec, DiffusionAutoencoder) and codec.steps == 3 and codec.density.kind == "gaussian"
+    summary = json.loads(report.read_text())["summary"]
+    assert {"reconstruction_ssim_mean", "semantic_ssim_mean", "train_seconds"} <= set(summary)
+    assert "jacobian_max" not in summary and codec.extra["steps"] == 3
+
+
+def test_train_codec_refuses_bad_diffae_flags_in_one_line(tmp_path):
+    out = tmp_path / "codec.pt"
+    for args, words in ((("--kind", "diffae", "--steps", 0), "--steps must be an integer in [1, 1000]"),
+                        (("--kind", "diffae", "--steps", 5000), "--steps must be an integer in [1, 1000]"),
+                        (("--kind", "diffae", "--density", "flow"), "--density must be one of gaussian, gmm"),
+                        (("--steps", 10), "--steps applies to --kind diffae only"),
+                        (("--kind", "contractive", "--base", 8), "--base applies to")):
+        res = _run("train-codec", "--data", "digits", "--out", out, *args)
+        assert res.exit_code == 2 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+        assert not out.exists()

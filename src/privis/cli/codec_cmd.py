@@ -10,7 +10,8 @@ contractive`` trains the codec whose ``f(g(z))`` is certified 1-Lipschitz; ``--k
 autoencoder (:class:`privis.latent.DiffusionAutoencoder`, ``--steps`` DDIM steps, ``--density`` of its semantic
 codes) scored by reconstruction from ``(z_bar, x_T)``::
 
-    privis train-codec --kind diffae --data "fashion-mnist:train[:15000]" --epochs 4 --base 24 --out diffae.pt
+    privis train-codec --kind diffae --data "fashion-mnist:train[:15000]" --epochs 4 --base 16 \
+        --test-size 500 --out diffae.pt
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
     Args:
         images: ``(N, C, H, W)`` float32 in ``[0, 1]`` (``C`` 1 or 3, ``H, W >= 4``); the codec is trained on
             their device.
-        kind: ``"autoencoder"`` or ``"contractive"`` (:data:`CODECS`).
+        kind: ``"autoencoder"``, ``"contractive"`` or ``"diffae"`` (:data:`CODECS`).
         epochs: passes over ``images`` (``>= 1``).
         batch_size: images per step (``>= 1``).
         lr: Adam's initial learning rate (``> 0``), decayed to 0 by a cosine schedule.
@@ -144,7 +144,8 @@ def train_codec(images: Tensor, kind: str = "autoencoder", *, epochs: int = 5, b
 
 
 @torch.inference_mode()
-def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) -> dict[str, float]:
+def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512,
+                  stochastic: bool = True) -> dict[str, float]:
     """Reconstruction quality of ``codec`` on ``images``: ``{"reconstruction_ssim_mean", "reconstruction_psnr_mean"}``
     (higher is better, unlike a protection's |SSIM| and PSNR to the originals).
 
@@ -152,6 +153,8 @@ def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) 
         codec: any :class:`LatentCodec`; run on its own device.
         images: ``(N, C, H, W)`` float32 in ``[0, 1]`` of the codec's image shape.
         batch_size: images per forward pass.
+        stochastic: for a diffusion codec, reconstruct from ``(z_bar, x_T)`` (True) or from ``z_bar`` alone,
+            ``decode(encode(x))`` with ``x_T = 0`` (False: how much of the image the semantic code holds).
 
     Returns:
         Mean |SSIM| (scikit-image's conventions, :func:`privis.metrics.ssim_window`) and mean PSNR in dB
@@ -168,7 +171,7 @@ def codec_quality(codec: LatentCodec, images: Tensor, *, batch_size: int = 512) 
     ssims, psnrs = [], []
     for start in range(0, images.shape[0], batch_size):
         x = images[start:start + batch_size].to(device)
-        if isinstance(codec, DiffusionCodec):
+        if isinstance(codec, DiffusionCodec) and stochastic:
             z_sem = codec.encode_semantic(x)
             r = codec.decode_semantic(z_sem, codec.encode_stochastic(x, z_sem))
         else:
@@ -269,7 +272,8 @@ def train_codec_on(data: str, kind: str = "autoencoder", *, epochs: int = 5, see
 
     Returns:
         ``(codec, result)``: ``result.summary`` holds ``reconstruction_ssim_mean``,
-        ``reconstruction_psnr_mean`` (held-out), ``train_seconds``, the measured ``jacobian_max`` and
+        ``reconstruction_psnr_mean`` (held-out), ``train_seconds``, for a diffusion codec ``semantic_ssim_mean``
+        and ``semantic_psnr_mean`` (from ``z_bar`` alone), the measured ``jacobian_max`` and
         ``pair_ratio_max`` of ``f(g(z))`` at held-out latents (:func:`measure_lipschitz`; not for a diffusion
         codec, whose decoding is many network passes) and, for a contractive codec, ``certified_bound``.
 
@@ -294,6 +298,10 @@ def train_codec_on(data: str, kind: str = "autoencoder", *, epochs: int = 5, see
     summary = {**quality, "train_seconds": seconds}
     notes = []
     if isinstance(codec, DiffusionCodec):
+        semantic = codec_quality(codec, held, stochastic=False)
+        summary.update(semantic_ssim_mean=semantic["reconstruction_ssim_mean"],
+                       semantic_psnr_mean=semantic["reconstruction_psnr_mean"])
+        notes.append("semantic_ssim_mean and semantic_psnr_mean: reconstruction from z_bar alone (x_T = 0)")
         notes.append(f"reconstruction from (z_bar, x_T), x_T by DDIM inversion, {codec.steps} DDIM steps; no "
                      f"Lipschitz estimate (each decode is {codec.steps} network passes)")
     else:
