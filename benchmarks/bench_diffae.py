@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     classifier.eval()
 
     started = time.perf_counter()
+    densities: dict[str, LatentDensity] = {}
     report = compare_densities(train_codes, held_codes, components=args.components, samples=args.samples,
-                               random_state=args.seed, codec=codec, model=classifier, real_images=held.images)
+                               random_state=args.seed, codec=codec, model=classifier, real_images=held.images,
+                               fitted=densities)
     compare_s = time.perf_counter() - started
 
     batch = held.images[:args.batch]
@@ -111,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         n = 12
         rows = [batch[:n], recon[:n], own[:n]]
-        for kind in report:
-            density = LatentDensity(codec.semantic_dim).fit(train_codes, kind, components=args.components,
-                                                            random_state=args.seed)
+        for density in densities.values():
             generator = torch.Generator().manual_seed(args.seed)
             rows.append(codec.sample_images(density.sample(n, generator), generator))
         atomic_write_bytes(Path(args.png), _grid(rows))

@@ -97,10 +97,12 @@ def test_bad_calls_are_refused():
 def test_compare_densities_scores_sampled_codes_and_decoded_fakes():
     codes, _, _ = _correlated(3000)
     train, held = codes[:2000], codes[2000:]
-    report = compare_densities(train, held, components=3, random_state=0)
-    assert set(report) == {"gaussian", "gmm"}
+    fitted: dict[str, LatentDensity] = {}
+    report = compare_densities(train, held, components=3, random_state=0, fitted=fitted)
+    assert set(report) == set(fitted) == {"gaussian", "gmm"}
     for kind in report:
         fresh = LatentDensity(3).fit(train, kind, components=3, random_state=0)
+        assert torch.equal(fresh.means, fitted[kind].means)
         expected = frechet_distance(fresh.sample(1000, torch.Generator().manual_seed(0)), held)
         assert report[kind]["code_fd"] == pytest.approx(expected, rel=1e-6)
         assert 0 <= report[kind]["code_fd"] < 0.1  # the data are Gaussian: both fits match them
