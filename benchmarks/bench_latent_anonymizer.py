@@ -38,7 +38,7 @@ from privis.latent.diffae import DiffusionAutoencoder, DiffusionCodec
 from privis.methods.latent_anonymizer import LatentAnonymizer, last_conv_layer
 from privis.models import FeatureExtractor, create_seeded, freeze, penultimate_layer
 
-POOL_RATIO, LR, LAMBDA_ATT = 2.0, 0.05, 1.0
+POOL_RATIO, LR, LAMBDA_ATT = 2.0, 0.1, 1.0
 NEVER = -2.0  # a cosine threshold no score falls below: every image takes every iteration
 
 

@@ -68,8 +68,8 @@ IDENTITY_ARCH, HELDOUT_ARCH = "lenet5", "vgg"
 #: The tiny codec and anonymiser settings of ``quick=True`` (digits, 8x8).
 QUICK_CODEC: dict[str, Any] = {"semantic_dim": 16, "base": 8, "timesteps": 100, "steps": 5}
 QUICK_PARAMS: dict[str, Any] = {"iterations": 3, "decode_steps": 2}
-#: Images the anonymiser optimises together in these experiments: back-propagating through the codec's 20 DDIM
-#: steps, a batch of 256 28x28 images (the method's default) peaks near 10 GB; 64 stays near 2.5 GB.
+#: Images the anonymiser optimises together in these experiments: back-propagating through 20 DDIM steps
+#: (``decode_steps=None`` with a 20-step codec), a batch of 256 28x28 images peaks near 10 GB; 64 near 3 GB.
 BATCH_SIZE = 64
 #: Images per column of the grids.
 GRID_ROWS = 8
