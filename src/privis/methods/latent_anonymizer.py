@@ -178,7 +178,11 @@ class LatentAnonymizer(Protector):
     a small sweep on 100 Fashion-MNIST images (a 15,000-image codec, the exemplar LeNet-5): ``lr=1`` leaves the
     code's distribution in one step (noise images), ``lr=0.05`` needs more steps; without a margin the
     releases sit at the threshold; 5 optimisation steps instead of 20 are about 8 times faster at a similar
-    protection rate.
+    protection rate. On 500 Fashion-MNIST images IIS leaves 76-82% of the images unmatched by the optimised
+    model (the higher figure before the codec's DDIM inversion became more faithful) and a classifier trained
+    on them reaches 63-68% test accuracy against 76% for the originals; IRS (whose paired fake is, for 39% of
+    the images, already the same identity to the model) leaves 24-37% unmatched at 61-72% accuracy, the
+    thesis's ordering (Table 6.3: IIS protects more, IRS keeps more).
 
     Args:
         codec: a :class:`~privis.latent.diffae.DiffusionCodec` (a trained
