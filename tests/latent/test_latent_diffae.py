@@ -70,6 +70,10 @@ def test_ddim_with_a_perfect_noise_predictor_recovers_x0_from_any_start():
     torch.testing.assert_close(ddim_decode(oracle, x_T, alpha_bar, seq), x0, rtol=0, atol=1e-10)
     inverted = ddim_invert(oracle, x0, alpha_bar, seq)
     torch.testing.assert_close(ddim_decode(oracle, inverted, alpha_bar, seq), x0, rtol=0, atol=1e-10)
+    # clipping the denoised estimate changes nothing when x0 is in range, and bounds a wild prediction
+    torch.testing.assert_close(ddim_decode(oracle, x_T, alpha_bar, seq, clip=True), x0, rtol=0, atol=1e-10)
+    wild = ddim_decode(lambda x, t: 50 * torch.ones_like(x), x_T, alpha_bar, seq, clip=True)
+    assert wild.abs().max() <= 1 + 1e-12
     # every intermediate state is on the trajectory sqrt(a) x0 + sqrt(1 - a) noise (Eq. 6.5)
     states: list[Tensor] = []
     ddim_decode(lambda x, t: states.append(x) or oracle(x, t), x_T, alpha_bar, seq)

@@ -86,7 +86,8 @@ def ddim_timesteps(timesteps: int, steps: int) -> list[int]:
     return [i * (timesteps // steps) for i in range(steps)]
 
 
-def ddim_decode(eps_fn: EpsFn, x_T: Tensor, alpha_bar: Sequence[float], seq: Sequence[int]) -> Tensor:
+def ddim_decode(eps_fn: EpsFn, x_T: Tensor, alpha_bar: Sequence[float], seq: Sequence[int], *,
+                clip: bool = False) -> Tensor:
     """Deterministic DDIM generation (thesis Eq. 6.5): ``x_T`` at ``seq[-1]`` down to ``x_0``.
 
     Args:
@@ -94,6 +95,8 @@ def ddim_decode(eps_fn: EpsFn, x_T: Tensor, alpha_bar: Sequence[float], seq: Seq
         x_T: the noise map at timestep ``seq[-1]`` (any shape ``eps_fn`` takes); differentiable.
         alpha_bar: cumulative products ``alpha_t`` indexed by timestep.
         seq: ascending timesteps (:func:`ddim_timesteps`).
+        clip: clamp each predicted ``x_0`` to ``[-1, 1]`` and re-derive the noise from it (DiffAE's and Ho et
+            al.'s ``clip_denoised`` for sampling from ``x_T ~ N(0, I)``); off, decoding is the exact Eq. 6.5.
 
     Returns:
         ``x_0`` of ``x_T``'s shape (the last step uses ``alpha = 1``, so it is ``f_theta`` at ``seq[0]``).
@@ -104,6 +107,9 @@ def ddim_decode(eps_fn: EpsFn, x_T: Tensor, alpha_bar: Sequence[float], seq: Seq
         a_prev = alpha_bar[seq[i - 1]] if i > 0 else 1.0
         eps = eps_fn(x, seq[i])
         x0 = (x - math.sqrt(1.0 - a) * eps) / math.sqrt(a)
+        if clip:
+            x0 = x0.clamp(-1.0, 1.0)
+            eps = (x - math.sqrt(a) * x0) / math.sqrt(1.0 - a)
         x = math.sqrt(a_prev) * x0 + math.sqrt(1.0 - a_prev) * eps
     return x
 
@@ -241,7 +247,8 @@ class DiffusionCodec(LatentCodec):
         x0 = images.to(codes.device).float() * 2.0 - 1.0
         return ddim_invert(self._eps_fn(z), x0, self._alpha_bar, self._steps(steps))
 
-    def decode_semantic(self, z_sem: Tensor, x_T: Tensor, steps: int | None = None) -> Tensor:
+    def decode_semantic(self, z_sem: Tensor, x_T: Tensor, steps: int | None = None, *,
+                        clip_denoised: bool = False) -> Tensor:
         """Images of ``(z_bar, x_T)`` by deterministic conditional DDIM (thesis Eq. 6.4-6.5).
 
         Differentiable with respect to ``z_sem`` (and ``x_T``): the anonymiser optimises ``z_bar`` through it.
@@ -250,6 +257,9 @@ class DiffusionCodec(LatentCodec):
             z_sem: ``(N, D)`` finite floating semantic codes.
             x_T: ``(N, C, H, W)`` finite floating noise maps (:meth:`encode_stochastic`, or ``N(0, I)`` draws).
             steps: DDIM steps (``1 .. timesteps``); None uses :attr:`steps`.
+            clip_denoised: clamp every predicted ``x_0`` to the image range (:func:`ddim_decode`); cleaner
+                samples from random ``x_T`` with a weak model, but no longer the exact inverse of
+                :meth:`encode_stochastic`.
 
         Returns:
             ``(N, C, H, W)`` float32 images in ``[0, 1]`` (clamped) on the codec's device.
@@ -268,7 +278,7 @@ class DiffusionCodec(LatentCodec):
             raise InvalidInputError("x_T contains NaN or infinite values")
         device = self.alpha_bar.device
         x0 = ddim_decode(self._eps_fn(z.to(device).float()), x_T.to(device).float(), self._alpha_bar,
-                         self._steps(steps))
+                         self._steps(steps), clip=clip_denoised)
         return ((x0 + 1.0) * 0.5).clamp(0.0, 1.0)
 
     def fit_density(self, z_sem: Tensor, kind: str = "gaussian", random_state: int | None = None,
@@ -302,7 +312,8 @@ class DiffusionCodec(LatentCodec):
     @torch.no_grad()
     def sample_images(self, z_sem: Tensor, generator: torch.Generator | None = None,
                       steps: int | None = None) -> Tensor:
-        """Fake images of codes ``z_sem`` with ``x_T ~ N(0, I)`` (thesis Section 6.5.2), decoded in chunks.
+        """Fake images of codes ``z_sem`` with ``x_T ~ N(0, I)`` (thesis Section 6.5.2), decoded in chunks with
+        ``clip_denoised`` (:meth:`decode_semantic`), as DiffAE samples.
 
         Args:
             z_sem: ``(N, D)`` semantic codes (e.g. :meth:`sample_semantic`).
@@ -316,7 +327,7 @@ class DiffusionCodec(LatentCodec):
         if generator is None:
             generator = torch.Generator().manual_seed(resolve_seed(None))
         noise = torch.randn(z.shape[0], *self.image_shape, generator=generator)
-        return torch.cat([self.decode_semantic(zc, nc, steps)
+        return torch.cat([self.decode_semantic(zc, nc, steps, clip_denoised=True)
                           for zc, nc in zip(z.split(_CHUNK), noise.split(_CHUNK), strict=True)])
 
     def extra_repr(self) -> str:
