@@ -15,19 +15,15 @@ Run:  OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_fsap.py [--n 256] [--n
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from isolated import emit, in_fresh_process
-from privis.experiments.perturbation_tables import load_average
+from isolated import compare_sides, side_figures, side_parser
 from privis.identity import AttributeModel, ClassifierIdentity, IdentityModel
 from privis.methods.fsap import FSAP, id_loss
 from privis.models import create_seeded, freeze
-from privis.sysinfo import peak_rss_mb
 
 TAU = 1e6  # never reached: every image takes N iterations on both sides
 K, LAMBDA_I, LAMBDA_P = 6, 0.02, 0.008
@@ -75,30 +71,16 @@ def _worker(kind: str, n: int, iterations: int, threads: int, seed: int) -> dict
         protector.transform(images[:8])  # warm-up
         t0 = time.perf_counter()
         protector.transform(images)
-    seconds = time.perf_counter() - t0
-    return {"kind": kind, "n": n, "iterations": iterations, "seconds": seconds, "images_per_second": n / seconds,
-            "peak_rss_mb": peak_rss_mb()}
-
+    return side_figures(kind, n, time.perf_counter() - t0, iterations=iterations)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=256, help="batch protected by privis")
-    ap.add_argument("--n-ref", type=int, default=8, help="images protected by the per-image reference")
+    ap = side_parser(__doc__, what="protected", n_ref=8)
     ap.add_argument("--iterations", type=int, default=10, help="N, the same for both (tau is out of reach)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads of each side")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    rows = {kind: in_fresh_process(_worker, kind, args.n_ref if kind == "reference" else args.n, args.iterations,
-                                   args.threads, args.seed)
-            for kind in ("privis", "reference")}
-    report = {"images": "1x28x28 grey, pixel space", "identity_model": "lenet5 penultimate (seeded, untrained)",
-              "k": K, "lambda_I": LAMBDA_I, "lambda_P": LAMBDA_P, "iterations": args.iterations,
-              "threads": args.threads, "load_average": load_average(), **rows,
-              "ratio_privis_to_reference": rows["privis"]["images_per_second"]
-              / rows["reference"]["images_per_second"]}
-    return emit(report, args.json)
+    return compare_sides(_worker, args, args.iterations, images="1x28x28 grey, pixel space",
+                         identity_model="lenet5 penultimate (seeded, untrained)", k=K, lambda_I=LAMBDA_I,
+                         lambda_P=LAMBDA_P, iterations=args.iterations)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,19 @@ FSAP = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artifici
         'PhD thesis, University of Technology Sydney, 2023, Chapter 5 (FSAP: Feature Space Adversarial '
         'Perturbation Based Face Image De-identification).')
 
+#: The dataset anonymiser (Chapter 6, Section 6.5, Eq. 6.7-6.9) of the thesis and its latent-optimisation ancestor.
+LATENT_ANONYMIZER = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence '
+                     'Technology", PhD thesis, University of Technology Sydney, 2023, Chapter 6 (Diffusion De-ID: '
+                     'Diffusion-based Face Dataset Anonymization); Simone Barattin, Christos Tzelepis, Ioannis '
+                     'Patras and Nicu Sebe, "Attribute-Preserving Face Dataset Anonymization via Latent Code '
+                     'Optimization", IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR), 2023, '
+                     'arXiv:2303.11296.')
+
+#: Exemplar networks (the individual image as a class), privis' identity model on data without persons.
+EXEMPLAR_CNN = ('Alexey Dosovitskiy, Jost Tobias Springenberg, Martin Riedmiller and Thomas Brox, "Discriminative '
+                'Unsupervised Feature Learning with Convolutional Neural Networks", Advances in Neural Information '
+                'Processing Systems (NeurIPS), 2014, arXiv:1406.6909.')
+
 #: AP-based object hiding (Chapter 3, Eq. 3.5-3.10, Algorithm 5) of the thesis.
 OBJECT_HIDING = ('Hanyu Xue, "A Study on Image Privacy Protection in Response to Artificial Intelligence Technology", '
                  'PhD thesis, University of Technology Sydney, 2023, Chapter 3 (Adversarial Perturbation based '
@@ -107,9 +120,9 @@ FRECHET_DISTANCE = ('Martin Heusel, Hubert Ramsauer, Thomas Unterthiner, Bernhar
                     '"GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", '
                     'NeurIPS 2017, arXiv:1706.08500')
 
-__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "FELDMAN_2018", "FRECHET_DISTANCE", "FSAP",
-           "INSTAHIDE",
-           "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION",
+__all__ = ["ARCFACE", "BALLE_2020", "DENOISING_FILTERS", "DP_IMAGE", "EXEMPLAR_CNN", "FELDMAN_2018",
+           "FRECHET_DISTANCE", "FSAP", "INSTAHIDE",
+           "INSTANCE_ENCODING", "INVARIANT_RECOVERY", "JAGIELSKI_2020", "KNOWN_METHOD_RESTORATION", "LATENT_ANONYMIZER",
            "MEMBERSHIP_INFERENCE", "MIRONOV_2017", "MODEL_INVERSION", "OBFUSCATION_BASELINES", "OBJECT_HIDING",
            "PROTECTIVE_PERTURBATION", "SHREDDER_CHALLENGE", "VEIL", "VISUALMIXER"]
 

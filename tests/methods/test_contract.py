@@ -19,6 +19,7 @@ pickles and gives the same output after loading. Every test that runs a method r
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import io
 import os
@@ -32,9 +33,11 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from privis import data as data_module
 from privis import methods, models
 from privis.engine.core import fitted_fingerprint
 from privis.errors import InvalidInputError
+from privis.latent import LatentCodec, train_codec
 from privis.methods.base import NotFittedError, Protector
 from toy_detector import ToyDetector
 
@@ -45,6 +48,14 @@ def _caller_classifier(seed: int) -> nn.Module:
     """A model as a caller would pass it: fresh, in train mode, with gradients on."""
     torch.manual_seed(seed)
     return models.create("lenet5", num_classes=10, in_channels=1, image_size=8)
+
+
+@functools.cache
+def _tiny_diffae() -> LatentCodec:
+    """A diffusion autoencoder small enough for these checks, trained a little: an untrained one ignores its
+    semantic code (its output convolution starts at zero), and so would the latent anonymiser's output."""
+    images = data_module.load("digits:train[:24]").images
+    return train_codec(images, "diffae", epochs=2, random_state=0, semantic_dim=8, base=4, timesteps=100, steps=2)
 
 
 #: Test-friendly parameters per registered method: as little work as the method allows. Models in here are
@@ -60,6 +71,8 @@ CHEAP: dict[str, Callable[[], dict[str, Any]]] = {
     "visualmixer": lambda: {"mc_samples": 200},
     "dp-image": lambda: {"codec_epochs": 1, "steps": 2},
     "fsap": lambda: {"N": 3, "k": 1, "identity_epochs": 1},
+    "latent-anonymizer": lambda: {"codec": _tiny_diffae(), "identity_epochs": 1, "attribute_epochs": 1,
+                                  "iterations": 2, "pool_ratio": 1.5},
     "object-hiding": lambda: {"detector": ToyDetector(), "eps": 0.05, "iterations": 3},
     "region-blur": lambda: {"detector": ToyDetector(), "strengths": (1.0, 4.0)},
     "region-mosaic": lambda: {"detector": ToyDetector(), "strengths": (2, 4)},

@@ -598,7 +598,8 @@ def print_listing(classes: Mapping[str, type[ParamsMixin]], name: str | None,
         cls = lookup(name)
         typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
         if cls.citation:
-            typer.echo(textwrap.fill(cls.citation, 110, initial_indent="  cite: ", subsequent_indent=" " * 8))
+            typer.echo(textwrap.fill(cls.citation, 110, initial_indent="  cite: ", subsequent_indent=" " * 8,
+                                     break_on_hyphens=False))  # a title's "Attribute-Preserving" stays whole
         print_param_table(cls)
         return
     for key, cls in classes.items():
@@ -606,7 +607,7 @@ def print_listing(classes: Mapping[str, type[ParamsMixin]], name: str | None,
         typer.echo(f"{key:<{width}} {doc}")
         if cls.citation:
             typer.echo(textwrap.fill(cls.citation, 110, initial_indent=" " * (width + 1),
-                                     subsequent_indent=" " * (width + 1)))
+                                     subsequent_indent=" " * (width + 1), break_on_hyphens=False))
 
 
 @app.command("models")

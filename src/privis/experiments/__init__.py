@@ -28,7 +28,7 @@ class Experiment:
 REGISTRY: Registry[ExperimentFn] = Registry("experiment", tuple(
     f"privis.experiments.{m}" for m in ("veil_tables", "veil_frontier", "demo", "visualmixer_tables",
                                         "perturbation_tables", "leaderboard", "dp_image_tables", "fsap_tables",
-                                        "object_hiding_tables")))
+                                        "object_hiding_tables", "anonymizer_tables")))
 
 
 def register_experiment(name: str, description: str) -> Callable[[ExperimentFn], ExperimentFn]:

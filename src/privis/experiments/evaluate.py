@@ -29,7 +29,13 @@ Protocol:
    protected test images against that identity model, ``spr_heldout``, the same against a classifier of
    another architecture (:data:`HELDOUT_ARCH`, or LeNet-5 when ``cfg.model`` is it) trained on the original
    training slice and calibrated like step 6, and ``mse_mean``, the mean pixel MSE of protected vs original
-   test images. The keys are absent for every other method.
+   test images. When the objective is an *exemplar* identity model (the individual image is the identity,
+   :func:`privis.identity.exemplar.train_exemplar_identity`, the latent anonymiser's), the held-out model is
+   an exemplar model of the other architecture too (another seed), calibrated on augmented copies of the
+   original test images. Such a method also gets ``attribute_acc``, the thesis' attribute preservation
+   (Chapter 6, Table 6.1): the accuracy on original test data of the model trained on the protected training
+   slice (``protected_acc_original``, whatever the method's deployment). The keys are absent for every other
+   method.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from privis import methods, metrics, models
 from privis.data.checks import check_classes, check_int, check_same_layout
 from privis.data.spec import BUILTIN_DATASETS, SPLIT_SIZES, DatasetSpec, parse_spec
 from privis.errors import InvalidInputError
-from privis.identity import ClassifierIdentity, iss_and_fppsr, protection_success_rate
+from privis.identity import ClassifierIdentity, IdentityModel, iss_and_fppsr, protection_success_rate
 from privis.methods.base import Protector
 from privis.methods.object_hiding import DetectorProtector
 from privis.privacy import DPImageBounds
@@ -240,14 +246,35 @@ def spr_summary(protector: Protector, cfg: EvalConfig, train: pdata.Dataset, tes
     objective = protector.identity_objective()
     if objective is None:
         return {}
+    heldout = heldout_identity(objective, cfg, train, test)
+    return {"spr": protection_success_rate(objective, test.images, protected_test),
+            "spr_heldout": protection_success_rate(heldout, test.images, protected_test),
+            "mse_mean": float(cast(Tensor, metrics.mse(protected_test, test.images)).mean())}
+
+
+def heldout_identity(objective: IdentityModel, cfg: EvalConfig, train: pdata.Dataset,
+                     test: pdata.Dataset) -> IdentityModel:
+    """The held-out identity model of ``spr_heldout`` (step 8 above): of :data:`HELDOUT_ARCH` (LeNet-5 when
+    ``cfg.model`` is it), trained on the original training slice and calibrated on the test images; an exemplar
+    model (:func:`privis.identity.exemplar.train_exemplar_identity`, seed ``cfg.seed + 1``, ``cfg.epochs`` epochs
+    when set) when ``objective`` is one (:func:`is_exemplar`), else a classifier of the labels."""
     arch = HELDOUT_ARCH if cfg.model != HELDOUT_ARCH else "lenet5"
+    if is_exemplar(objective):
+        from privis.identity.exemplar import train_exemplar_identity  # deferred: only this objective needs it
+
+        return train_exemplar_identity(train.images, arch=arch, random_state=cfg.seed + 1, calibrate_on=test.images,
+                                       **({"epochs": cfg.epochs} if cfg.epochs is not None else {}))
     k = max(train.num_classes, int(train.labels.max()) + 1)
     heldout = ClassifierIdentity(train_classifier(train.images, train.labels, k, cfg, arch=arch,
                                                   desc=f"held-out identity model ({arch})").eval())
     heldout.calibrate(test.images, test.labels)
-    return {"spr": protection_success_rate(objective, test.images, protected_test),
-            "spr_heldout": protection_success_rate(heldout, test.images, protected_test),
-            "mse_mean": float(cast(Tensor, metrics.mse(protected_test, test.images)).mean())}
+    return heldout
+
+
+def is_exemplar(identity: IdentityModel) -> bool:
+    """Whether ``identity`` tells individual images apart (an exemplar model, named ``<arch>-exemplar``) rather
+    than classes."""
+    return str(getattr(identity, "name", "")).endswith("-exemplar")
 
 
 def dp_summary(protector: Protector, delta: float) -> dict[str, float]:
@@ -304,7 +331,10 @@ def evaluate_protector(protector: Protector, cfg: EvalConfig, *,
     summary.update(image_similarity(test.images, protected_test))
     summary.update(identity_summary(baseline, test, protected_test))
     summary.update(dp_summary(protector, cfg.dp_delta))
-    summary.update(spr_summary(protector, cfg, train, test, protected_test))
+    spr = spr_summary(protector, cfg, train, test, protected_test)
+    summary.update(spr)
+    if spr and is_exemplar(protector.identity_objective()):
+        summary["attribute_acc"] = summary["protected_acc_original"]
     summary.update(protector.diagnostics())
     summary.update(speed)
     summary["train_size"] = len(train)

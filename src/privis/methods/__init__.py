@@ -9,8 +9,8 @@ from privis.registry import Registry
 
 #: The registry of protection methods: classes keyed by their ``name`` (:class:`privis.registry.Registry`).
 REGISTRY: Registry[type[Protector]] = Registry("method", tuple(
-    f"privis.methods.{m}" for m in ("baselines", "dp_image", "fsap", "instahide", "object_hiding", "perturbation",
-                                    "region_baselines", "veil", "visualmixer")))
+    f"privis.methods.{m}" for m in ("baselines", "dp_image", "fsap", "instahide", "latent_anonymizer",
+                                    "object_hiding", "perturbation", "region_baselines", "veil", "visualmixer")))
 
 #: Class decorator adding a protector to the registry under ``cls.name``.
 register = REGISTRY.register

@@ -8,6 +8,7 @@ image form (``(N, C, H, W)`` float32 in ``[0, 1]``) to the same form.
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import math
 import os
@@ -62,6 +63,20 @@ def check_memory(needed_bytes: float, what: str, device: torch.device | str = "c
     if needed_bytes > limit:
         raise InvalidInputError(f"{what} needs about {_format_bytes(needed_bytes)} of memory, more than the "
                                 f"{_format_bytes(limit)} available on {torch.device(device).type}")
+
+
+def fitted_models_on(protector: object, device: torch.device) -> Any:
+    """A protector's fitted models (its ``models_`` module) on ``device``: the fitted module itself where it
+    already lives there, else a copy moved to ``device``, kept in the protector's ``_device_models`` (not fitted
+    state: a cache of the last device) for the next call."""
+    fitted: nn.Module = protector.models_  # type: ignore[attr-defined]
+    if next(fitted.parameters()).device == device:
+        return fitted
+    cached = getattr(protector, "_device_models", None)
+    if cached is None or next(cached.parameters()).device != device:
+        cached = copy.deepcopy(fitted).to(device)
+        protector._device_models = cached  # type: ignore[attr-defined]
+    return cached
 
 
 #: Kinds of :class:`Param`.

@@ -42,6 +42,7 @@ from privis.methods.base import (
     check_images,
     check_labels,
     choice_param,
+    fitted_models_on,
     float_param,
     int_param,
     model_param,
@@ -244,17 +245,6 @@ class FSAP(Protector):
         identity: IdentityModel = self.models_.identity
         return identity
 
-    def _models_on(self, device: torch.device) -> _Models:
-        fitted: _Models = self.models_
-        probe = next(fitted.attributes.parameters())
-        if probe.device == device:
-            return fitted
-        cached = getattr(self, "_device_models", None)
-        if cached is None or next(cached.attributes.parameters()).device != device:
-            cached = copy.deepcopy(fitted).to(device)
-            self._device_models = cached
-        return cached
-
     def transform(self, images: Tensor, labels: Tensor | None = None, *,
                   ids: Tensor | Sequence[int] | None = None) -> Tensor:
         """De-identify ``images`` (Algorithm 7), ``batch_size`` images at a time, each stopping on its own.
@@ -280,7 +270,7 @@ class FSAP(Protector):
         n = images.shape[0]
         if ids is not None and len(ids) != n:
             raise InvalidInputError(f"{len(ids)} ids for {n} images")
-        m = self._models_on(images.device)
+        m: _Models = fitted_models_on(self, images.device)
         if m.codec is not None and tuple(m.codec.image_shape) != tuple(images.shape[1:]):
             raise InvalidInputError(f"fsap: the codec expects images of shape {tuple(m.codec.image_shape)}, got "
                                     f"{tuple(images.shape[1:])}")
