@@ -35,6 +35,7 @@ from privis.experiments.perturbation_tables import load_average
 from privis.fsutil import atomic_write_bytes, atomic_write_text
 from privis.latent import DiffusionCodec, LatentDensity, compare_densities, load_codec
 from privis.metrics import fd_privis
+from privis.results import file_label
 
 
 def _codes(codec: DiffusionCodec, images: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     floors = {"recon_image_fd": fd_privis(classifier, batch, recon),
               "semantic_image_fd": fd_privis(classifier, batch, own)}
 
-    result = {"codec": args.codec, "data": args.data, "held": args.held, "samples": args.samples,
+    result = {"codec": file_label(args.codec), "data": args.data, "held": args.held, "samples": args.samples,
               "components": args.components, "steps": codec.steps, "densities": report, **floors,
               "encode_stochastic_images_per_s": batch.shape[0] / invert_s,
               "decode_semantic_images_per_s": batch.shape[0] / decode_s,

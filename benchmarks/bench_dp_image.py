@@ -25,6 +25,7 @@ from isolated import emit, in_fresh_process
 from privis.experiments.perturbation_tables import load_average
 from privis.latent import ConvAutoencoder, LatentCodec, load_codec
 from privis.methods.dp_image import DPImage
+from privis.results import file_label
 from privis.sysinfo import peak_rss_mb
 
 CLIP, SIGMA = 3.0, 0.2
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
                                    args.steps, args.threads, args.seed)
             for kind in ("privis", "privis-ids", "reference")}
     ref = rows["reference"]["latent_iterations_per_second"]
-    report = {"codec": args.codec or "ConvAutoencoder() 1x28x28, latent (8, 64)", "steps": args.steps,
+    report = {"codec": file_label(args.codec) if args.codec else "ConvAutoencoder() 1x28x28, latent (8, 64)",
+              "steps": args.steps,
               "threads": args.threads, "load_average": load_average(), **rows,
               "ratio_privis_to_reference": rows["privis"]["latent_iterations_per_second"] / ref,
               "ratio_privis_ids_to_reference": rows["privis-ids"]["latent_iterations_per_second"] / ref}

@@ -38,6 +38,7 @@ from privis.latent import load_codec
 from privis.latent.diffae import DiffusionAutoencoder, DiffusionCodec
 from privis.methods.latent_anonymizer import LatentAnonymizer, last_conv_layer
 from privis.models import FeatureExtractor, create_seeded, freeze, penultimate_layer
+from privis.results import file_label
 
 POOL_RATIO, LR, LAMBDA_ATT = 2.0, 0.1, 1.0
 NEVER = -2.0  # a cosine threshold no score falls below: every image takes every iteration
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     return compare_sides(_worker, args, args.iterations, args.decode_steps, args.codec, args.base,
                          images="1x28x28 grey",
-                         codec=args.codec or f"DiffusionAutoencoder(base={args.base}), untrained",
+                         codec=(file_label(args.codec) if args.codec
+                                else f"DiffusionAutoencoder(base={args.base}), untrained"),
                          identity_model="lenet5 penultimate (seeded, untrained), never stops",
                          attribute_model="lenet5 (seeded, untrained)", scheme="iis", pool_ratio=POOL_RATIO, lr=LR,
                          lambda_att=LAMBDA_ATT, iterations=args.iterations, decode_steps=args.decode_steps)

@@ -31,6 +31,12 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def file_label(path: str | Path) -> str:
+    """How a result names a file the owner passed in: its name, never the folders above it (results are
+    shared; the owner's paths stay with the owner)."""
+    return Path(path).name
+
+
 def _jsonable(value: Any) -> Any:
     """Convert numpy/torch scalars and arrays, paths and tuples to plain JSON values."""
     if isinstance(value, dict):

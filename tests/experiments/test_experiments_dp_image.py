@@ -115,3 +115,17 @@ def test_iss_grids_and_audit_quick(codec):
     (row,) = audit.tables["audit vs claimed epsilon"]
     assert row["epsilon_lower"] >= 0 and row["verdict_claimed"] in ("violated", "consistent")
     assert (row["verdict_claimed"] == "violated") == (row["epsilon_lower"] > row["epsilon_claimed"])
+
+
+def test_a_codec_file_is_recorded_by_name_not_by_the_owners_path(tmp_path, codec):
+    from privis.experiments.dp_image_tables import setup
+    from privis.latent import save_codec
+    from privis.results import Result
+
+    path = tmp_path / "owner-private-folder" / "my-codec.pt"
+    path.parent.mkdir()
+    save_codec(codec, path)
+    s = setup(data="digits", seed=0, quick=True, codec=str(path), train_size=100, test_size=50, epochs=1)
+    assert s.config["codec"] == "my-codec.pt"
+    Result("x", config=s.config).save_json(tmp_path / "r.json")
+    assert "owner-private-folder" not in (tmp_path / "r.json").read_text()

@@ -57,7 +57,7 @@ from privis.methods.base import Protector
 from privis.methods.fsap import FSAP
 from privis.methods.latent_anonymizer import LatentAnonymizer
 from privis.report import image_grid_png, scatter_png
-from privis.results import Figure, Result
+from privis.results import Figure, Result, file_label
 
 #: The other methods of the Table 6.1 analogue, at their defaults (FSAP below, against the same identity model).
 OTHER_METHODS = ("blur", "pixelate", "noise", "dp-image")
@@ -140,7 +140,8 @@ def setup(*, data: str | None, seed: int, quick: bool, train_size: int, test_siz
     config = {"data": data, "train": train.name, "identity_slice": ids.name, "test": test.name, "seed": seed,
               "quick": quick, "train_size": len(train), "test_size": len(test), "id_size": len(ids),
               "id_epochs": id_epochs,
-              "classifier": cfg.model, "classifier_epochs": cfg.epochs, "codec": codec or "trained on the train slice",
+              "classifier": cfg.model, "classifier_epochs": cfg.epochs,
+              "codec": file_label(codec) if codec else "trained on the train slice",
               "codec_seconds": codec_seconds, "codec_steps": the_codec.steps,
               "identity_model": identity.name, "identity_threshold": identity.threshold,
               "heldout_model": heldout.name, "heldout_threshold": heldout.threshold,

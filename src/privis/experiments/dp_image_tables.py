@@ -56,7 +56,7 @@ from privis.privacy import DPImageBounds, dp_image_bounds
 from privis.privacy.audit import audit_mechanism, compare
 from privis.random import torch_generator
 from privis.report import image_grid_png, line_plot_png
-from privis.results import Figure, Result
+from privis.results import Figure, Result, file_label
 
 #: The thesis' settings of Fig. 4.6: sensitivity 3840 (18 x 512 latents clipped to [-20, 20]), sigma, delta.
 THESIS_SENSITIVITY = 3840.0
@@ -122,7 +122,7 @@ def setup(*, data: str | None, seed: int, quick: bool, codec: str | Path | Laten
     config = {"data": data, "train": train.name, "test": test.name, "seed": seed, "quick": quick,
               "classifier": cfg.model, "classifier_epochs": cfg.epochs, "identity_layer": identity.features.layer,
               "identity_threshold": identity.threshold, "identity_eer": identity.eer,
-              "codec": str(codec) if isinstance(codec, (str, Path)) else type(chosen).__name__,
+              "codec": file_label(codec) if isinstance(codec, (str, Path)) else type(chosen).__name__,
               "codec_latent_shape": list(chosen.latent_shape), "dp_image_params": params or {},
               "dp_image_clip": protector.clip_, "citation": references.DP_IMAGE}
     return Setup(train, test, classifier, identity, chosen, protector, cfg, config)

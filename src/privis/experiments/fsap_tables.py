@@ -38,7 +38,7 @@ from privis.latent import LatentCodec
 from privis.methods.base import Protector
 from privis.methods.fsap import FSAP
 from privis.report import image_grid_png, line_plot_png
-from privis.results import Figure, Result
+from privis.results import Figure, Result, file_label
 
 #: The thesis' FSAP settings (Section 5.5.1.2) and a second setting whose attribute steps cannot undo an
 #: identity step in pixel units (k * 3 * lambda_P < lambda_I).
@@ -90,7 +90,7 @@ def setup(*, data: str | None, seed: int, quick: bool, train_size: int, test_siz
     config = {"data": data, "train": train.name, "test": test.name, "seed": seed, "quick": quick,
               "identity_model": identity.name, "identity_threshold": identity.threshold,
               "heldout_model": heldout.name, "heldout_threshold": heldout.threshold, "epochs": cfg.epochs,
-              "codec": codec if isinstance(codec, str) or codec is None else type(codec).__name__,
+              "codec": file_label(codec) if isinstance(codec, str) else None if codec is None else type(codec).__name__,
               "citation": references.FSAP}
     return Setup(train, test, identity, heldout, seed, quick, codec, config)
 
