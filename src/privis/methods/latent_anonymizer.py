@@ -174,15 +174,15 @@ class LatentAnonymizer(Protector):
     codec without a fitted density gets one (Gaussian) on the fit images' codes.
 
     **Defaults** (the thesis gives no step count, learning rate, loss weight or stopping rule): ``iterations=30``,
-    ``lr=0.1``, ``lambda_att=1.0``, ``margin=0.3``, ``decode_steps=5``, ``pool_ratio=2`` are privis' choice from
-    a small sweep on 100 Fashion-MNIST images (a 15,000-image codec, the exemplar LeNet-5): ``lr=1`` leaves the
-    code's distribution in one step (noise images), ``lr=0.05`` needs more steps; without a margin the
-    releases sit at the threshold; 5 optimisation steps instead of 20 are about 8 times faster at a similar
-    protection rate. On 500 Fashion-MNIST images IIS leaves 76-82% of the images unmatched by the optimised
-    model (the higher figure before the codec's DDIM inversion became more faithful) and a classifier trained
-    on them reaches 63-68% test accuracy against 76% for the originals; IRS (whose paired fake is, for 39% of
-    the images, already the same identity to the model) leaves 24-37% unmatched at 61-72% accuracy, the
-    thesis's ordering (Table 6.3: IIS protects more, IRS keeps more).
+    ``lr=0.3``, ``lambda_att=1.0``, ``margin=0.3``, ``decode_steps=5``, ``pool_ratio=2`` are privis' choice from
+    a small sweep on Fashion-MNIST (a 15,000-image codec, the exemplar LeNet-5): ``lr=1`` leaves the code's
+    distribution within a step (noise images), ``lr=0.1`` protects fewer images even in 60 steps; without a
+    margin the releases sit at the threshold; 5 optimisation steps instead of 20 are about 8 times faster at a
+    similar protection rate. On 500 Fashion-MNIST images IIS leaves 80% of the images unmatched by the
+    optimised model, and a classifier trained on them reaches 63% test accuracy against 76% for the
+    originals; IRS (whose paired fake is, for 39% of the images, already the same identity to the model)
+    leaves far fewer unmatched (24-37% at ``lr=0.1``) and keeps more accuracy (61-72%): the thesis's
+    ordering (Table 6.3: IIS protects more, IRS keeps more).
 
     Args:
         codec: a :class:`~privis.latent.diffae.DiffusionCodec` (a trained
@@ -253,7 +253,7 @@ class LatentAnonymizer(Protector):
     def __init__(self, codec: str | Path | LatentCodec | None = None, codec_epochs: int = 10,
                  identity_model: IdentityModel | None = None, identity_epochs: int = 30,
                  attribute_model: nn.Module | None = None, attribute_epochs: int = 20, scheme: str = "iis",
-                 pool_ratio: float = 2.0, iterations: int = 30, lr: float = 0.1, lambda_att: float = 1.0,
+                 pool_ratio: float = 2.0, iterations: int = 30, lr: float = 0.3, lambda_att: float = 1.0,
                  decode_steps: int | None = 5, margin: float = 0.3, batch_size: int = 256,
                  random_state: int | None = None) -> None:
         self.codec = codec
