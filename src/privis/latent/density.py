@@ -23,7 +23,7 @@ sampled codes to held-out codes (and, given a classifier, of decoded samples to 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,8 +33,11 @@ from privis.data.checks import check_int
 from privis.errors import InvalidInputError
 from privis.random import resolve_seed
 
-if TYPE_CHECKING:
-    from privis.latent.diffae import DiffusionCodec
+
+class FakeDecoder(Protocol):
+    """What :func:`compare_densities` needs of a codec (:class:`privis.latent.diffae.DiffusionCodec` has it)."""
+
+    def sample_images(self, z_sem: Tensor, generator: torch.Generator | None = None) -> Tensor: ...
 
 __all__ = ["DENSITY_KINDS", "LatentDensity", "compare_densities"]
 
@@ -179,7 +182,7 @@ class LatentDensity(nn.Module):
 
 def compare_densities(train_codes: Tensor, held_codes: Tensor, *, kinds: tuple[str, ...] = DENSITY_KINDS,
                       components: int = 10, samples: int | None = None, random_state: int | None = None,
-                      codec: DiffusionCodec | None = None, model: nn.Module | None = None,
+                      codec: FakeDecoder | None = None, model: nn.Module | None = None,
                       real_images: Tensor | None = None,
                       fitted: dict[str, LatentDensity] | None = None) -> dict[str, dict[str, float]]:
     """How well each density family fitted to ``train_codes`` matches held-out data (lower is better).
