@@ -305,6 +305,9 @@ def _cheap(name: str, tmp_path: Path) -> tuple[methods.Protector, bytes | None]:
                               random_state=BIG_SEED), None
     if name == "fsap":
         return methods.create(name, N=3, k=1, identity_epochs=1, random_state=BIG_SEED), None
+    if name == "latent-anonymizer":
+        return methods.create(name, codec_epochs=1, codec_base=4, codec_steps=2, identity_epochs=1,
+                              attribute_epochs=1, iterations=2, decode_steps=1, random_state=BIG_SEED), None
     if name == "visualmixer":
         from privis.methods.visualmixer import generate_key
 

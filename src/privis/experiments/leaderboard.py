@@ -63,7 +63,8 @@ QUICK_METHOD_PARAMS: dict[str, dict[str, Any]] = {
     # fewer attribute steps: 97 % of Fashion-MNIST test images reach tau in about 8 iterations
     "fsap": {"N": 15, "k": 2, "lambda_I": 0.05, "lambda_P": 0.002, "identity_epochs": 3},
     # a diffusion autoencoder trained for one epoch on the owner's slice, few optimisation and DDIM steps
-    "latent-anonymizer": {"codec_epochs": 1, "identity_epochs": 5, "iterations": 3, "decode_steps": 2},
+    "latent-anonymizer": {"codec_epochs": 1, "codec_base": 4, "codec_steps": 4, "identity_epochs": 5,
+                          "attribute_epochs": 3, "iterations": 3, "decode_steps": 2},
 }
 
 #: Methods the face-identity columns leave out (``n/a``), with the reason.

@@ -189,6 +189,8 @@ class LatentAnonymizer(Protector):
             :class:`~privis.latent.DiffusionAutoencoder` or a user's TorchScript one) or a codec file/folder
             (:func:`privis.latent.save_codec`); None: ``fit`` trains one.
         codec_epochs: epochs of that training.
+        codec_base: base channel width of the U-Net of that codec (16: the width measured on Fashion-MNIST).
+        codec_steps: DDIM steps of that codec (its encoding, the fake pool and the release).
         identity_model: the identity encoder ``E_A``, an :class:`~privis.identity.IdentityModel`; None: ``fit``
             trains the exemplar network.
         identity_epochs: epochs of the exemplar network's training.
@@ -226,6 +228,8 @@ class LatentAnonymizer(Protector):
         "codec": _CodecParam("path", "diffusion autoencoder codec file or folder (none: fit trains one)",
                              optional=True),
         "codec_epochs": int_param("epochs of the codec fit trains when codec is none", ge=1, le=10_000),
+        "codec_base": int_param("U-Net base width of the codec fit trains", ge=1, le=1024),
+        "codec_steps": int_param("DDIM steps of the codec fit trains", ge=1, le=1000),
         "identity_model": model_param("identity encoder E_A, an IdentityModel (none: fit trains a LeNet-5 "
                                       "exemplar network)"),
         "identity_epochs": int_param("epochs of the exemplar network's training", ge=1, le=10_000),
@@ -250,14 +254,16 @@ class LatentAnonymizer(Protector):
     #: the codec's path is the owner's
     private_params = frozenset({"codec"})
 
-    def __init__(self, codec: str | Path | LatentCodec | None = None, codec_epochs: int = 10,
-                 identity_model: IdentityModel | None = None, identity_epochs: int = 30,
+    def __init__(self, codec: str | Path | LatentCodec | None = None, codec_epochs: int = 10, codec_base: int = 16,
+                 codec_steps: int = 20, identity_model: IdentityModel | None = None, identity_epochs: int = 30,
                  attribute_model: nn.Module | None = None, attribute_epochs: int = 20, scheme: str = "iis",
                  pool_ratio: float = 2.0, iterations: int = 30, lr: float = 0.3, lambda_att: float = 1.0,
                  decode_steps: int | None = 5, margin: float = 0.3, batch_size: int = 256,
                  random_state: int | None = None) -> None:
         self.codec = codec
         self.codec_epochs = codec_epochs
+        self.codec_base = codec_base
+        self.codec_steps = codec_steps
         self.identity_model = identity_model
         self.identity_epochs = identity_epochs
         self.attribute_model = attribute_model
@@ -284,7 +290,8 @@ class LatentAnonymizer(Protector):
         elif self.codec is not None:
             codec = load_codec(self.codec, device=images.device)
         else:
-            codec = train_codec(images, "diffae", epochs=int(self.codec_epochs), random_state=seed)
+            codec = train_codec(images, "diffae", epochs=int(self.codec_epochs), random_state=seed,
+                                base=int(self.codec_base), steps=int(self.codec_steps))
         if not isinstance(codec, DiffusionCodec):
             raise InvalidInputError(f"latent-anonymizer needs a diffusion autoencoder codec (a DiffusionCodec such as "
                                     f"privis.latent.DiffusionAutoencoder), got {type(codec).__name__}")
