@@ -297,6 +297,22 @@ def path_param(doc: str, *, optional: bool = False) -> Param:
     return Param("path", doc, optional=optional)
 
 
+@dataclass(frozen=True)
+class _CodecParam(Param):
+    """A codec file or folder path, or (from Python) a :class:`~privis.latent.LatentCodec` object."""
+
+    def is_valid(self, value: Any) -> bool:
+        from privis.latent.base import LatentCodec
+
+        return isinstance(value, LatentCodec) or super().is_valid(value)
+
+
+def codec_param(doc: str) -> Param:
+    """A latent codec: a codec file or folder path (:func:`privis.latent.save_codec`), a
+    :class:`~privis.latent.LatentCodec` from Python, or None."""
+    return _CodecParam("path", doc, optional=True)
+
+
 def model_param(doc: str) -> Param:
     """A ``torch.nn.Module`` parameter, None allowed (a checkpoint path on the command line)."""
     return Param("model", doc, optional=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +39,7 @@ from privis.methods.base import (
     check_images,
     check_labels,
     choice_param,
+    codec_param,
     float_param,
     int_param,
     seed_param,
@@ -54,14 +54,6 @@ __all__ = ["DPImage", "fit_clip"]
 CLIP_QUANTILE = 0.995
 #: Noise values drawn per keyed chunk (bounds the temporary memory of the ids path).
 _NOISE_CHUNK = 1 << 22
-
-
-@dataclass(frozen=True)
-class _CodecParam(Param):
-    """A codec file or folder path, or (from Python) a :class:`LatentCodec` object."""
-
-    def is_valid(self, value: Any) -> bool:
-        return isinstance(value, LatentCodec) or super().is_valid(value)
 
 
 def fit_clip(latents: Tensor, kind: str, quantile: float = CLIP_QUANTILE) -> float:
@@ -127,8 +119,7 @@ class DPImage(Protector):
     name = "dp-image"
     citation = references.DP_IMAGE
     param_specs: ClassVar[dict[str, Param]] = {
-        "codec": _CodecParam("path", "codec file or TorchScript folder (none: fit trains a stand-in codec)",
-                             optional=True),
+        "codec": codec_param("codec file or TorchScript folder (none: fit trains a stand-in codec)"),
         "codec_kind": choice_param("stand-in codec fit trains when codec is none", ("autoencoder", "contractive")),
         "codec_epochs": int_param("epochs of the stand-in codec's training", ge=1, le=10_000),
         "sigma": float_param("noise standard deviation per latent coordinate, latent units (thesis 0.2)", ge=0,

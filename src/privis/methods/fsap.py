@@ -42,6 +42,7 @@ from privis.methods.base import (
     check_images,
     check_labels,
     choice_param,
+    codec_param,
     fitted_models_on,
     float_param,
     int_param,
@@ -49,7 +50,6 @@ from privis.methods.base import (
     seed_param,
 )
 from privis.methods.baselines import item_keys, keyed_normal
-from privis.methods.dp_image import _CodecParam
 from privis.models import available as available_models
 from privis.models import create_seeded, freeze, train
 from privis.random import resolve_seed, torch_generator
@@ -147,8 +147,7 @@ class FSAP(Protector):
     name = "fsap"
     citation = references.FSAP
     param_specs: ClassVar[dict[str, Param]] = {
-        "codec": _CodecParam("path", "codec file or TorchScript folder (none: the pixel-space variant)",
-                             optional=True),
+        "codec": codec_param("codec file or TorchScript folder (none: the pixel-space variant)"),
         "identity_model": model_param("white-box identity model f_I or a classifier (none: fit trains identity_arch)"),
         "identity_arch": choice_param("classifier fit trains as f_I when no identity_model is given",
                                       available_models),

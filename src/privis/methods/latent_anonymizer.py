@@ -49,13 +49,13 @@ from privis.methods.base import (
     check_images,
     check_labels,
     choice_param,
+    codec_param,
     fitted_models_on,
     float_param,
     int_param,
     model_param,
     seed_param,
 )
-from privis.methods.dp_image import _CodecParam
 from privis.models.build import create_seeded, freeze
 from privis.models.features import FeatureExtractor, layer_names, penultimate_layer
 from privis.models.training import train
@@ -225,8 +225,7 @@ class LatentAnonymizer(Protector):
     name = "latent-anonymizer"
     citation = references.LATENT_ANONYMIZER
     param_specs: ClassVar[dict[str, Param]] = {
-        "codec": _CodecParam("path", "diffusion autoencoder codec file or folder (none: fit trains one)",
-                             optional=True),
+        "codec": codec_param("diffusion autoencoder codec file or folder (none: fit trains one)"),
         "codec_epochs": int_param("epochs of the codec fit trains when codec is none", ge=1, le=10_000),
         "codec_base": int_param("U-Net base width of the codec fit trains", ge=1, le=1024),
         "codec_steps": int_param("DDIM steps of the codec fit trains", ge=1, le=1000),
