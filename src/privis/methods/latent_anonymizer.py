@@ -58,6 +58,7 @@ from privis.methods.base import (
 )
 from privis.models.build import create_seeded, freeze
 from privis.models.features import FeatureExtractor, layer_names, penultimate_layer
+from privis.models.optim import adam_update
 from privis.models.training import train
 from privis.random import resolve_seed
 
@@ -65,9 +66,6 @@ __all__ = ["SCHEMES", "LatentAnonymizer", "last_conv_layer", "pair_nearest"]
 
 #: Identity-loss schemes of Section 6.6.3: identity indistinguishable (Eq. 6.7) and identity replacement (Eq. 6.9).
 SCHEMES = ("iis", "irs")
-#: Adam's moment decay rates (Kingma and Ba's defaults, as ``torch.optim.Adam``'s) and its epsilon.
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
 #: The anonymiser warns when more than this share of a call's images leave without meeting the stop criterion.
 WARN_KEPT_FRACTION = 0.01
 
@@ -445,7 +443,7 @@ class LatentAnonymizer(Protector):
         identity, codec = m.identity, m.codec
         irs = self.scheme == "irs"
         steps = self._decode_steps(codec)
-        lr, lam, b1, b2 = float(self.lr), float(self.lambda_att), *ADAM_BETAS
+        lr, lam = float(self.lr), float(self.lambda_att)
         with torch.no_grad():
             ref_id = identity.embed(x)
             target_id = identity.embed(x_fake.to(x.device)) if irs else ref_id
@@ -478,11 +476,8 @@ class LatentAnonymizer(Protector):
             loss = (id_loss + lam * att_loss).to(z.device)
             (grad,) = torch.autograd.grad(loss[keep].sum(), code)
             rows, grad = rows[keep], grad[keep]
-            moment1 = b1 * moment1[keep] + (1.0 - b1) * grad
-            moment2 = b2 * moment2[keep] + (1.0 - b2) * grad.square()
-            t = step + 1
-            update = (moment1 / (1.0 - b1 ** t)) / ((moment2 / (1.0 - b2 ** t)).sqrt() + ADAM_EPS)
-            z[rows] = z[rows] - lr * scale * update
+            moment1, moment2 = moment1[keep], moment2[keep]
+            z[rows] = z[rows] - adam_update(moment1, moment2, grad, step + 1, lr * scale)
         return z, taken, met
 
     def _warn_if_kept(self, reached: Tensor) -> None:

@@ -57,6 +57,7 @@ from privis.methods.base import (
     to_signed,
 )
 from privis.models import FeatureExtractor, available, create_seeded, freeze, model_device, train
+from privis.models.optim import adam_update
 from privis.progress import progress
 from privis.random import default_device, resolve_seed, torch_generator
 
@@ -218,7 +219,6 @@ def gradient_iteration(
     active = torch.ones(n, dtype=torch.bool, device=device)
     m = torch.zeros_like(x) if optimizer == "adam" else None
     v = torch.zeros_like(x) if optimizer == "adam" else None
-    b1, b2 = betas
     for t in range(1, steps + 1):
         if compiled:
             torch.compiler.cudagraph_mark_step_begin()
@@ -231,10 +231,7 @@ def gradient_iteration(
         taken[rows] += active
         if optimizer == "adam":
             assert m is not None and v is not None  # allocated above for adam
-            # Adam with the operations (and so the rounding) of Eq. (3)'s usual form, in place where possible
-            m.mul_(b1).add_(grad.mul(1 - b1))
-            v.mul_(b2).add_(grad.square().mul_(1 - b2))
-            update = m.div(1 - b1**t).mul_(step_size).div_(v.div(1 - b2**t).sqrt_().add_(eps))
+            update = adam_update(m, v, grad, t, step_size, betas=betas, eps=eps)
         else:
             update = step_size * grad
         # stopped samples keep their iterate (a where, not a product: a non-finite update cannot leak in)

@@ -14,6 +14,10 @@ import torch
 from privis.errors import InvalidInputError
 from privis.registry import Registry
 
+#: Adam's moment decay rates and epsilon (Kingma and Ba's defaults, as ``torch.optim.Adam``'s).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
 #: ``fn(params, *, lr, weight_decay, momentum) -> Optimizer``; builders ignore what they do not use.
 OptimizerBuilder = Callable[..., torch.optim.Optimizer]
 
@@ -79,3 +83,18 @@ def _adam(params: Any, *, lr: float, weight_decay: float, momentum: float) -> to
 def _adamw(params: Any, *, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
     """AdamW (decoupled weight decay, Loshchilov & Hutter, 2019); ``momentum`` is beta1."""
     return torch.optim.AdamW(params, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+
+
+def adam_update(m: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, t: int, lr: float | torch.Tensor, *,
+                betas: tuple[float, float] = ADAM_BETAS, eps: float = ADAM_EPS) -> torch.Tensor:
+    """One element-wise Adam step (D. P. Kingma and J. Ba, "Adam: A Method for Stochastic Optimization", ICLR
+    2015, Algorithm 1) on tensors, for per-sample iterations that stop samples by masking or compaction.
+
+    Updates the first and second moments ``m`` and ``v`` in place with ``grad`` (all of one shape) and returns
+    the step ``lr * m_hat / (sqrt(v_hat) + eps)`` (to subtract), ``t >= 1`` the step number; ``lr`` may be a
+    tensor broadcasting against ``m`` (a per-coordinate step size).
+    """
+    b1, b2 = betas
+    m.mul_(b1).add_(grad.mul(1 - b1))
+    v.mul_(b2).add_(grad.square().mul_(1 - b2))
+    return m.div(1 - b1**t).mul_(lr).div_(v.div(1 - b2**t).sqrt_().add_(eps))
