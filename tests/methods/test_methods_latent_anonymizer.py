@@ -158,9 +158,10 @@ def test_each_image_is_optimised_independently_of_the_batch(parts):
     with torch.no_grad():
         z_fake, x_fake = anonymizer._paired_fakes(m, x, generator)
         x_T = m.codec.encode_stochastic(x)
-    z_all, taken_all, _ = anonymizer._optimise(m, x, x_T, z_fake, x_fake)
+        real_id, fake_id = m.identity.embed(x), m.identity.embed(x_fake)
+    z_all, taken_all, _ = anonymizer._optimise(m, x, x_T, z_fake, real_id, fake_id)
     half = slice(0, N // 2)
-    z_half, taken_half, _ = anonymizer._optimise(m, x[half], x_T[half], z_fake[half], x_fake[half])
+    z_half, taken_half, _ = anonymizer._optimise(m, x[half], x_T[half], z_fake[half], real_id[half], fake_id[half])
     assert torch.equal(taken_all[half], taken_half)
     torch.testing.assert_close(z_all[half], z_half, atol=1e-4, rtol=1e-5)  # float sums vary with the batch size
 

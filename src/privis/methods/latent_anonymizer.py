@@ -400,12 +400,13 @@ class LatentAnonymizer(Protector):
                 opt_steps = self._decode_steps(m.codec)
                 x_T_opt = (x_T if opt_steps == m.codec.steps
                            else m.codec.encode_stochastic(x, z_real, steps=opt_steps))
-            z, steps, met = self._optimise(m, x, x_T_opt, z_fake, x_fake)
+                real_id, fake_id = m.identity.embed(x), m.identity.embed(x_fake.to(x.device))
+            z, steps, met = self._optimise(m, x, x_T_opt, z_fake, real_id, fake_id)
             with torch.no_grad():
                 released = m.codec.decode_semantic(z, x_T).to(images.device)
                 embedded = m.identity.embed(released)
-                cos_real[part] = _cos(embedded, m.identity.embed(x)).cpu()
-                cos_fake[part] = _cos(embedded, m.identity.embed(x_fake)).cpu()
+                cos_real[part] = _cos(embedded, real_id).cpu()
+                cos_fake[part] = _cos(embedded, fake_id).cpu()
             out[part], fakes[part] = released, x_fake.to(images.device)
             taken[part], reached[part] = steps.cpu(), met.cpu()
         self._stats = (taken, reached, cos_real, cos_fake, fakes)
@@ -434,8 +435,8 @@ class LatentAnonymizer(Protector):
             return scores >= identity.threshold - margin
         return scores <= identity.threshold + margin
 
-    def _optimise(self, m: _Models, x: Tensor, x_T: Tensor, z_start: Tensor,
-                  x_fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _optimise(self, m: _Models, x: Tensor, x_T: Tensor, z_start: Tensor, ref_id: Tensor,
+                  fake_id: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Adam on ``z_A`` from ``z_start`` with per-image stopping; returns ``(z_A, steps taken, criterion met)``.
 
         Each active image's loss term depends on its own code alone and Adam's update is element-wise, so the
@@ -444,9 +445,8 @@ class LatentAnonymizer(Protector):
         irs = self.scheme == "irs"
         steps = self._decode_steps(codec)
         lr, lam = float(self.lr), float(self.lambda_att)
+        target_id = fake_id if irs else ref_id
         with torch.no_grad():
-            ref_id = identity.embed(x)
-            target_id = identity.embed(x_fake.to(x.device)) if irs else ref_id
             ref_patches = m.patches(x)
         n = x.shape[0]
         z = z_start.detach().clone().float()
