@@ -49,12 +49,11 @@ from torch import Tensor, nn
 
 from privis.data.checks import check_int
 from privis.errors import InvalidInputError
-from privis.fsutil import atomic_write_bytes, atomic_write_text
+from privis.fsutil import atomic_write_bytes
 from privis.latent.autoencoder import check_codec_shape
 from privis.latent.base import LatentCodec
 from privis.latent.density import LatentDensity
-from privis.latent.torchscript import _load, probe
-from privis.models.checkpoint import _quiet_torchscript
+from privis.latent.torchscript import _load, probe, save_scripted_folder
 from privis.random import resolve_seed
 
 __all__ = ["BETA_END", "BETA_START", "DiffusionAutoencoder", "DiffusionCodec", "TorchScriptDiffusionAutoencoder",
@@ -569,17 +568,12 @@ def save_torchscript_diffae(codec: TorchScriptDiffusionAutoencoder, folder: str 
     """Write ``semantic_encoder.pt``, ``noise_model.pt``, ``diffae.json`` and (when fitted) ``density.pt``
     into ``folder`` (created), each atomically; return ``folder``."""
     folder = Path(folder)
-    for name, module in ((SEMANTIC_FILE, codec.encoder), (NOISE_FILE, codec.noise)):
-        buffer = io.BytesIO()
-        with _quiet_torchscript():
-            torch.jit.save(module, buffer)
-        atomic_write_bytes(folder / name, buffer.getvalue())
     if codec.has_density:
         buffer = io.BytesIO()
         torch.save({k: v.cpu() for k, v in codec.density.state_dict().items()}, buffer)
         atomic_write_bytes(folder / DENSITY_FILE, buffer.getvalue())
-    atomic_write_text(folder / DIFFAE_CONFIG_FILE, json.dumps(codec.config, indent=2))
-    return folder
+    return save_scripted_folder(folder, {SEMANTIC_FILE: codec.encoder, NOISE_FILE: codec.noise},
+                                DIFFAE_CONFIG_FILE, codec.config)
 
 
 def load_torchscript_diffae(folder: str | Path, *, device: torch.device | str | None = None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from privis.errors import InvalidInputError
 from privis.fsutil import atomic_write_bytes, atomic_write_text
@@ -125,16 +125,24 @@ class TorchScriptCodec(LatentCodec):
         return (x + 1.0) * 0.5 if self.value_range == "signed" else x
 
 
-def save_torchscript_codec(codec: TorchScriptCodec, folder: str | Path) -> Path:
-    """Write ``encoder.pt``, ``decoder.pt`` and ``codec.json`` into ``folder`` (created), each atomically."""
+def save_scripted_folder(folder: str | Path, modules: dict[str, nn.Module], config_file: str,
+                         config: dict[str, Any]) -> Path:
+    """Write each TorchScript module under its file name and ``config`` as JSON into ``folder`` (created),
+    each file atomically; return ``folder``."""
     folder = Path(folder)
-    for name, module in ((ENCODER_FILE, codec.encoder), (DECODER_FILE, codec.decoder)):
+    for name, module in modules.items():
         buffer = io.BytesIO()
         with _quiet_torchscript():
             torch.jit.save(module, buffer)
         atomic_write_bytes(folder / name, buffer.getvalue())
-    atomic_write_text(folder / CONFIG_FILE, json.dumps(codec.config, indent=2))
+    atomic_write_text(folder / config_file, json.dumps(config, indent=2))
     return folder
+
+
+def save_torchscript_codec(codec: TorchScriptCodec, folder: str | Path) -> Path:
+    """Write ``encoder.pt``, ``decoder.pt`` and ``codec.json`` into ``folder`` (created), each atomically."""
+    return save_scripted_folder(folder, {ENCODER_FILE: codec.encoder, DECODER_FILE: codec.decoder}, CONFIG_FILE,
+                                codec.config)
 
 
 def load_torchscript_codec(folder: str | Path, *, device: torch.device | str | None = None) -> TorchScriptCodec:
